@@ -1,0 +1,163 @@
+"""The detached reaper process: from the fork to the tree's removal.
+
+It runs in the grandchild of the runner's double fork (see runner.launch):
+own session, cwd /, stdio on /dev/null, no inherited fd but its own, deaf to
+terminal signals. Then: arm the watch, tell the runner it may exec, wait for
+the payload's exit, wait for the remaining lease holders, remove the tree,
+sweep what dead runs left, exit.
+"""
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from reaper import leases, watch
+from reaper.removal import remove_tree
+
+
+@dataclass
+class Job:
+    tree_id: str
+    runtime: str
+    tree_path: str
+    tree_dev: int
+    tree_ino: int
+    lock_fd: int
+    token: object                 # from watch.prepare_self(), made before the fork
+    mode: str = "dir"             # "dir" | "fuse"
+    entries: list = field(default_factory=list)
+    cache: str | None = None
+    handshake_fd: int | None = None   # write end: "ok\n" or "error: ...\n"
+    keep: bool = False
+
+    def fds(self) -> list:
+        fds = [self.lock_fd]
+        if self.handshake_fd is not None:
+            fds.append(self.handshake_fd)
+        fileno = getattr(self.token, "fileno", None)
+        if fileno and fileno() is not None:
+            fds.append(fileno())
+        return fds
+
+
+def log_to(path: str | None):
+    """RUNX_REAPER_LOG=FILE: a line per step, for debugging; silent otherwise."""
+    if not path:
+        return lambda msg: None
+
+    def log(msg: str) -> None:
+        try:
+            with open(path, "a") as f:
+                f.write(f"{time.time():.3f} reaper[{os.getpid()}] {msg}\n")
+        except OSError:
+            pass
+
+    return log
+
+
+# Terminal-generated and session signals never concern the reaper. SIGTERM
+# (systemd's KillMode=control-group sends it to every process of the unit)
+# must not lose the cleanup either: the reaper ignores it, keeps waiting, and
+# removes the tree as soon as the payload is gone.
+_IGNORED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGPIPE",
+            "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+
+def detach(keep: list) -> None:
+    for name in _IGNORED:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    # Close everything else the caller gave us (pipes, sockets, NOTIFY_SOCKET…):
+    # holding a caller's pipe would keep `$(runx …)` waiting after the payload.
+    lo = 3
+    for fd in sorted(keep):
+        if fd >= lo:
+            os.closerange(lo, fd)
+            lo = fd + 1
+    os.closerange(lo, 1 << 20)
+
+
+def main(job: Job, log_path: str | None) -> None:
+    """Entry point in the forked grandchild. Never returns."""
+    try:
+        detach(job.fds())
+        run(job, log_to(log_path))
+    finally:
+        os._exit(0)
+
+
+def reply(job: Job, message: str) -> None:
+    if job.handshake_fd is not None:
+        try:
+            os.write(job.handshake_fd, message.encode() + b"\n")
+        except OSError:
+            pass
+        os.close(job.handshake_fd)
+        job.handshake_fd = None
+
+
+def run(job: Job, log) -> None:
+    log(f"watching pid {getattr(job.token, 'pid', job.token)} for {job.tree_path} via {watch.NAME}")
+    try:
+        w = watch.arm(job.token)
+    except Exception as e:
+        reply(job, f"error: cannot watch the runner ({e})")
+        return
+    if job.mode == "fuse":
+        from reaper import fuse_tree
+
+        fuse_tree.serve(job, w, log)
+        return
+    reply(job, "ok")
+    watch.wait_all([w])
+    log("payload exited")
+    if job.keep:
+        log("--keep: leaving the tree")
+        return
+    wait_for_leases(job.tree_path, log)
+    remove_tree(job.runtime, job.tree_id, expect=(job.tree_dev, job.tree_ino))
+    finish(job, log)
+
+
+def wait_for_leases(tree: str, log) -> None:
+    """Wait until no live process uses ``tree``. A holder found by the scan is
+    re-checked once its watch is open, so a PID reused in between is not
+    mistaken for it; after every round the scan runs again, since holders
+    may have started others."""
+    while True:
+        watches = []
+        for pid in leases.holders(tree):
+            try:
+                w = watch.watch(pid)
+            except (ProcessLookupError, PermissionError):
+                continue
+            if leases.holds(pid, tree):
+                watches.append(w)
+            else:
+                w.close()
+        if not watches:
+            return
+        log(f"waiting for {len(watches)} lease holder(s): {[w.pid for w in watches]}")
+        watch.wait_all(watches)
+        for w in watches:
+            w.close()
+
+
+def finish(job: Job, log) -> None:
+    """Tree gone: drop the lock (file first, then the flock), then sweep."""
+    try:
+        os.unlink(os.path.join(job.runtime, job.tree_id + ".lock"))
+    except OSError:
+        pass
+    os.close(job.lock_fd)
+    log(f"removed {job.tree_path}")
+    from reaper.sweep import sweep
+
+    sweep(job.runtime, job.cache, log=log)

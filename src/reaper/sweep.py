@@ -1,0 +1,179 @@
+"""Find and remove what dead runs left: trees whose lock is free and that no
+process uses, and half-built layers whose builder died.
+
+Run by every reaper after it removed its own tree, and by ``runx gc``. A
+tree's lock is held by its reaper for the tree's whole life, so taking it
+proves there is no owner, whatever happened to the owner.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import stat
+import subprocess
+from dataclasses import dataclass
+
+from reaper import leases
+from reaper.removal import remove_tree
+
+LOCK_SUFFIX = ".lock"
+
+
+@dataclass
+class TreeState:
+    id: str
+    path: str
+    meta: dict
+    state: str          # "running" | "waiting" | "stale" | "kept"
+    holders: list
+
+
+def _owned_locks(runtime: str):
+    try:
+        names = os.listdir(runtime)
+    except OSError:
+        return
+    uid = os.geteuid()
+    for name in sorted(names):
+        if not name.endswith(LOCK_SUFFIX) or name.startswith("."):
+            continue
+        p = os.path.join(runtime, name)
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_uid == uid:
+            yield name[: -len(LOCK_SUFFIX)], p
+
+
+def _try_lock(path: str):
+    """Open and flock ``path`` without waiting; None if held or gone."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        st, st2 = os.fstat(fd), os.stat(path, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) == (st2.st_dev, st2.st_ino):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _read_meta(fd: int) -> dict:
+    try:
+        data = os.pread(fd, 1 << 16, 0)
+        meta = json.loads(data or b"{}")
+        return meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def unmount_if_dead(path: str) -> None:
+    """A FUSE tree whose server died without auto_unmount answers ENOTCONN:
+    detach it so the empty mountpoint can go."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            for tool in ("fusermount3", "fusermount"):
+                try:
+                    subprocess.run([tool, "-u", "-z", path], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    return
+                except OSError:
+                    continue
+
+
+def survey(runtime: str) -> list:
+    """Every tree runx made under ``runtime``, with its state (for ``runx ls``)."""
+    out = []
+    for tid, lock_path in _owned_locks(runtime):
+        path = os.path.join(runtime, tid)
+        fd = _try_lock(lock_path)
+        if fd is None:
+            try:
+                with open(lock_path, "rb") as f:
+                    meta = json.loads(f.read() or b"{}")
+            except (OSError, ValueError):
+                meta = {}
+            out.append(TreeState(tid, path, meta, "running", []))
+            continue
+        try:
+            meta = _read_meta(fd)
+            holders = leases.holders(path)
+            state = "kept" if meta.get("keep") else ("waiting" if holders else "stale")
+            out.append(TreeState(tid, path, meta, state, holders))
+        finally:
+            os.close(fd)
+    return out
+
+
+def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
+          include_kept: bool = False, log=lambda msg: None) -> list:
+    """Remove stale trees (and half-built layers). Returns the paths removed
+    (or that would be, with ``dry_run``)."""
+    removed = []
+    for tid, lock_path in _owned_locks(runtime):
+        fd = _try_lock(lock_path)
+        if fd is None:
+            continue                       # a live reaper or runner owns it
+        try:
+            meta = _read_meta(fd)
+            path = os.path.join(runtime, tid)
+            if meta.get("keep") and not include_kept:
+                continue
+            holders = leases.holders(path)
+            if holders:
+                log(f"sweep: {path} still used by {holders}")
+                continue
+            removed.append(path)
+            if dry_run:
+                continue
+            unmount_if_dead(path)
+            if remove_tree(runtime, tid):
+                os.unlink(lock_path)        # tree first, lock last
+                log(f"sweep: removed {path}")
+        finally:
+            os.close(fd)
+    if cache:
+        removed += sweep_layers(cache, dry_run=dry_run, log=log)
+    return removed
+
+
+def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> list:
+    """Half-built layers (``.tmp-*``) whose builder is gone."""
+    root = os.path.join(cache, "layers")
+    removed = []
+    try:
+        keys = os.listdir(root)
+    except OSError:
+        return removed
+    for k in keys:
+        kdir = os.path.join(root, k)
+        try:
+            junk = [n for n in os.listdir(kdir) if n.startswith((".tmp-", ".link-"))]
+        except OSError:
+            continue
+        if not junk:
+            continue
+        fd = _try_lock(os.path.join(kdir, "lock"))
+        if fd is None:
+            continue                       # a builder is at work
+        try:
+            for n in junk:
+                removed.append(os.path.join(kdir, n))
+                if dry_run:
+                    continue
+                if n.startswith(".link-"):
+                    os.unlink(os.path.join(kdir, n))
+                else:
+                    remove_tree(kdir, n)
+                log(f"sweep: removed half-built {kdir}/{n}")
+        finally:
+            os.close(fd)
+    return removed

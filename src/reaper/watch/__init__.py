@@ -1,0 +1,70 @@
+"""Wait for a process to exit: one interface, one implementation per platform,
+chosen once here. Nothing above this module asks which OS it runs on.
+
+- Linux: pidfd (``_pidfd``). The runner opens a pidfd for its own PID before
+  forking; the reaper inherits it, so there is no window in which the PID
+  could be reused.
+- macOS/BSD: kqueue ``EVFILT_PROC``/``NOTE_EXIT`` (``_kqueue``). kqueues are
+  not inherited across fork, so the reaper registers itself and the runner
+  waits for its "armed" byte before exec (NEEDS_ARMING).
+- Elsewhere: psutil polling with create-time identity (``_poll``); also
+  armed by the reaper, since the runner must not import psutil.
+
+Each module offers: ``NEEDS_ARMING``; ``prepare_self()`` (runner side, cheap,
+before fork); ``arm(token)`` (reaper side) → Watch; ``watch(pid)`` → Watch or
+ProcessLookupError. A Watch has ``pid``, ``fileno()`` (a pollable fd, or None)
+``exited()`` and ``close()``.
+"""
+
+import os
+import select
+import sys
+import time
+
+
+def _pidfd_works() -> bool:
+    if not (sys.platform.startswith("linux") and hasattr(os, "pidfd_open")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+        return True
+    except OSError:          # ENOSYS before Linux 5.3, or blocked by seccomp
+        return False
+
+
+if _pidfd_works():
+    from reaper.watch import _pidfd as _impl
+elif hasattr(select, "kqueue"):
+    from reaper.watch import _kqueue as _impl
+else:
+    from reaper.watch import _poll as _impl
+
+NAME = _impl.__name__.rsplit("._", 1)[-1]
+NEEDS_ARMING = _impl.NEEDS_ARMING
+prepare_self = _impl.prepare_self
+arm = _impl.arm
+watch = _impl.watch
+
+
+def wait_all(watches: list, timeout: float | None = None) -> list:
+    """Block until every watched process has exited or ``timeout`` passes.
+    Returns the watches still alive (empty when all are gone)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    alive = [w for w in watches if not w.exited()]
+    delay = 0.01
+    while alive:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        fds = [w for w in alive if w.fileno() is not None]
+        if len(fds) == len(alive):
+            p = select.poll()
+            for w in fds:
+                p.register(w.fileno(), select.POLLIN)
+            p.poll(None if remaining is None else max(0, int(remaining * 1000)) + 1)
+        else:
+            # Bounded back-off for watches without an fd (polling platforms).
+            time.sleep(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * 2, 0.5)
+        alive = [w for w in alive if not w.exited()]
+    return alive

@@ -1,0 +1,23 @@
+"""User-facing failures: one line on stderr, a hint, a documented exit code."""
+
+# Exit codes runx itself uses before the exec. After the exec every status is
+# the payload's own, including deaths by signal.
+EXIT_ENV = 1          # the environment could not be built (uv failed, disk full, FUSE missing)
+EXIT_USAGE = 2        # what was typed is wrong: option, missing command/file, bad metadata
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+
+class RunxError(Exception):
+    """An error the user can act on: printed as ``runx: error: MESSAGE`` plus a hint."""
+
+    def __init__(self, message: str, hint: str | None = None, code: int = EXIT_ENV):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.code = code
+
+
+class UsageError(RunxError):
+    def __init__(self, message: str, hint: str | None = "see 'runx --help'"):
+        super().__init__(message, hint, EXIT_USAGE)

@@ -1,0 +1,130 @@
+"""The base interpreter a run's environment is built on.
+
+Default: the interpreter runx itself runs on, known without spawning
+anything. ``--python`` takes a path, a command on PATH, or a version request
+that uv resolves (``3.12``). Facts about a foreign interpreter are learned
+once by running it and cached by (path, size, mtime), so warm runs never
+spawn it.
+
+The environment always links to the *real* base interpreter (the end of the
+symlink chain, below any venv): a run started inside another venv or another
+runx tree gets an environment independent of it.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+
+from runner.errors import RunxError
+
+_PROBE = (
+    "import json, os, sys, sysconfig;"
+    "b = os.path.realpath(getattr(sys, '_base_executable', None) or sys.executable);"
+    "print(json.dumps({'executable': b, 'version': '%d.%d.%d' % sys.version_info[:3],"
+    " 'implementation': sys.implementation.name, 'abiflags': getattr(sys, 'abiflags', ''),"
+    " 'platform': sysconfig.get_platform()}))"
+)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    executable: str       # realpath of the base interpreter binary
+    version: str          # "3.11.7"
+    implementation: str   # "cpython"
+    abiflags: str
+    platform: str
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+    @property
+    def lib_dir(self) -> str:
+        """site-packages of a venv on this interpreter, relative to the venv."""
+        if self.implementation == "pypy":
+            return "site-packages"
+        return f"lib/python{self.minor}{'t' if 't' in self.abiflags else ''}/site-packages"
+
+    def identity(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def _base_of_current() -> str:
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def current() -> Interpreter:
+    import sysconfig  # already imported by site at start-up: free
+
+    return Interpreter(
+        executable=_base_of_current(),
+        version="%d.%d.%d" % sys.version_info[:3],
+        implementation=sys.implementation.name,
+        abiflags=getattr(sys, "abiflags", ""),
+        platform=sysconfig.get_platform(),
+    )
+
+
+def find(request: str | None, cache: str) -> Interpreter:
+    if not request:
+        return current()
+    if os.sep in request or os.path.exists(request):
+        path = os.path.abspath(request)
+        if not os.path.isfile(path):
+            raise RunxError(f"--python {request}: no such interpreter",
+                            "give a path to a python executable, a command on PATH or a version like 3.11")
+    elif re.fullmatch(r"(?:(?:cpython|python|pypy|cp)-?)?\d+(?:\.\d+){0,2}[t]?", request):
+        exe = shutil.which(f"python{request}") if re.fullmatch(r"\d+\.\d+", request) else None
+        path = exe or _uv_find(request)
+    else:
+        path = shutil.which(request)
+        if path is None:
+            raise RunxError(f"--python {request}: not found on PATH",
+                            "give a path to a python executable, a command on PATH or a version like 3.11")
+    real = os.path.realpath(path)
+    if real == _base_of_current():
+        return current()
+    return _probe_cached(real, cache)
+
+
+def _uv_find(request: str) -> str:
+    from runner import uv
+
+    path = uv.python_find(request)
+    if not path:
+        raise RunxError(f"--python {request}: no such Python found",
+                        f"install it (e.g. 'uv python install {request}') or give a path")
+    return path
+
+
+def _probe_cached(path: str, cache: str) -> Interpreter:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise RunxError(f"--python {path}: {e.strerror}")
+    key = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
+    entry = os.path.join(cache, "interpreters", key + ".json")
+    try:
+        with open(entry) as f:
+            return Interpreter(**json.load(f))
+    except (OSError, ValueError, TypeError):
+        pass
+    import subprocess
+
+    try:
+        out = subprocess.run([path, "-I", "-S", "-c", _PROBE], capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=30, check=True).stdout
+        info = Interpreter(**json.loads(out))
+    except (OSError, subprocess.SubprocessError, ValueError, TypeError):
+        raise RunxError(f"--python {path}: not a working Python interpreter",
+                        "give a path to a python executable, a command on PATH or a version like 3.11")
+    os.makedirs(os.path.dirname(entry), mode=0o700, exist_ok=True)
+    tmp = f"{entry}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(asdict(info), f)
+    os.replace(tmp, entry)
+    return info

@@ -1,0 +1,186 @@
+"""The cached layer: one immutable, byte-compiled venv per requirement set.
+
+A layer is named by a key (requirements + interpreter identity + index
+options) and lives at ``<cache>/layers/<key>/<build-id>/``; the symlink
+``<key>/current`` names the build in use. Warm runs only read that link and
+the build's small manifest. Builds happen aside (``.tmp-<id>``) under the
+key's flock and are renamed into place, so a reader never sees half a layer
+and concurrent runs of one spec wait for the one builder. Unpinned sets are
+rebuilt after RUNX_FRESHNESS seconds (default one day); an old build stays
+on disk for the trees still using it until ``runx cache prune``.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from runner.errors import RunxError
+from runner.interpreter import Interpreter
+from runner.requirements import Spec
+
+MANIFEST = "runx-layer.json"
+FORMAT = "1"
+DEFAULT_FRESHNESS = 24 * 3600
+
+
+@dataclass
+class Layer:
+    key: str
+    path: str             # the build directory; never changes once renamed into place
+    site_packages: str    # absolute
+    scripts: list         # [{"name", "kind": "python"|"link", "body"?, "mode"}]
+    created: float
+    pinned: bool
+
+
+def key(spec: Spec, interp: Interpreter) -> str:
+    h = hashlib.sha256(FORMAT.encode() + b"\0" + spec.digest().encode() + b"\0"
+                       + interp.identity().encode())
+    return h.hexdigest()[:32]
+
+
+def layers_dir(cache: str) -> str:
+    return os.path.join(cache, "layers")
+
+
+def freshness() -> float:
+    try:
+        return float(os.environ.get("RUNX_FRESHNESS", DEFAULT_FRESHNESS))
+    except ValueError:
+        return DEFAULT_FRESHNESS
+
+
+def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
+    """The warm path: one readlink and one small read."""
+    kdir = os.path.join(layers_dir(cache), k)
+    try:
+        build = os.readlink(os.path.join(kdir, "current"))
+        path = os.path.join(kdir, build)
+        with open(os.path.join(path, MANIFEST), "rb") as f:
+            m = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
+                  m["created"], m["pinned"])
+    if not allow_stale and not layer.pinned and time.time() - layer.created > freshness():
+        return None
+    return layer
+
+
+def ensure(spec: Spec, interp: Interpreter, cache: str, *, refresh: bool, offline: bool,
+           verbosity: int, log) -> Layer:
+    k = key(spec, interp)
+    if not refresh:
+        layer = lookup(cache, k, allow_stale=offline)
+        if layer:
+            log(f"layer hit: {layer.path}")
+            return layer
+    log(f"layer miss: building {k}")
+    return _build(spec, interp, cache, k, refresh=refresh, offline=offline,
+                  verbosity=verbosity, log=log)
+
+
+def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer:
+    from runner import uv
+    from reaper.removal import remove_tree
+
+    kdir = os.path.join(layers_dir(cache), k)
+    os.makedirs(kdir, mode=0o700, exist_ok=True)
+    lock = os.open(os.path.join(kdir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        started = time.time()
+        fcntl.flock(lock, fcntl.LOCK_EX)        # concurrent runs of one spec wait here
+        layer = lookup(cache, k, allow_stale=offline)
+        if layer and (not refresh or layer.created >= started):
+            log(f"layer built meanwhile by another run: {layer.path}")
+            return layer
+        # Holding the lock, any .tmp-* here belongs to a builder that died.
+        for name in os.listdir(kdir):
+            if name.startswith(".tmp-"):
+                remove_tree(kdir, name)
+        build = f"{int(time.time())}-{os.urandom(4).hex()}"
+        tmp = os.path.join(kdir, ".tmp-" + build)
+        try:
+            uv.create_venv(tmp, interp.executable, verbosity)
+            bindir = os.path.join(tmp, "bin")
+            machinery = set(os.listdir(bindir))
+            uv.pip_install(os.path.join(bindir, "python"), spec.uv_args(), offline=offline,
+                           refresh=refresh, compile_bytecode=True, verbosity=verbosity)
+            manifest = {
+                "format": FORMAT, "key": k, "created": time.time(), "pinned": spec.pinned,
+                "python": interp.executable, "site_packages": interp.lib_dir,
+                "requirements": spec.requirements,
+                "scripts": _collect_scripts(bindir, machinery, os.path.join(bindir, "python")),
+            }
+            with open(os.path.join(tmp, MANIFEST), "w") as f:
+                json.dump(manifest, f)
+            _freeze(tmp)
+            final = os.path.join(kdir, build)
+            os.rename(tmp, final)
+            link_tmp = os.path.join(kdir, ".link-" + build)
+            os.symlink(build, link_tmp)
+            os.replace(link_tmp, os.path.join(kdir, "current"))
+        except BaseException:
+            remove_tree(kdir, ".tmp-" + build)
+            raise
+        layer = lookup(cache, k, allow_stale=True)
+        assert layer is not None
+        return layer
+    except OSError as e:
+        raise RunxError(f"building the environment failed: {e.strerror or e}",
+                        f"check free space and permissions under {cache}")
+    finally:
+        os.close(lock)
+
+
+def _collect_scripts(bindir: str, machinery: set, python: str) -> list:
+    """Console scripts the install added. Python ones are stored without their
+    shebang, to be re-headed with each tree's interpreter; anything else
+    (a compiled binary such as ruff's) is linked from the tree."""
+    out = []
+    py = python.encode()
+    for name in sorted(os.listdir(bindir)):
+        if name in machinery:
+            continue
+        path = os.path.join(bindir, name)
+        body = None
+        if not os.path.islink(path) and os.path.getsize(path) < 1 << 20:
+            with open(path, "rb") as f:
+                data = f.read()
+            body = _python_body(data, py)
+        mode = os.stat(path).st_mode & 0o777
+        if body is not None:
+            out.append({"name": name, "kind": "python", "body": body, "mode": mode})
+        else:
+            out.append({"name": name, "kind": "link", "mode": mode})
+    return out
+
+
+def _python_body(data: bytes, python: bytes) -> str | None:
+    """The script after its shebang, if the shebang runs ``python``."""
+    if data.startswith(b"#!" + python + b"\n"):
+        rest = data[len(python) + 3:]
+    elif data.startswith(b"#!/bin/sh\n'''exec' ") and python in data.split(b"\n", 3)[1]:
+        rest = data.split(b"\n", 3)[3] if data.count(b"\n") >= 3 else b""
+    else:
+        return None
+    try:
+        return rest.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _freeze(root: str) -> None:
+    """Make every directory read-only: nothing can add to or remove from a
+    shared layer (a payload's ``pip install`` lands in its own tree).
+    Files keep their modes: with uv's default hardlink mode they are uv's
+    cache entries too, and their mode is uv's business."""
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                os.chmod(p, 0o555)
+    os.chmod(root, 0o555)

@@ -1,0 +1,158 @@
+"""The ephemeral tree: a thin venv over a cached layer, one per run.
+
+A tree is ``<runtime>/<id>/`` plus its lock ``<runtime>/<id>.lock``. The lock
+is flocked before the tree exists and is held until the tree is gone: by the
+runner while it prepares the run, then by the reaper (the open file
+description is shared across fork, and the runner's copy closes at exec).
+A tree whose lock can be taken therefore has no owner, however the owner
+died; no PID file, nothing PID reuse can fool. Removal goes tree first, lock
+last, so a tree without a lock file was never made by runx.
+
+The thin venv is a handful of entries (pyvenv.cfg, interpreter links, a
+.pth that adds the layer, re-headed console scripts): made in time that does
+not depend on the layer's size. ``entries()`` describes them once for both
+``--tree dir`` (written here) and ``--tree fuse`` (served by the reaper).
+"""
+
+import fcntl
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from runner.interpreter import Interpreter
+from runner.layers import Layer
+
+LOCK_SUFFIX = ".lock"
+
+
+@dataclass
+class Entry:
+    path: str            # relative to the tree
+    kind: str            # "dir" | "file" | "symlink"
+    data: str = ""       # file content or symlink target
+    mode: int = 0o755
+
+
+@dataclass
+class Tree:
+    id: str
+    runtime: str
+    path: str
+    lock_fd: int
+    mode: str                       # "dir" | "fuse"
+    dev: int = 0
+    ino: int = 0
+    entries: list = field(default_factory=list)
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.runtime, self.id + LOCK_SUFFIX)
+
+    @property
+    def bin(self) -> str:
+        return os.path.join(self.path, "bin")
+
+
+def _shebang(python: str) -> str:
+    # The kernel reads at most 127 bytes of a shebang line (BINPRM_BUF_SIZE);
+    # longer interpreter paths go through /bin/sh, as uv and pip do.
+    if len(python) + 2 <= 127 and " " not in python:
+        return f"#!{python}\n"
+    return f"#!/bin/sh\n'''exec' '{python}' \"$0\" \"$@\"\n' '''\n"
+
+
+def entries(path: str, interp: Interpreter, layer: Layer | None) -> list:
+    home = os.path.dirname(interp.executable)
+    cfg = (f"home = {home}\ninclude-system-site-packages = false\n"
+           f"version = {interp.version}\nimplementation = {interp.implementation}\n"
+           f"runx-tree = {path}\n")
+    if layer:
+        cfg += f"runx-layer = {layer.path}\n"
+    site = interp.lib_dir
+    out = [Entry("pyvenv.cfg", "file", cfg, 0o644), Entry("bin", "dir"),
+           Entry("bin/python", "symlink", interp.executable),
+           Entry("bin/python3", "symlink", "python"),
+           Entry(f"bin/python{interp.minor}", "symlink", "python")]
+    parts = site.split("/")
+    for i in range(1, len(parts) + 1):
+        out.append(Entry("/".join(parts[:i]), "dir"))
+    if sys.platform.startswith("linux") and site.startswith("lib/"):
+        out.append(Entry("lib64", "symlink", "lib"))
+    if layer:
+        # addsitedir (not a bare path line) so the layer's own .pth files run too.
+        out.append(Entry(f"{site}/_runx_layer.pth", "file",
+                         f"import site; site.addsitedir({layer.site_packages!r})\n", 0o644))
+        head = _shebang(os.path.join(path, "bin", "python"))
+        for s in layer.scripts:
+            target = f"bin/{s['name']}"
+            if s["kind"] == "python":
+                out.append(Entry(target, "file", head + s["body"], s["mode"] | 0o200))
+            else:
+                out.append(Entry(target, "symlink",
+                                 os.path.join(layer.path, "bin", s["name"])))
+    return out
+
+
+def create(runtime: str, *, mode: str, meta: dict) -> Tree:
+    """Lock first, then the (empty) tree directory."""
+    for _ in range(8):
+        tid = os.urandom(6).hex()
+        lock_path = os.path.join(runtime, tid + LOCK_SUFFIX)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A sweep that took the lock between our open and our flock has
+        # unlinked it: ours only if the name still points at our inode.
+        st = os.fstat(fd)
+        try:
+            st2 = os.stat(lock_path, follow_symlinks=False)
+        except FileNotFoundError:
+            st2 = None
+        if st2 is None or (st.st_dev, st.st_ino) != (st2.st_dev, st2.st_ino):
+            os.close(fd)
+            continue
+        break
+    else:  # pragma: no cover - eight sweeps racing one run
+        raise OSError("could not lock a new tree")
+    path = os.path.join(runtime, tid)
+    info = dict(meta, pid=os.getpid(), tree=path, mode=mode, created=time.time())
+    os.write(fd, json.dumps(info).encode())
+    os.mkdir(path, 0o700)
+    st = os.stat(path)
+    return Tree(tid, runtime, path, fd, mode, st.st_dev, st.st_ino)
+
+
+def populate(tree: Tree) -> None:
+    """Write the thin venv into a ``--tree dir`` tree."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for e in tree.entries:
+        p = os.path.join(tree.path, e.path)
+        if e.kind == "dir":
+            os.mkdir(p, 0o755)
+        elif e.kind == "symlink":
+            os.symlink(e.data, p)
+        else:
+            fd = os.open(p, flags, e.mode)
+            try:
+                os.write(fd, e.data.encode())
+            finally:
+                os.close(fd)
+
+
+def discard(tree: Tree) -> None:
+    """Remove a tree the runner still owns (failure before the reaper exists)."""
+    from reaper.removal import remove_tree
+
+    remove_tree(tree.runtime, tree.id, expect=(tree.dev, tree.ino))
+    os.unlink(tree.lock_path)
+    os.close(tree.lock_fd)
+
+
+def read_meta(lock_path: str) -> dict | None:
+    try:
+        with open(lock_path, "rb") as f:
+            return json.loads(f.read() or b"null")
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,83 @@
+"""The one place runx calls uv: create a venv, install into it, find a Python.
+
+Only the cold path imports this module (it imports subprocess). uv's own
+explanation of a failure is what the user needs, so it is shown as is, then
+one runx line that says what runx was doing.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from runner.errors import EXIT_ENV, RunxError
+
+
+def binary() -> str:
+    override = os.environ.get("RUNX_UV")
+    if override:
+        return override
+    try:
+        from uv import find_uv_bin  # the PyPI package ships the binary
+
+        return find_uv_bin()
+    except Exception:
+        pass
+    found = shutil.which("uv")
+    if not found:
+        raise RunxError("uv not found", "install it with 'pip install uv' (runx depends on it)")
+    return found
+
+
+def run(args: list[str], *, what: str, verbosity: int = 0) -> str:
+    """Run ``uv ARGS``. Progress reaches a terminal; elsewhere uv stays quiet
+    unless it fails, when its explanation is printed before runx's line."""
+    show = verbosity >= 0 and sys.stderr.isatty()
+    cmd = [binary(), *args]
+    if verbosity < 0 or (not show and verbosity == 0):
+        cmd.insert(2, "--quiet")
+    if verbosity > 1:
+        cmd.insert(2, "--verbose")
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)   # uv must act on the paths runx gives, nothing else
+    try:
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=None if show else subprocess.PIPE, env=env, text=True,
+            errors="replace")
+    except OSError as e:
+        raise RunxError(f"cannot run uv ({cmd[0]}): {e.strerror}",
+                        "reinstall runx, or set RUNX_UV to a uv binary")
+    if proc.returncode != 0:
+        if proc.stderr:
+            sys.stderr.write(proc.stderr if proc.stderr.endswith("\n") else proc.stderr + "\n")
+        raise RunxError(f"{what} failed (uv exited with {proc.returncode})",
+                        "see uv's explanation above", EXIT_ENV)
+    return proc.stdout
+
+
+def create_venv(path: str, python: str, verbosity: int) -> None:
+    run(["venv", "--no-project", "--python", python, path],
+        what="creating the environment", verbosity=min(verbosity, 0) if verbosity < 1 else verbosity)
+
+
+def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool,
+                compile_bytecode: bool, verbosity: int) -> None:
+    args = ["pip", "install", "--python", python]
+    if compile_bytecode:
+        args.append("--compile-bytecode")
+    if offline:
+        args.append("--offline")
+    if refresh:
+        args.append("--refresh")
+    run(args + uv_args, what="installing the requirements", verbosity=verbosity)
+
+
+def python_find(request: str) -> str | None:
+    try:
+        out = subprocess.run([binary(), "python", "find", "--no-project", request],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+    path = out.stdout.strip()
+    return path if out.returncode == 0 and path else None
