@@ -65,6 +65,13 @@ _IGNORED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIG
 
 
 def detach(keep: list) -> None:
+    # Forked from the runner, the reaper would show in ps as a copy of the
+    # runx command line; its name says what it is (Linux: comm).
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write("runx-reaper")
+    except OSError:
+        pass
     for name in _IGNORED:
         sig = getattr(signal, name, None)
         if sig is not None:
@@ -127,21 +134,10 @@ def run(job: Job, log) -> None:
 
 
 def wait_for_leases(tree: str, log) -> None:
-    """Wait until no live process uses ``tree``. A holder found by the scan is
-    re-checked once its watch is open, so a PID reused in between is not
-    mistaken for it; after every round the scan runs again, since holders
-    may have started others."""
+    """Wait until no live process uses ``tree``; after every round the scan
+    runs again, since holders may have started others."""
     while True:
-        watches = []
-        for pid in leases.holders(tree):
-            try:
-                w = watch.watch(pid)
-            except (ProcessLookupError, PermissionError):
-                continue
-            if leases.holds(pid, tree):
-                watches.append(w)
-            else:
-                w.close()
+        watches = leases.watch_holders(tree)
         if not watches:
             return
         log(f"waiting for {len(watches)} lease holder(s): {[w.pid for w in watches]}")

@@ -90,3 +90,23 @@ def holders(tree: str, exclude: frozenset = frozenset()) -> list:
     import psutil
 
     return [p for p in psutil.pids() if p not in exclude and _psutil_holds(p, tree)]
+
+
+def watch_holders(tree: str) -> list:
+    """A Watch (see reaper.watch) on every current lease holder. Each holder is
+    re-checked once its watch is open, so a PID reused between the scan and
+    the watch is not mistaken for it. Shared by the plain and FUSE reapers:
+    the caller decides how to wait (blocking poll, or trio)."""
+    from reaper import watch
+
+    watches = []
+    for pid in holders(tree):
+        try:
+            w = watch.watch(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+        if holds(pid, tree):
+            watches.append(w)
+        else:
+            w.close()
+    return watches

@@ -198,6 +198,12 @@ def run(o: Options) -> None:
         layer = layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
                               verbosity=o.verbosity, log=log)
 
+    if o.tree == "fuse":
+        from reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
+
+        problem = fuse_tree.missing()
+        if problem:
+            raise RunxError(f"--tree fuse: {problem}", "use --tree dir, or see docs/fuse.md")
     runtime = paths.private_dir(paths.runtime_dir())
     tree = trees.create(runtime, mode=o.tree, meta={
         "layer": layer.path if layer else None, "command": o.command[:8], "keep": o.keep})

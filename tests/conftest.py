@@ -1,0 +1,217 @@
+"""Shared fixtures: every test gets its own runtime directory, checked at the
+end to hold no tree and no live reaper; layers are cached per session.
+
+Nothing here sleeps a fixed time: ``wait_until`` polls with a deadline.
+"""
+
+import base64
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+RUNX = os.path.join(os.path.dirname(sys.executable), "runx")
+
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail with ``what``."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+def proc_state(pid: int) -> str | None:
+    """'R', 'S', 'Z'… or None if the PID does not exist. A zombie is not alive."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    return proc_state(pid) not in (None, "Z", "X")
+
+
+def reapers(runtime: str) -> list:
+    """Live reaper processes that own a tree under ``runtime`` (by their lock fd)."""
+    out = []
+    for n in os.listdir("/proc"):
+        if not n.isdigit():
+            continue
+        pid = int(n)
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "runx-reaper":
+                    continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        if not alive(pid):
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(runtime + "/"):
+                    out.append(pid)
+                    break
+            except OSError:
+                pass
+    return out
+
+
+def runtime_entries(runtime: str) -> list:
+    try:
+        return sorted(os.listdir(runtime))
+    except FileNotFoundError:
+        return []
+
+
+class Runx:
+    """Runs runx with this test's directories."""
+
+    def __init__(self, runtime: str, cache: str, wheelhouse: str):
+        self.runtime = runtime
+        self.cache = cache
+        self.wheelhouse = wheelhouse
+        self.env = dict(os.environ)
+        for var in ("RUNX_ENV", "VIRTUAL_ENV", "RUNX_TREE", "RUNX_REAPER_LOG"):
+            self.env.pop(var, None)
+        self.env.update(RUNX_RUNTIME_DIR=runtime, RUNX_CACHE_DIR=cache)
+        if os.environ.get("RUNX_TEST_REAPER_LOG"):
+            self.env["RUNX_REAPER_LOG"] = os.environ["RUNX_TEST_REAPER_LOG"]
+
+    def argv(self, *args, local: bool = True) -> list:
+        """``runx [--find-links wheelhouse --no-index] ARGS`` (hermetic by default)."""
+        pre = ["--find-links", self.wheelhouse, "--no-index"] if local else []
+        return [RUNX, *pre, *args]
+
+    def run(self, *args, local: bool = True, **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 120)
+        kw.setdefault("env", self.env)
+        return subprocess.run(self.argv(*args, local=local), **kw)
+
+    def popen(self, *args, local: bool = True, **kw) -> subprocess.Popen:
+        kw.setdefault("env", self.env)
+        return subprocess.Popen(self.argv(*args, local=local), **kw)
+
+    def trees(self) -> list:
+        return [e for e in runtime_entries(self.runtime) if not e.endswith(".lock")]
+
+    def wait_clean(self, timeout: float = 15.0):
+        """Nothing left under the runtime directory and no reaper alive."""
+        wait_until(lambda: not runtime_entries(self.runtime) and not reapers(self.runtime),
+                   timeout, f"runtime dir {self.runtime} to be empty and reapers gone "
+                   f"(left: {runtime_entries(self.runtime)}, reapers: {reapers(self.runtime)})")
+
+
+# --- a tiny hermetic package -------------------------------------------------
+
+DEMO_INIT = '''\
+import os, sys
+VERSION = "1.0"
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        print("runxdemo", VERSION, sys.prefix)
+        return 0
+    cmd = args[0]
+    if cmd == "exit":
+        return int(args[1])
+    if cmd == "kill":
+        import signal
+        os.kill(os.getpid(), getattr(signal, args[1]))
+        import time
+        time.sleep(5)
+        return 99
+    if cmd == "raise":
+        raise RuntimeError("boom from runxdemo")
+    if cmd == "forever":
+        while True:
+            print("y" * 60, flush=True)
+    if cmd == "sleep":
+        print("ready", os.getpid(), flush=True)
+        import time
+        time.sleep(float(args[1]))
+        return 0
+    if cmd == "fds":
+        print(" ".join(sorted(os.listdir("/proc/self/fd"), key=int)))
+        return 0
+    print("unknown", cmd, file=sys.stderr)
+    return 2
+'''
+
+
+def build_wheel(directory: str, name: str = "runxdemo", version: str = "1.0",
+                files: dict | None = None, scripts: dict | None = None) -> str:
+    """Write a minimal pure-Python wheel (no build backend needed)."""
+    files = dict(files or {f"{name}/__init__.py": DEMO_INIT})
+    scripts = scripts if scripts is not None else {name: f"{name}:main"}
+    dist = f"{name}-{version}.dist-info"
+    files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    files[f"{dist}/WHEEL"] = ("Wheel-Version: 1.0\nGenerator: runx-tests\n"
+                              "Root-Is-Purelib: true\nTag: py3-none-any\n")
+    if scripts:
+        files[f"{dist}/entry_points.txt"] = "[console_scripts]\n" + "".join(
+            f"{k} = {v}\n" for k, v in scripts.items())
+    record = []
+    for path, content in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(content.encode())}")
+    record.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
+    path = os.path.join(directory, f"{name}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as z:
+        for p, content in files.items():
+            z.writestr(p, content)
+    return path
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory) -> str:
+    d = str(tmp_path_factory.mktemp("wheels"))
+    build_wheel(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def layer_cache(tmp_path_factory) -> str:
+    """One cache for the whole session: layers are built once, like in real use."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture
+def runx(tmp_path, layer_cache, wheelhouse):
+    runtime = str(tmp_path / "run")
+    r = Runx(runtime, layer_cache, wheelhouse)
+    yield r
+    # Leave the machine clean, and say so if the reaper did not.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (runtime_entries(runtime) or reapers(runtime)):
+        time.sleep(0.05)
+    leftovers, stray = runtime_entries(runtime), reapers(runtime)
+    for pid in stray:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if os.path.isdir(runtime):
+        subprocess.run(["chmod", "-R", "u+w", runtime], capture_output=True)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not leftovers and not stray, (
+        f"test left trees {leftovers} / reapers {stray} behind under {runtime}")
