@@ -136,24 +136,33 @@ def run(job: Job, log) -> None:
 def wait_for_leases(tree: str, log) -> None:
     """Wait until no live process uses ``tree``; after every round the scan
     runs again, since holders may have started others."""
-    while True:
-        watches = leases.watch_holders(tree)
-        if not watches:
-            return
-        log(f"waiting for {len(watches)} lease holder(s): {[w.pid for w in watches]}")
+    for watches in leases.rounds(tree, log):
         watch.wait_all(watches)
-        for w in watches:
-            w.close()
 
 
 def finish(job: Job, log) -> None:
-    """Tree gone: drop the lock (file first, then the flock), then sweep."""
-    try:
-        os.unlink(os.path.join(job.runtime, job.tree_id + ".lock"))
-    except OSError:
-        pass
-    os.close(job.lock_fd)
+    """Tree gone: drop the lock (file first, then the flock), then sweep.
+    Ownerless trees still in use are adopted: this reaper holds their locks,
+    waits for their holders and removes them, so a tree whose reaper was
+    killed goes as soon as its last user does."""
+    release(job.runtime, job.tree_id, job.lock_fd)
     log(f"removed {job.tree_path}")
     from reaper.sweep import sweep
 
-    sweep(job.runtime, job.cache, log=log)
+    adopted: list = []
+    sweep(job.runtime, job.cache, adopt=adopted, log=log)
+    for tid, fd in adopted:
+        path = os.path.join(job.runtime, tid)
+        log(f"adopted {path}")
+        wait_for_leases(path, log)
+        remove_tree(job.runtime, tid)
+        release(job.runtime, tid, fd)
+        log(f"removed adopted {path}")
+
+
+def release(runtime: str, tree_id: str, lock_fd: int) -> None:
+    try:
+        os.unlink(os.path.join(runtime, tree_id + ".lock"))
+    except OSError:
+        pass
+    os.close(lock_fd)

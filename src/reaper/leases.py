@@ -95,8 +95,7 @@ def holders(tree: str, exclude: frozenset = frozenset()) -> list:
 def watch_holders(tree: str) -> list:
     """A Watch (see reaper.watch) on every current lease holder. Each holder is
     re-checked once its watch is open, so a PID reused between the scan and
-    the watch is not mistaken for it. Shared by the plain and FUSE reapers:
-    the caller decides how to wait (blocking poll, or trio)."""
+    the watch is not mistaken for it."""
     from reaper import watch
 
     watches = []
@@ -110,3 +109,21 @@ def watch_holders(tree: str) -> list:
         else:
             w.close()
     return watches
+
+
+def rounds(tree: str, log=lambda msg: None):
+    """The lease rounds, shared by the plain and the FUSE reaper, which only
+    differ in how they wait (blocking poll, or trio): yields the watches of
+    every current holder; once the caller has waited for all of them, scans
+    again (holders may have started others), until no holder is left. The
+    watches of a round are closed when the next round is asked for."""
+    while True:
+        watches = watch_holders(tree)
+        if not watches:
+            return
+        log(f"waiting for {len(watches)} lease holder(s): {[w.pid for w in watches]}")
+        try:
+            yield watches
+        finally:
+            for w in watches:
+                w.close()

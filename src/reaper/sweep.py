@@ -114,9 +114,15 @@ def survey(runtime: str) -> list:
 
 
 def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
-          include_kept: bool = False, log=lambda msg: None) -> list:
+          include_kept: bool = False, adopt: list | None = None,
+          log=lambda msg: None) -> list:
     """Remove stale trees (and half-built layers). Returns the paths removed
-    (or that would be, with ``dry_run``)."""
+    (or that would be, with ``dry_run``).
+
+    An ownerless tree that is still in use (its reaper was killed, its
+    payload runs on) is skipped — or, when ``adopt`` is a list, appended to
+    it as (tree id, lock fd): the caller now owns the lock and must reap it.
+    """
     removed = []
     for tid, lock_path in _owned_locks(runtime):
         fd = _try_lock(lock_path)
@@ -130,6 +136,9 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
             holders = leases.holders(path)
             if holders:
                 log(f"sweep: {path} still used by {holders}")
+                if adopt is not None and not dry_run:
+                    adopt.append((tid, fd))
+                    fd = None
                 continue
             removed.append(path)
             if dry_run:
@@ -139,7 +148,8 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
                 os.unlink(lock_path)        # tree first, lock last
                 log(f"sweep: removed {path}")
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
     if cache:
         removed += sweep_layers(cache, dry_run=dry_run, log=log)
     return removed

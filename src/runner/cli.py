@@ -10,7 +10,7 @@ look like runx options.
 import os
 import sys
 
-from runner import __version__
+from runner import __version__, checkpoint
 from runner.errors import EXIT_USAGE, RunxError, UsageError
 
 USAGE = "usage: runx [OPTIONS] [--] COMMAND [ARG...]\n       runx gc [--dry-run] | runx ls"
@@ -148,6 +148,9 @@ def parse(argv: list) -> Options:
     o.command = argv[i:]
     if o.tree not in ("dir", "fuse"):
         raise UsageError(f"--tree {o.tree}: expected 'dir' or 'fuse'")
+    if o.keep and o.tree == "fuse":
+        raise UsageError("--keep needs --tree dir",
+                         "a FUSE tree lives in its reaper's memory and goes with it")
     if not o.command:
         raise UsageError("no command given", "try: runx --with cowsay cowsay -t hi")
     return o
@@ -205,16 +208,23 @@ def run(o: Options) -> None:
         if problem:
             raise RunxError(f"--tree fuse: {problem}", "use --tree dir, or see docs/fuse.md")
     runtime = paths.private_dir(paths.runtime_dir())
-    tree = trees.create(runtime, mode=o.tree, meta={
-        "layer": layer.path if layer else None, "command": o.command[:8], "keep": o.keep})
-    token = None
+    try:
+        tree = trees.create(runtime, mode=o.tree, meta={
+            "layer": layer.path if layer else None, "command": o.command[:8], "keep": o.keep})
+    except OSError as e:
+        raise RunxError(f"cannot create the environment in {runtime}: {e.strerror}",
+                        "check free space and permissions, or set RUNX_RUNTIME_DIR")
     try:
         tree.entries = trees.entries(tree.path, interp, layer)
         if o.tree == "dir":
             trees.populate(tree)
         token = watch.prepare_self()
-    except BaseException:
+        checkpoint("tree")
+    except BaseException as e:
         trees.discard(tree)
+        if isinstance(e, OSError):
+            raise RunxError(f"cannot create the environment in {runtime}: {e.strerror}",
+                            "check free space and permissions, or set RUNX_RUNTIME_DIR")
         raise
     log(f"tree: {tree.path} ({o.tree})")
     job = Job(tree.id, runtime, tree.path, tree.dev, tree.ino, tree.lock_fd, token,
@@ -238,4 +248,5 @@ def run(o: Options) -> None:
     if o.keep and o.verbosity >= 0:
         sys.stderr.write(f"runx: keeping {tree.path}\n")
     log(f"exec {path}")
+    checkpoint("exec")
     launch.exec_payload(path, o.command, env)

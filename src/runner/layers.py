@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from runner import checkpoint
 from runner.errors import RunxError
 from runner.interpreter import Interpreter
 from runner.requirements import Spec
@@ -77,6 +78,10 @@ def ensure(spec: Spec, interp: Interpreter, cache: str, *, refresh: bool, offlin
         layer = lookup(cache, k, allow_stale=offline)
         if layer:
             log(f"layer hit: {layer.path}")
+            try:   # last use, for `runx cache prune --older-than`
+                os.utime(os.path.join(layer.path, MANIFEST))
+            except OSError:
+                pass
             return layer
     log(f"layer miss: building {k}")
     return _build(spec, interp, cache, k, refresh=refresh, offline=offline,
@@ -107,6 +112,7 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer
             uv.create_venv(tmp, interp.executable, verbosity)
             bindir = os.path.join(tmp, "bin")
             machinery = set(os.listdir(bindir))
+            checkpoint("install")
             uv.pip_install(os.path.join(bindir, "python"), spec.uv_args(), offline=offline,
                            refresh=refresh, compile_bytecode=True, verbosity=verbosity)
             manifest = {

@@ -117,10 +117,19 @@ def create(runtime: str, *, mode: str, meta: dict) -> Tree:
     else:  # pragma: no cover - eight sweeps racing one run
         raise OSError("could not lock a new tree")
     path = os.path.join(runtime, tid)
-    info = dict(meta, pid=os.getpid(), tree=path, mode=mode, created=time.time())
-    os.write(fd, json.dumps(info).encode())
-    os.mkdir(path, 0o700)
-    st = os.stat(path)
+    try:
+        info = dict(meta, pid=os.getpid(), tree=path, mode=mode, created=time.time())
+        os.write(fd, json.dumps(info).encode())
+        os.mkdir(path, 0o700)
+        st = os.stat(path)
+    except OSError:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+        os.unlink(lock_path)
+        os.close(fd)
+        raise
     return Tree(tid, runtime, path, fd, mode, st.st_dev, st.st_ino)
 
 
@@ -146,7 +155,10 @@ def discard(tree: Tree) -> None:
     from reaper.removal import remove_tree
 
     remove_tree(tree.runtime, tree.id, expect=(tree.dev, tree.ino))
-    os.unlink(tree.lock_path)
+    try:
+        os.unlink(tree.lock_path)
+    except FileNotFoundError:   # a --tree fuse reaper that failed to mount removed it first
+        pass
     os.close(tree.lock_fd)
 
 

@@ -29,6 +29,17 @@ def binary() -> str:
     return found
 
 
+def _die_with_parent() -> None:
+    """preexec for uv (Linux): SIGKILL it if runx dies, so a killed run never
+    leaves uv writing into a directory the sweep is about to remove."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)     # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:
+        pass
+
+
 def run(args: list[str], *, what: str, verbosity: int = 0) -> str:
     """Run ``uv ARGS``. Progress reaches a terminal; elsewhere uv stays quiet
     unless it fails, when its explanation is printed before runx's line."""
@@ -44,7 +55,8 @@ def run(args: list[str], *, what: str, verbosity: int = 0) -> str:
         proc = subprocess.run(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=None if show else subprocess.PIPE, env=env, text=True,
-            errors="replace")
+            errors="replace",
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     except OSError as e:
         raise RunxError(f"cannot run uv ({cmd[0]}): {e.strerror}",
                         "reinstall runx, or set RUNX_UV to a uv binary")

@@ -1,0 +1,194 @@
+"""The housekeeping commands: ``runx gc``, ``runx ls``, ``runx cache``."""
+
+import os
+import shutil
+import sys
+import time
+
+from runner import paths
+from runner.errors import UsageError
+
+GC_HELP = "usage: runx gc [--dry-run] [--kept]"
+LS_HELP = "usage: runx ls"
+CACHE_HELP = ("usage: runx cache dir | prune [--older-than DAYS] [--dry-run] | clean [--force]")
+
+
+def main(argv: list) -> int:
+    cmd, args = argv[0], argv[1:]
+    if cmd == "gc":
+        return gc(args)
+    if cmd == "ls":
+        return ls(args)
+    return cache(args)
+
+
+def _flags(args: list, allowed: set, usage: str) -> set:
+    for a in args:
+        if a in ("-h", "--help"):
+            print(usage)
+            raise SystemExit(0)
+        if a not in allowed:
+            raise UsageError(f"unknown argument {a}", usage)
+    return set(args)
+
+
+def gc(args: list) -> int:
+    from reaper.sweep import sweep
+
+    flags = _flags(args, {"--dry-run", "--kept"}, GC_HELP)
+    runtime, cache_dir = paths.runtime_dir(), paths.cache_dir()
+    dry = "--dry-run" in flags
+    removed = sweep(runtime, cache_dir, dry_run=dry, include_kept="--kept" in flags)
+    for p in removed:
+        print(f"{'would remove' if dry else 'removed'} {p}")
+    if not removed:
+        print("nothing to remove")
+    return 0
+
+
+def _size(path: str) -> int:
+    total = 0
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+        except OSError:
+            pass
+    return total
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return True      # no /proc: kill(0) said it exists
+
+
+def ls(args: list) -> int:
+    from reaper import leases
+    from reaper.sweep import survey
+
+    _flags(args, set(), LS_HELP)
+    rows = []
+    for t in survey(paths.runtime_dir()):
+        pid = t.meta.get("pid", "?")
+        if t.state == "running":
+            if _pid_alive(pid):
+                state = "running"
+            else:
+                n = len(leases.holders(t.path))
+                state = f"waiting for {n} process{'es' if n != 1 else ''}"
+        elif t.state == "waiting":
+            state = f"stale, used by {len(t.holders)} process{'es' if len(t.holders) != 1 else ''}"
+        else:
+            state = t.state
+        rows.append((t.path, str(pid), state, _human(_size(t.path))))
+    if not rows:
+        print("no live environments")
+        return 0
+    widths = [max(len(r[i]) for r in rows + [("TREE", "PID", "STATE", "SIZE")]) for i in range(4)]
+    for r in [("TREE", "PID", "STATE", "SIZE")] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _live_layers(runtime: str) -> set:
+    """Layer builds that a tree under ``runtime`` uses (or may: any lock file)."""
+    from reaper.sweep import survey
+
+    return {os.path.realpath(t.meta["layer"]) for t in survey(runtime) if t.meta.get("layer")}
+
+
+def cache(args: list) -> int:
+    from reaper.removal import remove_tree
+
+    if not args or args[0] in ("-h", "--help"):
+        print(CACHE_HELP)
+        return 0 if args else 2
+    cmd, rest = args[0], args[1:]
+    root = paths.cache_dir()
+    layers = os.path.join(root, "layers")
+    if cmd == "dir":
+        _flags(rest, set(), CACHE_HELP)
+        print(root)
+        return 0
+    if cmd == "prune":
+        older = None
+        dry = False
+        i = 0
+        while i < len(rest):
+            if rest[i] == "--older-than" and i + 1 < len(rest):
+                try:
+                    older = float(rest[i + 1]) * 86400
+                except ValueError:
+                    raise UsageError(f"--older-than {rest[i + 1]}: expected a number of days", CACHE_HELP)
+                i += 2
+            elif rest[i] == "--dry-run":
+                dry = True
+                i += 1
+            else:
+                raise UsageError(f"unknown argument {rest[i]}", CACHE_HELP)
+        live = _live_layers(paths.runtime_dir())
+        now = time.time()
+        pruned = 0
+        for k in sorted(os.listdir(layers)) if os.path.isdir(layers) else []:
+            kdir = os.path.join(layers, k)
+            try:
+                current = os.readlink(os.path.join(kdir, "current"))
+            except OSError:
+                current = None
+            for build in sorted(os.listdir(kdir)):
+                bpath = os.path.join(kdir, build)
+                if build in ("lock", "current") or build.startswith("."):
+                    continue
+                if os.path.realpath(bpath) in live:
+                    continue               # a live tree runs on it: never
+                try:
+                    used = os.stat(os.path.join(bpath, "runx-layer.json")).st_mtime
+                except OSError:
+                    used = 0
+                superseded = build != current
+                if superseded or (older is not None and now - used > older):
+                    print(f"{'would remove' if dry else 'removed'} {bpath}")
+                    pruned += 1
+                    if not dry:
+                        if build == current:
+                            os.unlink(os.path.join(kdir, "current"))
+                        remove_tree(kdir, build)
+        if not pruned:
+            print("nothing to prune")
+        return 0
+    if cmd == "clean":
+        flags = _flags(rest, {"--force"}, CACHE_HELP)
+        live = _live_layers(paths.runtime_dir())
+        if live and "--force" not in flags:
+            raise UsageError(f"{len(live)} live environment(s) use the cache",
+                             "wait for them, or use 'runx cache clean --force'")
+        if os.path.isdir(layers):
+            remove_tree(root, "layers")
+        shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
+        print(f"removed {layers}")
+        return 0
+    raise UsageError(f"unknown cache command {cmd}", CACHE_HELP)

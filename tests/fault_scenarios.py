@@ -1,0 +1,289 @@
+"""The fault matrix: every way a user can kill or starve a run, and what must
+hold afterwards — no leaked tree or partial environment, no early removal.
+
+Used by tests/test_faults.py (each scenario once) and scripts/faults (each
+scenario N times, as a table). A scenario raises Leak or EarlyRemoval for
+the two promises, AssertionError for anything else.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from conftest import Runx, alive, build_wheel, proc_state, reapers, runtime_entries
+
+
+class Leak(AssertionError):
+    pass
+
+
+class EarlyRemoval(AssertionError):
+    pass
+
+
+def poll(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+    return True
+
+
+def partial_layers(cache: str) -> list:
+    root = os.path.join(cache, "layers")
+    out = []
+    for k in os.listdir(root) if os.path.isdir(root) else []:
+        out += [f"{k}/{n}" for n in os.listdir(os.path.join(root, k)) if n.startswith(".tmp-")]
+    return out
+
+
+def settled(runx: Runx, timeout: float = 15.0) -> None:
+    """Nothing left: no tree, no lock, no live reaper, no half-built layer."""
+    ok = poll(lambda: not runtime_entries(runx.runtime) and not reapers(runx.runtime), timeout)
+    left = runtime_entries(runx.runtime) + partial_layers(runx.cache)
+    if not ok or left:
+        raise Leak(f"left behind: {left}, reapers {reapers(runx.runtime)}")
+
+
+def fresh(runx: Runx) -> Runx:
+    """The same runtime, a cold cache of its own (forces a layer build)."""
+    return Runx(runx.runtime, tempfile.mkdtemp(prefix="runx-cold-"), runx.wheelhouse)
+
+
+def stopped(pid: int) -> bool:
+    return proc_state(pid) == "T"
+
+
+def gc(runx: Runx) -> None:
+    r = runx.run("gc", local=False)
+    assert r.returncode == 0, r.stderr
+
+
+# A payload that proves its tree still exists when it ends (else exit 42).
+CHECK_TREE = ("import os, sys, time; time.sleep(float(sys.argv[1])); "
+              "sys.exit(0 if os.path.isdir(os.environ['RUNX_ENV'] + '/bin') else 42)")
+
+
+def start_payload(runx: Runx, seconds: float, *extra) -> subprocess.Popen:
+    return runx.popen(*extra, "python", "-c", CHECK_TREE, str(seconds),
+                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish_payload(p: subprocess.Popen, expect: int = 0) -> None:
+    p.wait(timeout=60)
+    if p.returncode == 42:
+        raise EarlyRemoval("the payload's tree vanished while it ran")
+    assert p.returncode == expect, (p.returncode, p.stderr.read() if p.stderr else "")
+
+
+def the_reaper(runx: Runx) -> int:
+    assert poll(lambda: len(reapers(runx.runtime)) == 1, 10), reapers(runx.runtime)
+    return reapers(runx.runtime)[0]
+
+
+# --- scenarios -----------------------------------------------------------------
+
+def payload_exits_0(runx):
+    finish_payload(start_payload(runx, 0, "--with", "runxdemo"))
+    settled(runx)
+
+
+def payload_exits_3(runx):
+    r = runx.run("--with", "runxdemo", "runxdemo", "exit", "3")
+    assert r.returncode == 3
+    settled(runx)
+
+
+def payload_sigkilled(runx):
+    p = start_payload(runx, 30)
+    the_reaper(runx)
+    p.kill()
+    p.wait()
+    settled(runx)
+
+
+def _killed_at(runx, point: str, *, needs_gc: bool):
+    cold = fresh(runx)
+    cold.env["RUNX_FAULT_STOP"] = point
+    p = cold.popen("--with", "runxdemo", "python", "-c", "pass",
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert poll(lambda: stopped(p.pid), 60), f"runx never reached checkpoint {point}"
+    p.kill()
+    p.wait()
+    if needs_gc:
+        gc(cold)
+    settled(cold)
+
+
+def runx_killed_during_install(runx):
+    _killed_at(runx, "install", needs_gc=True)
+
+
+def runx_killed_after_tree(runx):
+    _killed_at(runx, "tree", needs_gc=True)
+
+
+def runx_killed_before_exec(runx):
+    # The reaper already runs: it sees the runner die and removes the tree.
+    _killed_at(runx, "exec", needs_gc=False)
+
+
+def uv_dies_with_runx(runx):
+    """A runx killed mid-install takes its uv with it (no orphan writing on)."""
+    cold = fresh(runx)
+    pidfile = os.path.join(cold.cache, "uv.pid")
+    fake = os.path.join(cold.cache, "slow-uv")
+    with open(fake, "w") as f:
+        f.write(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 60\n")
+    os.chmod(fake, 0o755)
+    cold.env["RUNX_UV"] = fake
+    p = cold.popen("--with", "runxdemo", "python", "-c", "pass",
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert poll(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 30)
+    uv_pid = int(open(pidfile).read())
+    p.kill()
+    p.wait()
+    assert poll(lambda: not alive(uv_pid), 10), "uv outlived the runx that started it"
+    gc(cold)
+    settled(cold)
+
+
+def reaper_killed_mid_run(runx):
+    p = start_payload(runx, 1.0, "--with", "runxdemo")
+    os.kill(the_reaper(runx), signal.SIGKILL)
+    finish_payload(p)                      # the payload is unaffected
+    assert poll(lambda: not reapers(runx.runtime), 10)
+    assert runx.trees(), "without its reaper the tree stays until a sweep"
+    gc(runx)
+    settled(runx)
+
+
+def reaper_killed_then_adopted(runx):
+    """The next run's reaper adopts the orphan and removes it once its payload ends."""
+    p = start_payload(runx, 2.0, "--with", "runxdemo")
+    os.kill(the_reaper(runx), signal.SIGKILL)
+    assert poll(lambda: not reapers(runx.runtime), 10)
+    r = runx.run("python", "-c", "pass")      # its reaper sweeps, finds the orphan in use
+    assert r.returncode == 0
+    finish_payload(p)
+    settled(runx)
+
+
+def reaper_sigterm_mid_run(runx):
+    """systemd's KillMode=control-group: SIGTERM must not lose the cleanup."""
+    p = start_payload(runx, 1.0)
+    reaper = the_reaper(runx)
+    os.kill(reaper, signal.SIGTERM)
+    os.kill(reaper, signal.SIGHUP)
+    os.kill(reaper, signal.SIGINT)
+    finish_payload(p)
+    settled(runx)
+
+
+DAEMON = r"""
+import os, sys, time, subprocess
+out, trigger = sys.argv[1], sys.argv[2]
+if os.fork() == 0:
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if os.fork() == 0:
+        while not os.path.exists(trigger):
+            time.sleep(0.02)
+        # re-execute the environment's interpreter and import a requested package
+        r = subprocess.run([sys.executable, "-c", "import runxdemo; print(runxdemo.VERSION)"],
+                           capture_output=True, text=True)
+        with open(out + ".tmp", "w") as f:
+            f.write(r.stdout.strip() or r.stderr)
+        os.rename(out + ".tmp", out)
+        os._exit(0)
+    os._exit(0)
+os.wait()
+"""
+
+
+def daemonized_grandchild(runx):
+    tmp = tempfile.mkdtemp(prefix="runx-daemon-")
+    out, trigger = os.path.join(tmp, "out"), os.path.join(tmp, "go")
+    try:
+        r = runx.run("--with", "runxdemo", "python", "-c", DAEMON, out, trigger)
+        assert r.returncode == 0, r.stderr
+        (tree,) = runx.trees()
+        time.sleep(0.2)   # give a wrong reaper time to remove it: it must not
+        if not runx.trees():
+            raise EarlyRemoval("tree removed while a daemonized grandchild still used it")
+    finally:
+        open(trigger, "w").close()     # never leave the grandchild waiting
+    assert poll(lambda: os.path.exists(out), 30), "the grandchild never reported"
+    result = open(out).read()
+    if result != "1.0":
+        raise EarlyRemoval(f"grandchild could not use the environment: {result}")
+    settled(runx)
+
+
+def disk_full(runx):
+    """A 3 MiB tmpfs as cache and runtime: a 6 MiB wheel cannot fit."""
+    if os.geteuid() != 0:
+        raise AssertionError("disk_full needs root (to mount a tmpfs)")
+    mnt = tempfile.mkdtemp(prefix="runx-full-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", mnt], check=True)
+    try:
+        wheels = os.path.join(mnt, "..", os.path.basename(mnt) + "-wheels")
+        os.makedirs(wheels, exist_ok=True)
+        build_wheel(wheels, "runxbig", "1.0",
+                    files={"runxbig/__init__.py": "",
+                           "runxbig/blob.py": "B = %r\n" % os.urandom(3 << 20).hex()},
+                    scripts={})
+        full = Runx(os.path.join(mnt, "run"), os.path.join(mnt, "cache"), wheels)
+        full.env["UV_CACHE_DIR"] = os.path.join(mnt, "uv")   # uv's copy must not fit either
+        r = full.run("--with", "runxbig", "python", "-c", "import runxbig")
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert r.stderr.strip().splitlines()[-1].startswith("runx: error:"), r.stderr
+        assert "Traceback" not in r.stderr
+        settled(full)
+    finally:
+        subprocess.run(["umount", "-l", mnt])
+        os.rmdir(mnt)
+
+
+def unresolvable(runx):
+    r = runx.run("--with", "runxdemo==404", "python", "-c", "pass")
+    assert r.returncode == 1 and "runx: error:" in r.stderr
+    settled(runx)
+
+
+def concurrent_32(runx):
+    cold = fresh(runx)
+    procs = [cold.popen("--with", "runxdemo", "runxdemo", "exit", "0",
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(32)]
+    for p in procs:
+        p.wait(timeout=180)
+        assert p.returncode == 0, p.stderr.read()
+    builds = [n for k in os.listdir(os.path.join(cold.cache, "layers"))
+              for n in os.listdir(os.path.join(cold.cache, "layers", k))
+              if n not in ("lock", "current")]
+    assert len(builds) == 1, f"one spec must be built once, got {builds}"
+    settled(cold, 60)
+
+
+def sequential_200(runx):
+    for _ in range(200):
+        r = runx.run("--with", "runxdemo", "runxdemo", "exit", "0")
+        assert r.returncode == 0, r.stderr
+    settled(runx, 60)
+
+
+SCENARIOS = {f.__name__: f for f in (
+    payload_exits_0, payload_exits_3, payload_sigkilled,
+    runx_killed_during_install, runx_killed_after_tree, runx_killed_before_exec,
+    uv_dies_with_runx, reaper_killed_mid_run, reaper_killed_then_adopted,
+    reaper_sigterm_mid_run, daemonized_grandchild, disk_full, unresolvable,
+    concurrent_32, sequential_200,
+)}
