@@ -51,9 +51,16 @@ def settled(runx: Runx, timeout: float = 15.0) -> None:
         raise Leak(f"left behind: {left}, reapers {reapers(runx.runtime)}")
 
 
+def scratch(runx: Runx, prefix: str) -> str:
+    """A directory beside the run's runtime dir: cleaned with it, never in /tmp."""
+    parent = os.path.dirname(runx.runtime)
+    os.makedirs(parent, exist_ok=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=parent)
+
+
 def fresh(runx: Runx) -> Runx:
     """The same runtime, a cold cache of its own (forces a layer build)."""
-    return Runx(runx.runtime, tempfile.mkdtemp(prefix="runx-cold-"), runx.wheelhouse)
+    return Runx(runx.runtime, scratch(runx, "cold-cache-"), runx.wheelhouse)
 
 
 def stopped(pid: int) -> bool:
@@ -210,7 +217,7 @@ os.wait()
 
 
 def daemonized_grandchild(runx):
-    tmp = tempfile.mkdtemp(prefix="runx-daemon-")
+    tmp = scratch(runx, "daemon-")
     out, trigger = os.path.join(tmp, "out"), os.path.join(tmp, "go")
     try:
         r = runx.run("--with", "runxdemo", "python", "-c", DAEMON, out, trigger)
@@ -232,11 +239,10 @@ def disk_full(runx):
     """A 3 MiB tmpfs as cache and runtime: a 6 MiB wheel cannot fit."""
     if os.geteuid() != 0:
         raise AssertionError("disk_full needs root (to mount a tmpfs)")
-    mnt = tempfile.mkdtemp(prefix="runx-full-")
+    mnt = scratch(runx, "full-")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", mnt], check=True)
     try:
-        wheels = os.path.join(mnt, "..", os.path.basename(mnt) + "-wheels")
-        os.makedirs(wheels, exist_ok=True)
+        wheels = scratch(runx, "big-wheels-")
         build_wheel(wheels, "runxbig", "1.0",
                     files={"runxbig/__init__.py": "",
                            "runxbig/blob.py": "B = %r\n" % os.urandom(3 << 20).hex()},

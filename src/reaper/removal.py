@@ -38,6 +38,8 @@ def remove_tree(parent: str, name: str, expect: tuple | None = None) -> bool:
             os.rmdir(name, dir_fd=pfd)
         except FileNotFoundError:
             pass
+        except OSError:          # something was left (a mount point inside): say so
+            return False
         return True
     finally:
         os.close(pfd)
@@ -68,7 +70,7 @@ def _clear(dfd: int, st: os.stat_result) -> None:
                 os.close(sub)
             try:
                 os.rmdir(name, dir_fd=dfd)
-            except FileNotFoundError:
+            except OSError:      # gone already, or holds a mount point we skipped
                 pass
         else:
             try:
