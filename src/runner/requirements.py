@@ -80,11 +80,11 @@ class Spec:
         """True when re-resolving could not change the result (all ``==`` pins)."""
         if self.requirement_files:
             return False
-        return all(_PINNED.match(r) for r in self.requirements)
+        return all(_PINNED.match(normalize(r)) for r in self.requirements)
 
     def digest(self) -> str:
         h = hashlib.sha256()
-        for r in sorted(set(self.requirements)):
+        for r in sorted(set(normalize(r) for r in self.requirements)):
             h.update(b"req\0" + r.encode() + b"\0")
         for path in self.requirement_files:
             h.update(b"file\0" + read_requirements_file(path) + b"\0")

@@ -1,0 +1,173 @@
+"""Issue 5: cached layers and thin trees — immutable, byte-compiled, shared;
+the payload's writes land in its own tree; the warm path spawns nothing."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import RUNX, build_wheel, wait_until
+
+
+def layer_builds(cache: str) -> dict:
+    root = os.path.join(cache, "layers")
+    out = {}
+    for k in os.listdir(root) if os.path.isdir(root) else []:
+        out[k] = sorted(n for n in os.listdir(os.path.join(root, k)) if n not in ("lock", "current"))
+    return out
+
+
+@pytest.fixture
+def cold(runx, tmp_path):
+    """runx with a cache of its own, so each test sees its own builds."""
+    runx.cache = str(tmp_path / "cache")
+    runx.env["RUNX_CACHE_DIR"] = runx.cache
+    return runx
+
+
+def test_layer_is_built_once_and_reused(cold):
+    assert cold.run("--with", "runxdemo", "runxdemo").returncode == 0
+    first = layer_builds(cold.cache)
+    assert len(first) == 1 and len(next(iter(first.values()))) == 1
+    assert cold.run("--with", "RunxDemo", "runxdemo").returncode == 0, "names are normalized"
+    assert layer_builds(cold.cache) == first, "a warm run must not build again"
+    cold.wait_clean()
+
+
+def test_layer_is_byte_compiled_and_read_only(cold):
+    cold.run("--with", "runxdemo", "runxdemo")
+    ((key, (build,)),) = layer_builds(cold.cache).items()
+    root = os.path.join(cold.cache, "layers", key, build)
+    site = [d for d, _, files in os.walk(root) if d.endswith("site-packages/runxdemo")][0]
+    assert any(f.endswith(".pyc") for f in os.listdir(os.path.join(site, "__pycache__")))
+    for d, dirs, _ in os.walk(root):
+        assert not os.stat(d).st_mode & 0o222, f"{d} is writable"
+    cold.wait_clean()
+
+
+def test_tree_is_thin_and_writes_land_in_it(cold, tmp_path):
+    """The tree holds only the thin venv; a package installed by the payload
+    goes into the tree (and goes with it), never into the shared layer."""
+    wheels = tmp_path / "more-wheels"
+    wheels.mkdir()
+    build_wheel(str(wheels), "runxextra", "2.0", scripts={})
+    code = ("import os, subprocess, sys, json; tree = os.environ['RUNX_ENV']; "
+            "files = sum(len(f) for _, _, f in os.walk(tree)); "
+            "uv = os.environ['UV_BIN']; "
+            "subprocess.run([uv, 'pip', 'install', '-q', '--python', sys.executable, "
+            "'--no-index', '--find-links', sys.argv[1], 'runxextra'], check=True); "
+            "import runxextra, runxdemo; "
+            "print(json.dumps({'files': files, 'extra': runxextra.__file__, "
+            "'demo': runxdemo.__file__}))")
+    from uv import find_uv_bin
+
+    cold.env["UV_BIN"] = find_uv_bin()
+    r = cold.run("--with", "runxdemo", "python", "-c", code, str(wheels))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["files"] < 20, "the tree must be a thin venv, independent of the layer's size"
+    assert info["extra"].startswith(cold.runtime + "/"), "payload installs land in its tree"
+    assert info["demo"].startswith(cold.cache + "/"), "requested packages come from the layer"
+    cold.wait_clean()
+    layer_files = [f for d, _, fs in os.walk(os.path.join(cold.cache, "layers")) for f in fs]
+    assert not any("runxextra" in f for f in layer_files)
+
+
+def test_no_cache_persists_nothing(cold):
+    r = cold.run("--no-cache", "--with", "runxdemo", "runxdemo")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[2].startswith(cold.runtime + "/")
+    assert layer_builds(cold.cache) == {}
+    cold.wait_clean()
+
+
+def test_refresh_rebuilds_and_old_build_serves_running_trees(cold):
+    p = cold.popen("--with", "runxdemo", "python", "-c",
+                   "import time, runxdemo; print('up', flush=True); time.sleep(30)",
+                   stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "up\n"
+    assert cold.run("--refresh", "--with", "runxdemo", "runxdemo").returncode == 0
+    ((key, builds),) = layer_builds(cold.cache).items()
+    assert len(builds) == 2, "refresh makes a new build beside the one in use"
+    r = cold.run("cache", "prune", local=False)
+    assert "nothing to prune" in r.stdout, "prune must not remove a build a live tree uses"
+    p.kill()
+    p.wait()
+    cold.wait_clean()
+    r = cold.run("cache", "prune", local=False)
+    assert r.stdout.startswith("removed "), r.stdout
+    assert len(layer_builds(cold.cache)[key]) == 1
+
+
+def test_unpinned_layer_is_rebuilt_after_freshness_window(cold):
+    cold.run("--with", "runxdemo", "runxdemo")
+    cold.env["RUNX_FRESHNESS"] = "0"
+    cold.run("--with", "runxdemo", "runxdemo")
+    ((_, builds),) = layer_builds(cold.cache).items()
+    assert len(builds) == 2, "unpinned: re-resolved once the window passed"
+    cold.run("--offline", "--with", "runxdemo", "runxdemo")
+    assert len(layer_builds(cold.cache)[_]) == 2, "--offline accepts a stale layer"
+    cold.wait_clean()
+
+
+def test_pinned_layer_never_expires(cold):
+    cold.env["RUNX_FRESHNESS"] = "0"
+    cold.run("--with", "runxdemo==1.0", "runxdemo")
+    cold.run("--with", "runxdemo==1.0", "runxdemo")
+    ((_, builds),) = layer_builds(cold.cache).items()
+    assert len(builds) == 1
+    cold.wait_clean()
+
+
+def test_cache_clean_refuses_while_trees_live(cold):
+    p = cold.popen("--with", "runxdemo", "python", "-c",
+                   "import time; print('up', flush=True); time.sleep(30)",
+                   stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "up\n"
+    r = cold.run("cache", "clean", local=False)
+    assert r.returncode == 2 and "live environment" in r.stderr
+    p.kill()
+    p.wait()
+    cold.wait_clean()
+    r = cold.run("cache", "clean", local=False)
+    assert r.returncode == 0 and layer_builds(cold.cache) == {}
+
+
+WARM_PROBE = r"""
+import os, sys, runpy
+# Fail loudly if the warm path spawns a process or imports a heavy module.
+import subprocess
+def no(*a, **k):
+    raise SystemExit("warm path spawned a subprocess: %r" % (a,))
+subprocess.Popen.__init__ = no
+os.posix_spawn = no
+_fork = os.fork
+forks = []
+def counting_fork():
+    forks.append(1)
+    return _fork()
+os.fork = counting_fork
+_exec = os.execve
+def report_exec(path, argv, env):
+    heavy = sorted(m for m in ("trio", "psutil", "pyfuse3", "subprocess_used", "runner.uv", "uv",
+                               "ctypes", "tomllib") if m in sys.modules)
+    sys.stderr.write("HEAVY=%s FORKS=%d\n" % (",".join(heavy), len(forks)))
+    _exec(path, argv, env)
+os.execve = report_exec
+sys.argv = ["runx"] + sys.argv[1:]
+from runner.cli import main
+main()
+"""
+
+
+def test_warm_path_spawns_nothing_and_imports_nothing_heavy(cold):
+    assert cold.run("--with", "runxdemo", "runxdemo").returncode == 0      # warm the layer
+    r = subprocess.run([sys.executable, "-c", WARM_PROBE, "--find-links", cold.wheelhouse,
+                        "--no-index", "--with", "runxdemo", "runxdemo"],
+                       env=cold.env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY= FORKS=1" in r.stderr, r.stderr
+    cold.wait_clean()
