@@ -166,7 +166,7 @@ def cache(args: list) -> int:
                 if os.path.realpath(bpath) in live:
                     continue               # a live tree runs on it: never
                 try:
-                    used = os.stat(os.path.join(bpath, "runx-layer.json")).st_mtime
+                    used = os.stat(os.path.join(bpath, "runx-layer.marshal")).st_mtime
                 except OSError:
                     used = 0
                 superseded = build != current

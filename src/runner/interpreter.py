@@ -11,32 +11,40 @@ symlink chain, below any venv): a run started inside another venv or another
 runx tree gets an environment independent of it.
 """
 
-import hashlib
-import json
 import os
-import re
-import shutil
 import sys
-from dataclasses import asdict, dataclass
 
 from runner.errors import RunxError
 
+# Warm path: the default interpreter's facts come from this process; the
+# imports a foreign interpreter needs (subprocess, json, re) are made there.
+
 _PROBE = (
-    "import json, os, sys, sysconfig;"
+    "import json, os, sys;"
     "b = os.path.realpath(getattr(sys, '_base_executable', None) or sys.executable);"
     "print(json.dumps({'executable': b, 'version': '%d.%d.%d' % sys.version_info[:3],"
     " 'implementation': sys.implementation.name, 'abiflags': getattr(sys, 'abiflags', ''),"
-    " 'platform': sysconfig.get_platform()}))"
+    " 'platform': sys.platform + '-' + os.uname().machine}))"
 )
 
+_FIELDS = ("executable", "version", "implementation", "abiflags", "platform")
 
-@dataclass(frozen=True)
+
 class Interpreter:
-    executable: str       # realpath of the base interpreter binary
-    version: str          # "3.11.7"
-    implementation: str   # "cpython"
-    abiflags: str
-    platform: str
+    """The base interpreter: realpath of its binary, "3.11.7", "cpython",
+    ABI flags, and "linux-x86_64"-style platform."""
+
+    __slots__ = _FIELDS
+
+    def __init__(self, executable, version, implementation, abiflags, platform):
+        self.executable = executable
+        self.version = version
+        self.implementation = implementation
+        self.abiflags = abiflags
+        self.platform = platform
+
+    def as_dict(self) -> dict:
+        return {f: getattr(self, f) for f in _FIELDS}
 
     @property
     def minor(self) -> str:
@@ -50,7 +58,7 @@ class Interpreter:
         return f"lib/python{self.minor}{'t' if 't' in self.abiflags else ''}/site-packages"
 
     def identity(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return "\0".join(getattr(self, f) for f in _FIELDS)
 
 
 def _base_of_current() -> str:
@@ -58,20 +66,21 @@ def _base_of_current() -> str:
 
 
 def current() -> Interpreter:
-    import sysconfig  # already imported by site at start-up: free
-
     return Interpreter(
         executable=_base_of_current(),
         version="%d.%d.%d" % sys.version_info[:3],
         implementation=sys.implementation.name,
         abiflags=getattr(sys, "abiflags", ""),
-        platform=sysconfig.get_platform(),
+        platform=sys.platform + "-" + os.uname().machine,
     )
 
 
 def find(request: str | None, cache: str) -> Interpreter:
     if not request:
         return current()
+    import re
+    import shutil
+
     if os.sep in request or os.path.exists(request):
         path = os.path.abspath(request)
         if not os.path.isfile(path):
@@ -102,6 +111,9 @@ def _uv_find(request: str) -> str:
 
 
 def _probe_cached(path: str, cache: str) -> Interpreter:
+    import hashlib
+    import json
+
     try:
         st = os.stat(path)
     except OSError as e:
@@ -125,6 +137,6 @@ def _probe_cached(path: str, cache: str) -> Interpreter:
     os.makedirs(os.path.dirname(entry), mode=0o700, exist_ok=True)
     tmp = f"{entry}.{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(asdict(info), f)
+        json.dump(info.as_dict(), f)
     os.replace(tmp, entry)
     return info

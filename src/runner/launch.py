@@ -9,7 +9,6 @@ before the exec, so the payload starts with no children.
 """
 
 import os
-import signal
 import sys
 
 from runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
@@ -99,10 +98,14 @@ def exec_payload(path: str, argv: list, env: dict):
     # quietly. Restore them as subprocess's restore_signals=True does. Other
     # handlers Python installed (SIGINT) reset to SIG_DFL by exec itself; a
     # signal the caller had ignored (nohup's SIGHUP) stays ignored.
-    for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ"):
-        sig = getattr(signal, name, None)
+    try:
+        import _signal as sigmod    # the C module behind `signal`, which imports enum
+    except ImportError:  # pragma: no cover
+        import signal as sigmod
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        sig = getattr(sigmod, name, None)
         if sig is not None:
-            signal.signal(sig, signal.SIG_DFL)
+            sigmod.signal(sig, sigmod.SIG_DFL)
     # Python's buffers die with the exec.
     sys.stdout.flush()
     sys.stderr.flush()

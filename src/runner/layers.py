@@ -10,37 +10,40 @@ rebuilt after RUNX_FRESHNESS seconds (default one day); an old build stays
 on disk for the trees still using it until ``runx cache prune``.
 """
 
-import fcntl
-import hashlib
-import json
+import marshal
 import os
 import time
-from dataclasses import dataclass
 
 from runner import checkpoint
 from runner.errors import RunxError
 from runner.interpreter import Interpreter
-from runner.requirements import Spec
+from runner.requirements import Spec, _hash
 
+# The manifest twice: JSON for people, marshal for the warm path (marshal is
+# built in and already loaded; json would bring re with it).
 MANIFEST = "runx-layer.json"
-FORMAT = "1"
+FAST_MANIFEST = "runx-layer.marshal"
+FORMAT = "2"
 DEFAULT_FRESHNESS = 24 * 3600
 
 
-@dataclass
 class Layer:
-    key: str
-    path: str             # the build directory; never changes once renamed into place
-    site_packages: str    # absolute
-    scripts: list         # [{"name", "kind": "python"|"link", "body"?, "mode"}]
-    created: float
-    pinned: bool
+    __slots__ = ("key", "path", "site_packages", "scripts", "created", "pinned")
+
+    def __init__(self, key, path, site_packages, scripts, created, pinned):
+        self.key = key
+        self.path = path                    # the build dir; never changes once in place
+        self.site_packages = site_packages  # absolute
+        self.scripts = scripts              # [{"name", "kind": "python"|"link", "body"?, "mode"}]
+        self.created = created
+        self.pinned = pinned
 
 
 def key(spec: Spec, interp: Interpreter) -> str:
-    h = hashlib.sha256(FORMAT.encode() + b"\0" + spec.digest().encode() + b"\0"
-                       + interp.identity().encode())
-    return h.hexdigest()[:32]
+    h = _hash(digest_size=16)
+    h.update(FORMAT.encode() + b"\0" + spec.digest().encode() + b"\0"
+             + interp.identity().encode())
+    return h.hexdigest()
 
 
 def layers_dir(cache: str) -> str:
@@ -60,9 +63,9 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     try:
         build = os.readlink(os.path.join(kdir, "current"))
         path = os.path.join(kdir, build)
-        with open(os.path.join(path, MANIFEST), "rb") as f:
-            m = json.loads(f.read())
-    except (OSError, ValueError):
+        with open(os.path.join(path, FAST_MANIFEST), "rb") as f:
+            m = marshal.loads(f.read())
+    except (OSError, ValueError, EOFError, TypeError):
         return None
     layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
                   m["created"], m["pinned"])
@@ -79,7 +82,7 @@ def ensure(spec: Spec, interp: Interpreter, cache: str, *, refresh: bool, offlin
         if layer:
             log(f"layer hit: {layer.path}")
             try:   # last use, for `runx cache prune --older-than`
-                os.utime(os.path.join(layer.path, MANIFEST))
+                os.utime(os.path.join(layer.path, FAST_MANIFEST))
             except OSError:
                 pass
             return layer
@@ -89,6 +92,9 @@ def ensure(spec: Spec, interp: Interpreter, cache: str, *, refresh: bool, offlin
 
 
 def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer:
+    import fcntl
+    import json
+
     from runner import uv
     from reaper.removal import remove_tree
 
@@ -122,7 +128,9 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer
                 "scripts": _collect_scripts(bindir, machinery, os.path.join(bindir, "python")),
             }
             with open(os.path.join(tmp, MANIFEST), "w") as f:
-                json.dump(manifest, f)
+                json.dump(manifest, f, indent=1)
+            with open(os.path.join(tmp, FAST_MANIFEST), "wb") as f:
+                f.write(marshal.dumps(manifest))
             _freeze(tmp)
             final = os.path.join(kdir, build)
             os.rename(tmp, final)

@@ -6,15 +6,18 @@ layer (uv resolves and validates them); it only normalizes spelling so that
 (``name==1.2``) from ones that must be re-resolved from time to time.
 """
 
-import hashlib
 import os
-import re
-from dataclasses import dataclass, field
 
 from runner.errors import UsageError
 
-_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
-_PINNED = re.compile(r"^[a-z0-9-]+(\[[^\]]*\])?\s*===?\s*[A-Za-z0-9.+!_-]+\s*(;.*)?$")
+# This module is on the warm path: no re, hashlib, dataclasses or json here
+# (together they cost more than the rest of a warm run; see docs/benchmarks.md).
+try:
+    from _blake2 import blake2b as _hash
+except ImportError:  # pragma: no cover - CPython builds without _blake2
+    from hashlib import blake2b as _hash
+
+_PINNED = r"^[a-z0-9-]+(\[[^\]]*\])?\s*===?\s*[A-Za-z0-9.+!_-]+\s*(;.*)?$"
 
 
 def split_with(value: str) -> list[str]:
@@ -53,23 +56,30 @@ def split_with(value: str) -> list[str]:
 def normalize(req: str) -> str:
     """PEP 503 name normalization plus whitespace folding; the rest is kept."""
     req = " ".join(req.split())
-    m = _NAME.match(req)
-    if not m:
-        return req
-    name = re.sub(r"[-_.]+", "-", m.group(1)).lower()
-    return name + req[m.end():]
+    i = 0
+    while i < len(req) and (req[i].isalnum() or req[i] in "._-"):
+        i += 1
+    out = []
+    for ch in req[:i].lower():
+        if ch in "-_.":
+            if not out or out[-1] != "-":
+                out.append("-")
+        else:
+            out.append(ch)
+    return "".join(out) + req[i:]
 
 
-@dataclass
 class Spec:
     """Everything that decides what a layer contains (the layer key's input)."""
 
-    requirements: list[str] = field(default_factory=list)
-    requirement_files: list[str] = field(default_factory=list)   # absolute paths
-    index_url: str | None = None
-    extra_index_urls: list[str] = field(default_factory=list)
-    find_links: list[str] = field(default_factory=list)
-    no_index: bool = False
+    def __init__(self, requirements=(), requirement_files=(), index_url=None,
+                 extra_index_urls=(), find_links=(), no_index=False):
+        self.requirements = list(requirements)
+        self.requirement_files = list(requirement_files)     # absolute paths
+        self.index_url = index_url
+        self.extra_index_urls = list(extra_index_urls)
+        self.find_links = list(find_links)
+        self.no_index = no_index
 
     @property
     def empty(self) -> bool:
@@ -78,12 +88,14 @@ class Spec:
     @property
     def pinned(self) -> bool:
         """True when re-resolving could not change the result (all ``==`` pins)."""
+        import re
+
         if self.requirement_files:
             return False
-        return all(_PINNED.match(normalize(r)) for r in self.requirements)
+        return all(re.match(_PINNED, normalize(r)) for r in self.requirements)
 
     def digest(self) -> str:
-        h = hashlib.sha256()
+        h = _hash(digest_size=20)
         for r in sorted(set(normalize(r) for r in self.requirements)):
             h.update(b"req\0" + r.encode() + b"\0")
         for path in self.requirement_files:

@@ -15,11 +15,9 @@ not depend on the layer's size. ``entries()`` describes them once for both
 """
 
 import fcntl
-import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 
 from runner.interpreter import Interpreter
 from runner.layers import Layer
@@ -27,24 +25,32 @@ from runner.layers import Layer
 LOCK_SUFFIX = ".lock"
 
 
-@dataclass
 class Entry:
-    path: str            # relative to the tree
-    kind: str            # "dir" | "file" | "symlink"
-    data: str = ""       # file content or symlink target
-    mode: int = 0o755
+    """One entry of the thin venv: path relative to the tree, kind "dir" |
+    "file" | "symlink", file content or link target, mode."""
+
+    __slots__ = ("path", "kind", "data", "mode")
+
+    def __init__(self, path: str, kind: str, data: str = "", mode: int = 0o755):
+        self.path = path
+        self.kind = kind
+        self.data = data
+        self.mode = mode
+
+    def __repr__(self):
+        return f"Entry({self.path!r}, {self.kind!r})"
 
 
-@dataclass
 class Tree:
-    id: str
-    runtime: str
-    path: str
-    lock_fd: int
-    mode: str                       # "dir" | "fuse"
-    dev: int = 0
-    ino: int = 0
-    entries: list = field(default_factory=list)
+    def __init__(self, id, runtime, path, lock_fd, mode, dev=0, ino=0):
+        self.id = id
+        self.runtime = runtime
+        self.path = path
+        self.lock_fd = lock_fd
+        self.mode = mode                # "dir" | "fuse"
+        self.dev = dev
+        self.ino = ino
+        self.entries: list = []
 
     @property
     def lock_path(self) -> str:
@@ -119,7 +125,7 @@ def create(runtime: str, *, mode: str, meta: dict) -> Tree:
     path = os.path.join(runtime, tid)
     try:
         info = dict(meta, pid=os.getpid(), tree=path, mode=mode, created=time.time())
-        os.write(fd, json.dumps(info).encode())
+        os.write(fd, _to_json(info).encode())
         os.mkdir(path, 0o700)
         st = os.stat(path)
     except OSError:
@@ -162,9 +168,19 @@ def discard(tree: Tree) -> None:
     os.close(tree.lock_fd)
 
 
-def read_meta(lock_path: str) -> dict | None:
+def _to_json(value) -> str:
+    """JSON for the lock's metadata without importing json (which imports re):
+    the values are str, int, float, bool, None and lists of str."""
     try:
-        with open(lock_path, "rb") as f:
-            return json.loads(f.read() or b"null")
-    except (OSError, ValueError):
-        return None
+        from _json import encode_basestring_ascii as quote
+    except ImportError:  # pragma: no cover
+        from json import dumps as quote
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{quote(k)}: {_to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_to_json(v) for v in value) + "]"
+    if isinstance(value, str):
+        return quote(value)
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return repr(value)
