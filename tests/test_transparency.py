@@ -265,12 +265,6 @@ def test_signals_the_caller_blocked_stay_blocked(caller):
     assert all(int(via["SigBlk"], 16) & (1 << (s - 1)) for s in blocked)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with SIGCHLD blocked by the caller, the exit of runx's middle fork (and of uv, when "
-    "runx runs it) leaves SIGCHLD pending; pending signals survive execve, so the payload "
-    "starts with a SIGCHLD for a child it never had (ShdPnd bit 17), delivered as soon as "
-    "it unblocks SIGCHLD. Fix: in src/runner/launch.py, after the last child is reaped and "
-    "before execve, drain it: if SIGCHLD in signal.sigpending(): signal.sigtimedwait([SIGCHLD], 0)"))
 def test_no_stray_sigchld_pending_when_the_caller_blocked_it(caller):
     also = lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     direct = native_status(caller, False, also=also)
@@ -291,12 +285,6 @@ def test_closed_stdin_stays_closed(caller):
     assert not unexpected, f"with stdin closed runx changed (direct, via runx): {unexpected}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with fd 0 closed, trees.create()'s lock fd becomes fd 0; reaper.daemon.detach() then "
-    "dup2()s /dev/null over fds 0-2 and so closes the tree's lock: the flock is released "
-    "while the payload runs (`runx ls` says 'stale'; gc/sweep rely on the flock). Fix: in "
-    "detach(), move kept fds above 2 (fcntl F_DUPFD_CLOEXEC, 3) before the dup2s, or have "
-    "the runner fill closed fds 0-2 with O_CLOEXEC /dev/null at start"))
 def test_reaper_holds_the_tree_lock_when_stdin_is_closed(runx):
     p = runx.popen("python", "-c", "import time; print('up', flush=True); time.sleep(60)",
                    stdin=None, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(0))
@@ -350,10 +338,6 @@ def reaper_of(payload: int) -> int | None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runx crashes when started with stdout or stderr closed: sys.stdout/sys.stderr is None "
-    "and src/runner/launch.py start_reaper() (and exec_payload()) call sys.stdout.flush() "
-    "-> AttributeError; `python -c ... >&-` itself runs fine"))
 @pytest.mark.parametrize("fd", [1, 2], ids=["stdout", "stderr"])
 def test_closed_stdout_or_stderr_is_no_error(caller, fd):
     also = lambda: os.close(fd)

@@ -8,28 +8,32 @@ sweep what dead runs left, exit.
 """
 
 import os
-import signal
 import time
-from dataclasses import dataclass, field
 
 from reaper import leases, watch
 from reaper.removal import remove_tree
 
+# The runner imports this module before the fork (warm path): nothing heavy
+# at module level; the reaper imports what it needs after the fork.
 
-@dataclass
+
 class Job:
-    tree_id: str
-    runtime: str
-    tree_path: str
-    tree_dev: int
-    tree_ino: int
-    lock_fd: int
-    token: object                 # from watch.prepare_self(), made before the fork
-    mode: str = "dir"             # "dir" | "fuse"
-    entries: list = field(default_factory=list)
-    cache: str | None = None
-    handshake_fd: int | None = None   # write end: "ok\n" or "error: ...\n"
-    keep: bool = False
+    """What the reaper is handed across the fork."""
+
+    def __init__(self, tree_id, runtime, tree_path, tree_dev, tree_ino, lock_fd, token,
+                 mode="dir", entries=(), cache=None, keep=False):
+        self.tree_id = tree_id
+        self.runtime = runtime
+        self.tree_path = tree_path
+        self.tree_dev = tree_dev
+        self.tree_ino = tree_ino
+        self.lock_fd = lock_fd
+        self.token = token                 # from watch.prepare_self(), made before the fork
+        self.mode = mode                   # "dir" | "fuse"
+        self.entries = list(entries)
+        self.cache = cache
+        self.keep = keep
+        self.handshake_fd = None           # write end: "ok\n" or "error: ...\n"
 
     def fds(self) -> list:
         fds = [self.lock_fd]
@@ -64,7 +68,10 @@ _IGNORED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIG
             "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH")
 
 
-def detach(keep: list) -> None:
+def detach() -> None:
+    """Name, signals, cwd (the fds were released by the middle process)."""
+    import signal
+
     # Forked from the runner, the reaper would show in ps as a copy of the
     # runx command line; its name says what it is (Linux: comm).
     try:
@@ -78,11 +85,16 @@ def detach(keep: list) -> None:
             signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     os.chdir("/")
+
+
+def release_caller_fds(keep: list) -> None:
+    """stdio onto /dev/null, every other fd closed but ``keep``. Run in the
+    middle process of the double fork (see runner.launch), before the reaper
+    is forked: holding a caller's pipe would keep `$(runx …)` waiting after
+    the payload, holding NOTIFY_SOCKET would confuse systemd."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    # Close everything else the caller gave us (pipes, sockets, NOTIFY_SOCKET…):
-    # holding a caller's pipe would keep `$(runx …)` waiting after the payload.
     lo = 3
     for fd in sorted(keep):
         if fd >= lo:
@@ -94,7 +106,7 @@ def detach(keep: list) -> None:
 def main(job: Job, log_path: str | None) -> None:
     """Entry point in the forked grandchild. Never returns."""
     try:
-        detach(job.fds())
+        detach()
         run(job, log_to(log_path))
     finally:
         os._exit(0)
@@ -147,7 +159,7 @@ def finish(job: Job, log) -> None:
     killed goes as soon as its last user does."""
     release(job.runtime, job.tree_id, job.lock_fd)
     log(f"removed {job.tree_path}")
-    from reaper.sweep import sweep
+    from reaper.sweep import sweep, unmount_if_dead
 
     adopted: list = []
     sweep(job.runtime, job.cache, adopt=adopted, log=log)
@@ -155,9 +167,13 @@ def finish(job: Job, log) -> None:
         path = os.path.join(job.runtime, tid)
         log(f"adopted {path}")
         wait_for_leases(path, log)
-        remove_tree(job.runtime, tid)
-        release(job.runtime, tid, fd)
-        log(f"removed adopted {path}")
+        unmount_if_dead(path)             # a --tree fuse tree whose server died with its watcher
+        if remove_tree(job.runtime, tid):
+            release(job.runtime, tid, fd)
+            log(f"removed adopted {path}")
+        else:                             # keep the lock file: the next sweep retries
+            os.close(fd)
+            log(f"could not remove adopted {path}")
 
 
 def release(runtime: str, tree_id: str, lock_fd: int) -> None:

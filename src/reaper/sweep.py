@@ -10,6 +10,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -73,20 +74,46 @@ def _read_meta(fd: int) -> dict:
         return {}
 
 
-def unmount_if_dead(path: str) -> None:
-    """A FUSE tree whose server died without auto_unmount answers ENOTCONN:
-    detach it so the empty mountpoint can go."""
+def _fuse_mountpoint(path: str) -> bool | None:
+    """Whether a FUSE file system is mounted at ``path``, from
+    /proc/self/mountinfo (None where there is none). Not from stat: a dead
+    mount whose attributes the kernel still caches stats fine."""
+    want = path.encode()
     try:
-        os.stat(path)
-    except OSError as e:
-        if e.errno == errno.ENOTCONN:
-            for tool in ("fusermount3", "fusermount"):
-                try:
-                    subprocess.run([tool, "-u", "-z", path], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    return
-                except OSError:
-                    continue
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                left, _, right = line.partition(b" - ")
+                fields = left.split()
+                if (len(fields) > 4 and right.startswith(b"fuse")
+                        and re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]),
+                                  fields[4]) == want):
+                    return True
+    except OSError:
+        return None
+    return False
+
+
+def unmount_if_dead(path: str) -> None:
+    """A FUSE tree whose server died without auto_unmount (its fusermount3
+    watcher was killed with it) is still mounted and answers ENOTCONN:
+    detach it so the empty mountpoint can go. Only called for a tree whose
+    lock is free, whose server (its reaper) is therefore gone."""
+    mounted = _fuse_mountpoint(path)
+    if mounted is None:                      # no mountinfo: ask the mount itself
+        try:
+            os.listdir(path)
+            mounted = False
+        except OSError as e:
+            mounted = e.errno == errno.ENOTCONN
+    if not mounted:
+        return
+    for tool in ("fusermount3", "fusermount"):
+        try:
+            subprocess.run([tool, "-u", "-z", path], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return
+        except OSError:
+            continue
 
 
 def survey(runtime: str) -> list:
@@ -140,13 +167,16 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
                     adopt.append((tid, fd))
                     fd = None
                 continue
-            removed.append(path)
             if dry_run:
+                removed.append(path)
                 continue
             unmount_if_dead(path)
             if remove_tree(runtime, tid):
                 os.unlink(lock_path)        # tree first, lock last
+                removed.append(path)
                 log(f"sweep: removed {path}")
+            else:
+                log(f"sweep: could not remove {path}")
         finally:
             if fd is not None:
                 os.close(fd)

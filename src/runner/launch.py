@@ -14,16 +14,20 @@ import sys
 from runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
 
 
-def start_reaper(job, *, needs_handshake: bool) -> None:
+def start_reaper(job, *, needs_handshake: bool, report_pid: bool = False):
+    """Double fork the reaper. With ``report_pid`` (runx -v only: the warm
+    path makes no extra pipe) the middle process writes the reaper's pid on
+    a pipe, and it is returned; otherwise None."""
     from reaper import daemon   # small; imported before the fork, so once
 
     log_path = os.environ.get("RUNX_REAPER_LOG")
-    r = w = None
+    r = w = pr = pw = None
     if needs_handshake:
         r, w = os.pipe()        # both close-on-exec (PEP 446)
         job.handshake_fd = w
-    sys.stdout.flush()
-    sys.stderr.flush()
+    if report_pid:
+        pr, pw = os.pipe()      # the middle writes the reaper's pid
+    flush_stdio()
     pid = os.fork()
     if pid == 0:                                   # middle process
         code = 1
@@ -31,14 +35,26 @@ def start_reaper(job, *, needs_handshake: bool) -> None:
             if r is not None:
                 os.close(r)
             os.setsid()
-            if os.fork() == 0:                     # the reaper
+            # Let go of the caller's fds here, not in the reaper: the runner
+            # waits for this process, so by the exec nothing of runx holds
+            # the caller's pipes, sockets or NOTIFY_SOCKET, and the reaper
+            # never had them.
+            daemon.release_caller_fds(job.fds() + ([pw] if pw is not None else []))
+            reaper = os.fork()
+            if reaper == 0:                        # the reaper
+                if pw is not None:
+                    os.close(pw)
                 daemon.main(job, log_path)         # never returns
+            if pw is not None:
+                os.write(pw, b"%d\n" % reaper)
             code = 0
         finally:
             os._exit(code)
     if w is not None:
         os.close(w)
         job.handshake_fd = None
+    if pw is not None:
+        os.close(pw)
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -46,6 +62,22 @@ def start_reaper(job, *, needs_handshake: bool) -> None:
         except ChildProcessError:   # SIGCHLD ignored by the caller: auto-reaped
             status = 0
             break
+    # The middle process's exit raised SIGCHLD; if the caller runs us with
+    # SIGCHLD blocked it stays pending, and pending signals survive exec:
+    # the payload would start with a SIGCHLD it never earned.
+    try:
+        import _signal as sigmod
+    except ImportError:  # pragma: no cover
+        import signal as sigmod
+    if sigmod.SIGCHLD in sigmod.sigpending():
+        sigmod.sigtimedwait([sigmod.SIGCHLD], 0)
+    reaper_pid = None
+    if pr is not None:
+        try:
+            if status == 0:
+                reaper_pid = int(os.read(pr, 32) or 0) or None
+        finally:
+            os.close(pr)
     if status != 0:
         raise RunxError("could not start the reaper", "check the process limit (ulimit -u)")
     if r is not None:
@@ -54,6 +86,28 @@ def start_reaper(job, *, needs_handshake: bool) -> None:
         if answer != "ok":
             msg = answer[len("error: "):] if answer.startswith("error: ") else "the reaper died"
             raise RunxError(msg, None, EXIT_ENV)
+    return reaper_pid
+
+
+def hold_std_fds() -> None:
+    """If the caller closed fd 0, 1 or 2, park /dev/null there (close-on-exec)
+    until the exec. Otherwise the first fd runx opens — the tree's lock —
+    would land on it, and whatever later treats 0-2 as stdio would clobber
+    it. The payload still starts with the fd closed, as the caller meant."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)   # lowest free fd: this one
+
+
+def flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:          # None when the caller closed the fd
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
 
 
 def resolve(command: str, path_var: str) -> str:
@@ -107,8 +161,7 @@ def exec_payload(path: str, argv: list, env: dict):
         if sig is not None:
             sigmod.signal(sig, sigmod.SIG_DFL)
     # Python's buffers die with the exec.
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_stdio()
     try:
         os.execve(path, argv, env)
     except OSError as e:
