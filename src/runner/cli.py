@@ -1,19 +1,30 @@
 """Command line: parse, then run the story of a run in order.
 
-    what to install (requirements) → the cached layer (layers)
-    → the ephemeral tree (trees) → reaper + exec (launch)
+    what to install (requirements, a script's PEP 723 block) → the cached
+    layer (layers) → the ephemeral tree (trees) → reaper + exec (launch)
 
 Everything from COMMAND on is the payload's, untouched, even arguments that
-look like runx options.
+look like runx options. A first positional that is a script (see
+runner.scripts: an existing ``*.py`` file, or a file whose ``#!`` line
+mentions runx) runs as ``python SCRIPT ARG...``; ``-m MODULE`` as
+``python -m MODULE ARG...``.
+
+Warm path: a plain ``runx --with X cmd`` imports nothing beyond what it did
+before scripts, env files and completion existed; each of those loads its
+module only when used.
 """
 
 import os
 import sys
 
 from runner import __version__, checkpoint
-from runner.errors import EXIT_USAGE, RunxError, UsageError
+from runner.errors import EXIT_ENV, RunxError, UsageError
 
-USAGE = "usage: runx [OPTIONS] [--] COMMAND [ARG...]\n       runx gc [--dry-run] | runx ls"
+USAGE = """\
+usage: runx [OPTIONS] [--] COMMAND [ARG...]
+       runx [OPTIONS] SCRIPT [ARG...]
+       runx [OPTIONS] -m MODULE [ARG...]
+       runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
 HELP = f"""{USAGE}
 
@@ -24,48 +35,79 @@ COMMAND: same PID, same parent, signals and exit status as if started directly.
   runx --with cowsay cowsay -t hello
   runx --with requests,rich python fetch.py
   runx --with-requirements requirements.txt python app.py
+  runx script.py ARG...      (its '# /// script' block, PEP 723, says what to install)
+  runx --with httpie -m httpie --version
+
+SCRIPT is an existing file named *.py, or any file whose first line is a #!
+line that mentions runx: '#!/usr/bin/env -S runx' makes a script runnable
+on its own. It runs as 'python SCRIPT ARG...' on the environment's python,
+with the 'dependencies' of its PEP 723 block (plus --with) installed; a
+'requires-python' the interpreter does not meet is an error.
 
 Options:
   --with REQ            install REQ (repeatable; commas separate several):
                           --with 'httpx>=0.27' --with rich,click
   --with-requirements FILE
-                        install from a requirements file (repeatable):
-                          --with-requirements requirements.txt
+                        install from a requirements file, or the dependencies
+                        of a PEP 723 script (FILE.py); repeatable
   -p, --python PY       base interpreter: a path, a command or a version:
                           --python /usr/bin/python3.11, --python 3.12
                         (default: the Python runx runs on)
+  -m MODULE             run MODULE as 'python -m MODULE'; what follows are
+                        its arguments
   --index-url URL       package index to use instead of PyPI
   --extra-index-url URL additional index (repeatable)
   -f, --find-links PATH look for packages in a directory or page (repeatable):
                           --find-links ./wheels --no-index
   --no-index            use only --find-links
-  --offline             never touch the network (cached layers may be stale)
+  --offline             never touch the network: use cached layers even if
+                        stale, and uv's cache for new ones
   --refresh             re-resolve and rebuild the cached layer now
   --no-cache            install into the run's own tree; nothing persists
-  --keep                do not remove the environment (prints its path)
+  --env-file FILE       add the variables of a dotenv file (NAME=VALUE lines,
+                        quotes, '#' comments, 'export ', ${{NAME}}) to the
+                        command's environment; repeatable, later files win;
+                        runx and uv do not read them
+  --keep                do not remove the environment (prints its path;
+                        'runx gc --kept' removes it later)
   --tree dir|fuse       where the tree lives: a directory (default) or a FUSE
                         mount served by the reaper (Linux, needs pyfuse3);
                         also RUNX_TREE
-  -q, --quiet           say nothing but errors
-  -v, --verbose         explain each step (repeat for uv's own detail)
+  -q, --quiet           say nothing but errors (no uv progress either)
+  -v, --verbose         explain each step: interpreter, layer hit or miss,
+                        tree, reaper and how it waits (-vv: uv's detail too)
+  --completion SHELL    print a completion script for bash, zsh or fish:
+                          eval "$(runx --completion bash)"
   --version             print runx's version
   -h, --help            this help
 
 Commands:
-  runx gc [--dry-run]   remove environments left by runs that were killed
+  runx gc [--dry-run] [--kept]
+                        remove environments left by runs that were killed
+                        (--kept: also those kept with --keep)
   runx ls               list live environments
+  runx cache dir|prune|clean
+                        show, prune or empty the layer cache
 
 The command sees VIRTUAL_ENV and RUNX_ENV set to the environment, and PATH
-with the environment's bin first; nothing else of its process changes.
+with the environment's bin first (plus any --env-file variables); nothing
+else of its process changes. On a terminal a cold build shows uv's progress;
+elsewhere it is silent unless it fails.
 
-Exit status: the command's own once it runs; before that 1 (environment
-could not be built: uv's explanation is shown), 2 (usage), 126 (command not
-executable), 127 (command not found).
+Exit status: the command's own once it runs. Before that, runx exits with
+  1    the environment could not be built (uv's explanation is shown above),
+       the --python interpreter was not found, or it does not satisfy the
+       script's requires-python
+  2    usage: unknown option, missing value, no command, missing script,
+       malformed '# /// script' block, unreadable requirements or env file
+  126  the command is not executable
+  127  the command was not found
+Each error is one line: 'runx: error: WHAT (HINT)'.
 
 Environment: RUNX_CACHE_DIR (layers; default ~/.cache/runx), RUNX_RUNTIME_DIR
 (live trees; default $XDG_RUNTIME_DIR/runx, else RUNX_CACHE_DIR/runs),
 RUNX_FRESHNESS (seconds before unpinned requirements are re-resolved; 86400),
-RUNX_TREE.
+RUNX_TREE, RUNX_DEBUG=1 (a traceback instead of 'internal error').
 """
 
 
@@ -82,13 +124,17 @@ class Options:
         self.refresh = False
         self.no_cache = False
         self.keep = False
+        self.env_files: list = []
         self.tree = os.environ.get("RUNX_TREE") or "dir"
         self.verbosity = 0
+        self.module = None          # -m MODULE
+        self.script = None          # SCRIPT, as given (the command is python SCRIPT ...)
         self.command: list = []
 
 
 _VALUE = {"--with", "--with-requirements", "--python", "-p", "--index-url",
-          "--extra-index-url", "--find-links", "-f", "--tree"}
+          "--extra-index-url", "--find-links", "-f", "--tree", "--env-file", "--completion",
+          "-m"}
 _FLAG = {"--no-index", "--offline", "--refresh", "--no-cache", "--keep", "-q", "--quiet",
          "-v", "--verbose", "-vv", "--version", "-h", "--help"}
 
@@ -105,7 +151,12 @@ def parse(argv: list) -> Options:
             break
         if not arg.startswith("-") or arg == "-":
             break
-        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if arg.startswith("-m") and len(arg) > 2 and not arg.startswith("--"):
+            name, eq, value = "-m", "=", arg[2:]        # -mMODULE, as python takes it
+        elif arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+        else:
+            name, eq, value = arg, "", ""
         if name in _VALUE:
             if not eq:
                 i += 1
@@ -113,7 +164,12 @@ def parse(argv: list) -> Options:
                     raise UsageError(f"{name} needs a value")
                 value = argv[i]
             if name == "--with":
-                o.with_ += split_with(value)
+                reqs = split_with(value)
+                for r in reqs:
+                    if r.startswith("-"):
+                        raise UsageError(f"--with {r}: not a requirement",
+                                         "options go before the command, e.g. --index-url URL")
+                o.with_ += reqs
             elif name == "--with-requirements":
                 o.with_requirements.append(os.path.abspath(value))
             elif name in ("--python", "-p"):
@@ -126,6 +182,19 @@ def parse(argv: list) -> Options:
                 o.find_links.append(value if "://" in value else os.path.abspath(value))
             elif name == "--tree":
                 o.tree = value
+            elif name == "--env-file":
+                o.env_files.append(value)
+            elif name == "--completion":
+                from runner.completion import script
+
+                sys.stdout.write(script(value))
+                raise SystemExit(0)
+            elif name == "-m":
+                if not value:
+                    raise UsageError("-m needs a module name", "e.g. runx --with httpie -m httpie")
+                o.module = value
+                i += 1
+                break                     # like python -m: the rest is the module's
         elif name in _FLAG and not eq:
             if name in ("-h", "--help"):
                 sys.stdout.write(HELP)
@@ -141,11 +210,28 @@ def parse(argv: list) -> Options:
                 o.verbosity = max(o.verbosity, 0) + 2
             else:
                 setattr(o, name[2:].replace("-", "_"), True)
+        elif name in _FLAG:
+            raise UsageError(f"{name} takes no value", f"write {name} alone")
         else:
             raise UsageError(f"unknown option {arg}",
                              "see 'runx --help'; put '--' before a command that starts with '-'")
         i += 1
-    o.command = argv[i:]
+    rest = argv[i:]
+    if o.module is not None:
+        o.command = ["python", "-m", o.module, *rest]
+    elif rest:
+        first = rest[0]
+        # One stat for a plain command name; the scripts module only for files.
+        if first.endswith(".py") or os.path.isfile(first):
+            from runner import scripts
+
+            if scripts.is_script(first):
+                o.script = first
+                o.command = ["python", first, *rest[1:]]
+            elif scripts.missing_script(first):
+                raise UsageError(f"script {first}: no such file", "check the path")
+        if not o.command:
+            o.command = rest
     if o.tree not in ("dir", "fuse"):
         raise UsageError(f"--tree {o.tree}: expected 'dir' or 'fuse'")
     if o.keep and o.tree == "fuse":
@@ -156,8 +242,16 @@ def parse(argv: list) -> Options:
     return o
 
 
+def _say(text: str) -> None:
+    if sys.stderr is not None:          # the caller may have closed fd 2
+        sys.stderr.write(text)
+
+
 def main(argv: list | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    from runner.launch import hold_std_fds
+
+    hold_std_fds()
     try:
         if argv and argv[0] in ("gc", "ls", "cache"):
             from runner import commands
@@ -166,16 +260,69 @@ def main(argv: list | None = None) -> None:
         run(parse(argv))
     except RunxError as e:
         hint = f" ({e.hint})" if e.hint else ""
-        sys.stderr.write(f"runx: error: {e.message}{hint}\n")
+        _say(f"runx: error: {e.message}{hint}\n")
         raise SystemExit(e.code)
     except KeyboardInterrupt:
         # Die of the signal, as the caller expects of an interrupted command.
         import signal
 
-        sys.stderr.flush()
+        from runner.launch import flush_stdio
+
+        flush_stdio()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
         raise SystemExit(130)
+    except Exception as e:
+        # A bug, not a user error: still one line, no traceback, unless asked.
+        if os.environ.get("RUNX_DEBUG"):
+            raise
+        _say(f"runx: error: internal error: {type(e).__name__}: {e} "
+                         "(a bug in runx; RUNX_DEBUG=1 shows the traceback)\n")
+        raise SystemExit(EXIT_ENV)
+
+
+def _inputs(o: Options, log):
+    """Everything the user named, read and checked before anything is made:
+    env files, the script's metadata, requirements files. Returns
+    (extra requirements, requirement files, payload variables, script metadata)."""
+    extra_env: dict = {}
+    if o.env_files:
+        from runner import dotenv
+
+        for f in o.env_files:
+            values = dotenv.parse(dotenv.load(f), {**os.environ, **extra_env}, f)
+            log(f"env file {f}: {len(values)} variable{'s' if len(values) != 1 else ''}"
+                + (f" ({', '.join(values)})" if values else ""))
+            extra_env.update(values)
+    reqs: list = []
+    meta = None
+    if o.script:
+        from runner import scripts
+
+        meta = scripts.read(o.script)
+        if meta.found:
+            log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
+                + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
+        elif meta.unclosed and o.verbosity >= 0:
+            sys.stderr.write(f"runx: warning: {o.script}, line {meta.unclosed}: '# /// script' "
+                             "has no closing '# ///' line; ignored, as PEP 723 says\n")
+        else:
+            log(f"script {o.script}: no '# /// script' block, no extra packages")
+        reqs += meta.dependencies
+    files: list = []
+    for f in o.with_requirements:
+        if f.endswith(".py"):
+            from runner import scripts
+
+            m = scripts.read(f, what="requirements file")
+            log(f"--with-requirements {f}: dependencies {m.dependencies or 'none'}")
+            reqs += m.dependencies
+        else:
+            from runner.requirements import read_requirements_file
+
+            read_requirements_file(f)        # unreadable file: a usage error, now
+            files.append(f)
+    return reqs, files, extra_env, meta
 
 
 def run(o: Options) -> None:
@@ -185,21 +332,27 @@ def run(o: Options) -> None:
     from reaper.daemon import Job
 
     log = (lambda msg: sys.stderr.write(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
+    if o.with_requirements or o.env_files or o.script:
+        script_reqs, req_files, extra_env, meta = _inputs(o, log)
+    else:
+        script_reqs, req_files, extra_env, meta = [], [], None, None
     cache = paths.cache_dir()
     interp = interpreter.find(o.python, cache)
     log(f"interpreter: {interp.executable} ({interp.version})")
-    spec = Spec(o.with_, o.with_requirements, o.index_url, o.extra_index_urls,
-                o.find_links, o.no_index)
-    if spec.requirement_files:
-        from runner.requirements import read_requirements_file
+    if meta is not None and meta.requires_python:
+        from runner import scripts
 
-        for f in spec.requirement_files:
-            read_requirements_file(f)        # unreadable file: a usage error, now
+        scripts.check_python(meta, interp.version, o.script, chosen=bool(o.python))
+        log(f"requires-python {meta.requires_python!r}: {interp.version} satisfies it")
+    spec = Spec(o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
+                o.find_links, o.no_index)
     layer = None
     if not spec.empty and not o.no_cache:
         paths.private_dir(cache)
         layer = layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
                               verbosity=o.verbosity, log=log)
+    elif spec.empty:
+        log("no requirements: the environment is the bare interpreter")
 
     if o.tree == "fuse":
         from reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
@@ -226,27 +379,39 @@ def run(o: Options) -> None:
             raise RunxError(f"cannot create the environment in {runtime}: {e.strerror}",
                             "check free space and permissions, or set RUNX_RUNTIME_DIR")
         raise
-    log(f"tree: {tree.path} ({o.tree})")
+    log(f"tree: {tree.path} ({o.tree}, {len(tree.entries)} entries"
+        + (f" over layer {layer.path})" if layer else ")"))
     job = Job(tree.id, runtime, tree.path, tree.dev, tree.ino, tree.lock_fd, token,
               mode=o.tree, entries=tree.entries, cache=cache, keep=o.keep)
+    handshake = watch.NEEDS_ARMING or o.tree == "fuse"
     try:
-        launch.start_reaper(job, needs_handshake=watch.NEEDS_ARMING or o.tree == "fuse")
+        if o.verbosity > 0:     # only -v pays for learning the reaper's pid
+            reaper_pid = launch.start_reaper(job, needs_handshake=handshake, report_pid=True)
+        else:
+            launch.start_reaper(job, needs_handshake=handshake)
     except BaseException:
         trees.discard(tree)
         raise
     # From here on the reaper owns the tree: whatever happens to this process,
     # its exit wakes the reaper, which removes the tree.
-    log(f"reaper started; waits via {watch.NAME}")
+    if o.verbosity > 0:
+        then = ("then leaves the tree (--keep)" if o.keep else
+                "then waits for any process still using the tree, then removes it")
+        log(f"reaper: pid {reaper_pid or '?'} (own session); waits for pid {os.getpid()} "
+            f"(this process, soon the command) to exit via {watch.NAME}"
+            + (" (armed before exec)" if handshake else "") + f"; {then}")
     if o.no_cache and not spec.empty:
         from runner import uv
 
         uv.pip_install(os.path.join(tree.path, "bin", "python"), spec.uv_args(),
                        offline=o.offline, refresh=o.refresh, compile_bytecode=False,
                        verbosity=o.verbosity)
-    env = launch.payload_env(tree.path, os.environ)
+    base = os.environ if not extra_env else {**os.environ, **extra_env}
+    env = launch.payload_env(tree.path, base)
     path = launch.resolve(o.command[0], env["PATH"])
     if o.keep and o.verbosity >= 0:
         sys.stderr.write(f"runx: keeping {tree.path}\n")
-    log(f"exec {path}")
+    log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
+        + (" ..." if len(o.command) > 6 else ""))
     checkpoint("exec")
     launch.exec_payload(path, o.command, env)

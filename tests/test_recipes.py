@@ -1,0 +1,355 @@
+"""Issue 7: every recipe in docs/recipes.md, read from the document itself
+and run here as far as this machine allows (no editor, no CI runner, no
+systemd as PID 1, no docker engine: their command lines, their file formats,
+and the process facts they rely on are what is checked).
+
+Packages the recipes name (rich, ruff) come from fake wheels of those names
+on a local find-links directory (UV_FIND_LINKS, and an empty local index
+as UV_DEFAULT_INDEX: uv reads both and runx makes them part of the layer's
+name): hermetic, and the recipes' text
+stays the real thing.
+"""
+
+import array
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import RUNX, alive, build_wheel, wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = os.path.join(ROOT, "docs", "recipes.md")
+
+FAKE_RICH = '''\
+import builtins, re
+
+def print(*args, **kw):
+    builtins.print(*(re.sub(r"\\[/?[a-z ]+\\]", "", str(a)) for a in args), **kw)
+'''
+FAKE_RUFF = '''\
+import sys
+
+def main():
+    print("ruff (fake)", " ".join(sys.argv[1:]))
+    print("All checks passed!")
+    return 0
+'''
+
+
+def recipe(name: str) -> str:
+    """The fenced block after ``<!-- recipe: NAME -->`` in docs/recipes.md."""
+    with open(RECIPES) as f:
+        text = f.read()
+    m = re.search(rf"^<!-- recipe: {re.escape(name)} -->\n```[\w-]*\n(.*?)^```$", text,
+                  re.M | re.S)
+    assert m, f"docs/recipes.md has no block for recipe {name}"
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory) -> str:
+    d = str(tmp_path_factory.mktemp("fake-wheels"))
+    build_wheel(d, "rich", "13.0", files={"rich/__init__.py": FAKE_RICH}, scripts={})
+    build_wheel(d, "ruff", "0.5.0", files={"ruff/__init__.py": FAKE_RUFF},
+                scripts={"ruff": "ruff:main"})
+    return d
+
+
+@pytest.fixture
+def env(runx, fakes, tmp_path) -> dict:
+    """The recipes' environment: runx on PATH, packages from the fakes only
+    (the index is an empty local one: uv has no environment variable for
+    --no-index)."""
+    empty = tmp_path / "empty-index"
+    empty.mkdir()
+    index = "file://" + str(empty)
+    e = dict(runx.env, UV_FIND_LINKS=fakes, UV_DEFAULT_INDEX=index, UV_INDEX_URL=index)
+    e.pop("UV_EXTRA_INDEX_URL", None)
+    e.pop("UV_INDEX", None)
+    e["PATH"] = os.path.dirname(RUNX) + os.pathsep + e.get("PATH", "")
+    return e
+
+
+APP = '''\
+# /// script
+# dependencies = ["rich"]
+# ///
+import json, os, sys
+from rich import print
+print(json.dumps({"argv": sys.argv[1:], "pid": os.getpid(), "ppid": os.getppid(),
+                  "env": os.environ.get("RUNX_ENV"), "flags": sys.flags.dev_mode}))
+'''
+
+
+def test_every_recipe_block_is_there():
+    with open(RECIPES) as f:
+        names = re.findall(r"^<!-- recipe: (\S+) -->$", f.read(), re.M)
+    assert sorted(names) == sorted([
+        "service.py", "shebang", "vscode-launch.json", "pycharm.run.xml",
+        "github-actions.yml", "app.service", "Dockerfile", "kernel.json"])
+    for n in names:
+        assert recipe(n).strip()
+
+
+def test_shebang_script(runx, env, tmp_path):
+    hello = tmp_path / "hello"
+    hello.write_text(recipe("shebang"))
+    hello.chmod(0o755)
+    p = subprocess.Popen(["./hello", "a", "b"], cwd=str(tmp_path), env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert out == "hello a b\n"
+    assert err == "", "--quiet in the shebang: nothing but the script's output"
+    runx.wait_clean()
+
+
+def test_vscode_launch_configuration(runx, env, tmp_path):
+    launch = json.loads(recipe("vscode-launch.json"))
+    (config,) = launch["configurations"]
+    assert config["type"] == "debugpy" and config["request"] == "launch"
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    subst = {"${file}": str(app), "${workspaceFolder}": str(tmp_path)}
+
+    def resolve(v):
+        for k, val in subst.items():
+            v = v.replace(k, val)
+        return v
+    python = [resolve(x) for x in config["python"]]
+    program = resolve(config["program"])
+    args = [resolve(a) for a in config["args"]] + ["--flag"]
+    # debugpy runs: python + [its interpreter options, its launcher…] + program + args.
+    # Interpreter options after "python" pass through runx to python:
+    cmd = python + ["-X", "dev", program] + args
+    p = subprocess.Popen(cmd, cwd=resolve(config["cwd"]), env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    info = json.loads(out)
+    assert info["argv"] == ["--flag"] and info["flags"] is True
+    assert info["pid"] == p.pid, "the debugger's child is the program itself"
+    assert info["env"].startswith(runx.runtime + "/")
+    runx.wait_clean()
+
+
+def test_pycharm_run_configuration(runx, env, tmp_path):
+    root = ET.fromstring(recipe("pycharm.run.xml"))
+    assert root.tag == "component" and root.get("name") == "ProjectRunConfigurationManager"
+    (conf,) = root.findall("configuration")
+    assert conf.get("type") == "ShConfigurationType"
+    opts = {o.get("name"): o.get("value") for o in conf.findall("option")}
+    assert opts["EXECUTE_SCRIPT_FILE"] == "false"
+    (tmp_path / "app.py").write_text(APP)
+    cwd = opts["SCRIPT_WORKING_DIRECTORY"].replace("$PROJECT_DIR$", str(tmp_path))
+    p = subprocess.Popen([opts["INTERPRETER_PATH"], "-c", opts["SCRIPT_TEXT"]], cwd=cwd, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    info = json.loads(out)
+    assert info["argv"] == ["--port", "8000"]
+    assert info["pid"] == p.pid, "bash exec → runx exec → the script: Stop signals it"
+    runx.wait_clean()
+
+
+def workflow_steps(text: str) -> list:
+    """[(name, run)] of the workflow's steps (a YAML subset: what the recipe uses)."""
+    try:
+        import yaml
+    except ImportError:
+        yaml = None
+    if yaml is not None:
+        doc = yaml.safe_load(text)
+        return [(s.get("name"), s.get("run")) for job in doc["jobs"].values()
+                for s in job["steps"]]
+    steps = []
+    for line in text.splitlines():
+        m = re.match(r"^\s*- (name|uses|run): (.*)$", line)
+        if m:
+            steps.append([None, None])
+        m2 = re.match(r"^\s*(?:- )?(name|run): (.*)$", line)
+        if m2 and steps:
+            steps[-1][0 if m2.group(1) == "name" else 1] = m2.group(2)
+    return [tuple(s) for s in steps]
+
+
+def test_github_actions_steps(runx, env, tmp_path):
+    text = recipe("github-actions.yml")
+    assert "\t" not in text
+    steps = dict(s for s in workflow_steps(text) if s[0])
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "report.py").write_text(
+        '# /// script\n# dependencies = ["rich"]\n# ///\nimport sys\nfrom rich import print\n'
+        'print("[bold]# Report[/bold]", " ".join(sys.argv[1:]))\n')
+    summary = tmp_path / "summary.md"
+    e = dict(env, GITHUB_STEP_SUMMARY=str(summary), CI="true")
+    for name in ("Report", "Lint"):
+        # GitHub's default shell on Linux: bash --noprofile --norc -eo pipefail {0}
+        r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", steps[name]],
+                           cwd=str(tmp_path), env=e, capture_output=True, text=True, timeout=180,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, f"step {name}: {r.stderr}"
+        assert r.stderr == "", f"step {name} must log nothing but its output: {r.stderr}"
+        if name == "Lint":
+            assert "All checks passed!" in r.stdout and "check ." in r.stdout
+    assert summary.read_text() == "# Report --format markdown\n"
+    runx.wait_clean()
+
+
+def unit(text: str, service: str) -> str:
+    """The recipe's unit with this machine's paths."""
+    return (text.replace("/usr/local/bin/runx", RUNX).replace("/srv/app/service.py", service))
+
+
+def unit_value(text: str, key: str) -> str:
+    (v,) = re.findall(rf"^{key}=(.*)$", text, re.M)
+    return v
+
+
+def test_systemd_unit_verifies(tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed (apt-get install systemd)")
+    service = tmp_path / "service.py"
+    service.write_text(recipe("service.py"))
+    text = recipe("app.service")
+    assert unit_value(text, "Type") == "notify" and unit_value(text, "NotifyAccess") == "main"
+    path = tmp_path / "app.service"
+    path.write_text(unit(text, str(service)))
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    about_unit = [ln for ln in r.stderr.splitlines() if "app.service" in ln]
+    assert r.returncode == 0 and not about_unit, r.stderr
+
+
+def test_systemd_notify_comes_from_the_main_pid(runx, env, tmp_path):
+    """What systemd does for Type=notify/NotifyAccess=main: bind NOTIFY_SOCKET
+    (SO_PASSCRED), start ExecStart, and accept READY=1 only if the kernel says
+    the sender is the PID it started."""
+    service = tmp_path / "service.py"
+    service.write_text(recipe("service.py"))
+    text = unit(recipe("app.service"), str(service))
+    e = dict(env, RUNX_CACHE_DIR=runx.cache)   # the unit's cache dir is for a real host
+    pre = subprocess.run(shlex.split(unit_value(text, "ExecStartPre")), env=e,
+                         capture_output=True, text=True, timeout=120)
+    assert pre.returncode == 0, pre.stderr
+    sock_path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sock.bind(sock_path)
+    sock.settimeout(60)
+    p = subprocess.Popen(shlex.split(unit_value(text, "ExecStart")), env=dict(e, NOTIFY_SOCKET=sock_path),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL)
+    try:
+        def receive():
+            """(message, sender pid as the kernel reports it)."""
+            ucred = array.array("i", [0, 0, 0])      # struct ucred: pid, uid, gid
+            msg, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(ucred.itemsize * 3))
+            pid = None
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    ucred = array.array("i", data[:ucred.itemsize * 3])
+                    pid = ucred[0]
+            return msg.decode(), pid
+        msg, pid = receive()
+        assert msg == "READY=1"
+        assert pid == p.pid, "NotifyAccess=main: the sender must be the PID systemd started"
+        assert p.stdout.readline() == f"service: ready, pid {p.pid}\n"
+        p.send_signal(signal.SIGTERM)            # systemctl stop
+        msg, pid = receive()
+        assert (msg, pid) == ("STOPPING=1", p.pid)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert "stopping on signal 15" in out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        sock.close()
+    runx.wait_clean()
+
+
+def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
+    """`docker run` without a docker engine: runx as PID 1 of a new PID
+    namespace (unshare), as the exec-form ENTRYPOINT makes it."""
+    if not shutil.which("unshare"):
+        pytest.skip("unshare not installed (util-linux)")
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                           capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a PID namespace here: {probe.stderr.decode().strip()}")
+    dockerfile = recipe("Dockerfile")
+    service = tmp_path / "service.py"
+    service.write_text(recipe("service.py"))
+    mapped = lambda a: {"runx": RUNX, "/app/service.py": str(service)}.get(a, a)  # noqa: E731
+    # The build step that warms the layer (RUN runx ...):
+    for line in re.findall(r"^RUN (runx .*)$", dockerfile, re.M):
+        r = subprocess.run([mapped(a) for a in shlex.split(line)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M).group(1))
+    assert entrypoint[0] == "runx", "exec form, runx first: runx is PID 1's program"
+    p = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
+                          *[mapped(a) for a in entrypoint]],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL)
+    try:
+        assert p.stdout.readline() == "service: ready, pid 1\n", "the service is PID 1"
+        with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+            (pid1,) = [int(x) for x in f.read().split()]
+        with open(f"/proc/{pid1}/status") as f:
+            nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")][0]
+        assert nspid == [str(pid1), "1"]
+        with open(f"/proc/{pid1}/cmdline") as f:
+            assert str(service) in f.read(), "PID 1 runs the script itself"
+        os.kill(pid1, signal.SIGTERM)            # docker stop
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert "stopping on signal 15" in out, "PID 1 got SIGTERM itself, no forwarding"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    # PID 1's exit killed the namespace, reaper included (as in a container):
+    # the next runx (here `runx gc`) removes what it left.
+    wait_until(lambda: not any(alive(x) for x in _reapers(runx)), 10, "namespace to be gone")
+    subprocess.run([RUNX, "gc"], env=env, capture_output=True, timeout=60)
+    runx.wait_clean()
+
+
+def _reapers(runx):
+    from conftest import reapers
+
+    return reapers(runx.runtime)
+
+
+def test_jupyter_kernel_spec(tmp_path):
+    spec = json.loads(recipe("kernel.json"))
+    assert spec["argv"] == ["runx", "--with", "ipykernel", "python", "-m", "ipykernel_launcher",
+                            "-f", "{connection_file}"]
+    assert spec["interrupt_mode"] == "signal"
+    kernelspec = pytest.importorskip("jupyter_client.kernelspec")
+    d = tmp_path / "kernels" / "runx"
+    d.mkdir(parents=True)
+    (d / "kernel.json").write_text(recipe("kernel.json"))
+    ksm = kernelspec.KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+    assert "runx" in ksm.find_kernel_specs()
+    ks = ksm.get_kernel_spec("runx")
+    assert ks.argv == spec["argv"] and ks.interrupt_mode == "signal"
+    assert ks.language == "python" and ks.display_name == spec["display_name"]
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="runx", kernel_spec_manager=ksm)
+    km.connection_file = str(tmp_path / "kernel-1.json")
+    cmd = km.format_kernel_cmd()
+    assert cmd[-2:] == ["-f", str(tmp_path / "kernel-1.json")]
+    assert os.path.basename(cmd[0]) == "runx"
