@@ -304,7 +304,7 @@ def _inputs(o: Options, log):
             log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
                 + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
         elif meta.unclosed and o.verbosity >= 0:
-            sys.stderr.write(f"runx: warning: {o.script}, line {meta.unclosed}: '# /// script' "
+            _say(f"runx: warning: {o.script}, line {meta.unclosed}: '# /// script' "
                              "has no closing '# ///' line; ignored, as PEP 723 says\n")
         else:
             log(f"script {o.script}: no '# /// script' block, no extra packages")
@@ -331,7 +331,7 @@ def run(o: Options) -> None:
     from reaper import watch
     from reaper.daemon import Job
 
-    log = (lambda msg: sys.stderr.write(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
+    log = (lambda msg: _say(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
     if o.with_requirements or o.env_files or o.script:
         script_reqs, req_files, extra_env, meta = _inputs(o, log)
     else:
@@ -410,7 +410,7 @@ def run(o: Options) -> None:
     env = launch.payload_env(tree.path, base)
     path = launch.resolve(o.command[0], env["PATH"])
     if o.keep and o.verbosity >= 0:
-        sys.stderr.write(f"runx: keeping {tree.path}\n")
+        _say(f"runx: keeping {tree.path}\n")
     log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
         + (" ..." if len(o.command) > 6 else ""))
     checkpoint("exec")
