@@ -38,9 +38,14 @@ def test_layer_is_built_once_and_reused(cold):
 
 
 def test_layer_is_byte_compiled_and_read_only(cold):
+    """Published at once, then compiled and frozen in the background by the
+    reaper (the cold run does not pay for byte-compiling)."""
     cold.run("--with", "runxdemo", "runxdemo")
     ((key, (build,)),) = layer_builds(cold.cache).items()
     root = os.path.join(cold.cache, "layers", key, build)
+    manifest = os.path.join(root, "runx-layer.json")
+    wait_until(lambda: json.load(open(manifest))["compiled"], 30,
+               "the reaper to compile and freeze the new layer")
     site = [d for d, _, files in os.walk(root) if d.endswith("site-packages/runxdemo")][0]
     assert any(f.endswith(".pyc") for f in os.listdir(os.path.join(site, "__pycache__")))
     for d, dirs, _ in os.walk(root):

@@ -21,7 +21,7 @@ class Job:
     """What the reaper is handed across the fork."""
 
     def __init__(self, tree_id, runtime, tree_path, tree_dev, tree_ino, lock_fd, token,
-                 mode="dir", entries=(), cache=None, keep=False):
+                 mode="dir", entries=(), cache=None, keep=False, finish_layer=None):
         self.tree_id = tree_id
         self.runtime = runtime
         self.tree_path = tree_path
@@ -33,6 +33,7 @@ class Job:
         self.entries = list(entries)
         self.cache = cache
         self.keep = keep
+        self.finish_layer = finish_layer   # a layer to byte-compile and freeze, or None
         self.handshake_fd = None           # write end: "ok\n" or "error: ...\n"
 
     def fds(self) -> list:
@@ -70,7 +71,10 @@ _IGNORED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIG
 
 def detach() -> None:
     """Name, signals, cwd (the fds were released by the middle process)."""
-    import signal
+    try:
+        import _signal as signal    # not `signal`: it imports enum, CPU the payload wants
+    except ImportError:  # pragma: no cover
+        import signal
 
     # Forked from the runner, the reaper would show in ps as a copy of the
     # runx command line; its name says what it is (Linux: comm).
@@ -129,6 +133,8 @@ def run(job: Job, log) -> None:
     except Exception as e:
         reply(job, f"error: cannot watch the runner ({e})")
         return
+    if job.finish_layer:
+        start_layer_finisher(job, log)
     if job.mode == "fuse":
         from reaper import fuse_tree
 
@@ -143,6 +149,34 @@ def run(job: Job, log) -> None:
     wait_for_leases(job.tree_path, log)
     remove_tree(job.runtime, job.tree_id, expect=(job.tree_dev, job.tree_ino))
     finish(job, log)
+
+
+def start_layer_finisher(job: Job, log) -> None:
+    """Byte-compile and freeze a freshly built layer (runner.layers.finish)
+    in a child of the reaper, niced, while the payload runs. It drops the
+    tree's lock and watch first: it must never look like the tree's owner,
+    and the reaper does not wait for it."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid:
+        log(f"layer finisher: pid {pid}")
+        return
+    try:
+        for fd in job.fds():
+            os.close(fd)
+        try:
+            with open("/proc/self/comm", "w") as f:
+                f.write("runx-compile")
+        except OSError:
+            pass
+        os.nice(19)
+        from runner.layers import finish as finish_layer
+
+        finish_layer(job.finish_layer, log)
+    finally:
+        os._exit(0)
 
 
 def wait_for_leases(tree: str, log) -> None:

@@ -382,7 +382,8 @@ def run(o: Options) -> None:
     log(f"tree: {tree.path} ({o.tree}, {len(tree.entries)} entries"
         + (f" over layer {layer.path})" if layer else ")"))
     job = Job(tree.id, runtime, tree.path, tree.dev, tree.ino, tree.lock_fd, token,
-              mode=o.tree, entries=tree.entries, cache=cache, keep=o.keep)
+              mode=o.tree, entries=tree.entries, cache=cache, keep=o.keep,
+              finish_layer=layer.path if layer and not layer.compiled else None)
     handshake = watch.NEEDS_ARMING or o.tree == "fuse"
     try:
         if o.verbosity > 0:     # only -v pays for learning the reaper's pid

@@ -1,5 +1,12 @@
 """The cached layer: one immutable, byte-compiled venv per requirement set.
 
+Byte-compiling is deferred: uv installs without it (as `uv run` does), the
+layer is published at once, and the run's reaper compiles it in the
+background at low priority while the payload runs, then makes it read-only
+(``finish``). Until then the layer's directories stay writable, so the first
+runs write the bytecode of what they import, exactly as in uv's own
+environments; after it, no run compiles anything.
+
 A layer is named by a key (requirements + interpreter identity + index
 options) and lives at ``<cache>/layers/<key>/<build-id>/``; the symlink
 ``<key>/current`` names the build in use. Warm runs only read that link and
@@ -28,15 +35,16 @@ DEFAULT_FRESHNESS = 24 * 3600
 
 
 class Layer:
-    __slots__ = ("key", "path", "site_packages", "scripts", "created", "pinned")
+    __slots__ = ("key", "path", "site_packages", "scripts", "created", "pinned", "compiled")
 
-    def __init__(self, key, path, site_packages, scripts, created, pinned):
+    def __init__(self, key, path, site_packages, scripts, created, pinned, compiled=True):
         self.key = key
         self.path = path                    # the build dir; never changes once in place
         self.site_packages = site_packages  # absolute
         self.scripts = scripts              # [{"name", "kind": "python"|"link", "body"?, "mode"}]
         self.created = created
         self.pinned = pinned
+        self.compiled = compiled            # byte-compiled and frozen (see finish)
 
 
 def key(spec: Spec, interp: Interpreter) -> str:
@@ -68,7 +76,7 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     except (OSError, ValueError, EOFError, TypeError):
         return None
     layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
-                  m["created"], m["pinned"])
+                  m["created"], m["pinned"], m.get("compiled", True))
     if not allow_stale and not layer.pinned and time.time() - layer.created > freshness():
         return None
     return layer
@@ -120,9 +128,10 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer
             machinery = set(os.listdir(bindir))
             checkpoint("install")
             uv.pip_install(os.path.join(bindir, "python"), spec.uv_args(), offline=offline,
-                           refresh=refresh, compile_bytecode=True, verbosity=verbosity)
+                           refresh=refresh, compile_bytecode=False, verbosity=verbosity)
             manifest = {
                 "format": FORMAT, "key": k, "created": time.time(), "pinned": spec.pinned,
+                "compiled": False,
                 "python": interp.executable, "site_packages": interp.lib_dir,
                 "requirements": spec.requirements,
                 "scripts": _collect_scripts(bindir, machinery, os.path.join(bindir, "python")),
@@ -131,7 +140,6 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer
                 json.dump(manifest, f, indent=1)
             with open(os.path.join(tmp, FAST_MANIFEST), "wb") as f:
                 f.write(marshal.dumps(manifest))
-            _freeze(tmp)
             final = os.path.join(kdir, build)
             os.rename(tmp, final)
             link_tmp = os.path.join(kdir, ".link-" + build)
@@ -185,6 +193,58 @@ def _python_body(data: bytes, python: bytes) -> str | None:
         return rest.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def finish(layer_path: str, log=lambda msg: None) -> bool:
+    """Byte-compile a published layer and make it read-only; run by a reaper
+    (detached, niced) while its payload runs. The key's lock makes one
+    finisher at a time; a layer found compiled is left alone. If the
+    finisher dies, the next run's reaper tries again. Returns True if done."""
+    import fcntl
+    import json
+    import subprocess
+
+    kdir = os.path.dirname(layer_path)
+    try:
+        lock = os.open(os.path.join(kdir, "lock"), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False                 # a builder or another finisher is at it
+        fast = os.path.join(layer_path, FAST_MANIFEST)
+        try:
+            with open(fast, "rb") as f:
+                manifest = marshal.loads(f.read())
+        except (OSError, ValueError, EOFError):
+            return False
+        if manifest.get("compiled", True):
+            return True
+        site = os.path.join(layer_path, manifest["site_packages"])
+        python = os.path.join(layer_path, "bin", "python")
+        log(f"compiling layer {layer_path}")
+        # -j 0: all cores, but niced: the payload comes first.
+        r = subprocess.run([python, "-I", "-m", "compileall", "-q", "-j", "0", site],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL,
+                           preexec_fn=lambda: os.nice(19))
+        if r.returncode != 0:
+            log(f"compileall failed ({r.returncode}); a later run retries")
+            return False
+        manifest["compiled"] = True
+        for name, data in ((FAST_MANIFEST, marshal.dumps(manifest)),
+                           (MANIFEST, json.dumps(manifest, indent=1).encode())):
+            tmp = os.path.join(layer_path, name + ".tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, os.path.join(layer_path, name))
+        _freeze(layer_path)
+        log(f"layer compiled and frozen: {layer_path}")
+        return True
+    finally:
+        os.close(lock)
 
 
 def _freeze(root: str) -> None:
