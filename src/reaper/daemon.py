@@ -147,7 +147,11 @@ def run(job: Job, log) -> None:
         log("--keep: leaving the tree")
         return
     wait_for_leases(job.tree_path, log)
-    remove_tree(job.runtime, job.tree_id, expect=(job.tree_dev, job.tree_ino))
+    if not remove_tree(job.runtime, job.tree_id, expect=(job.tree_dev, job.tree_ino)):
+        # Renamed, swapped, or holding a mount: keep the lock file (the flock
+        # goes with this process) so a later sweep still knows it is runx's.
+        log(f"could not remove {job.tree_path}; left to the sweep")
+        return
     finish(job, log)
 
 

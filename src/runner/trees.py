@@ -160,11 +160,14 @@ def discard(tree: Tree) -> None:
     """Remove a tree the runner still owns (failure before the reaper exists)."""
     from reaper.removal import remove_tree
 
-    remove_tree(tree.runtime, tree.id, expect=(tree.dev, tree.ino))
-    try:
-        os.unlink(tree.lock_path)
-    except FileNotFoundError:   # a --tree fuse reaper that failed to mount removed it first
-        pass
+    # Tree first, lock last; a tree that cannot go yet (a --tree fuse mount
+    # whose reaper died before its auto-unmount) keeps its lock file, so the
+    # next sweep still knows it is runx's and retries.
+    if remove_tree(tree.runtime, tree.id, expect=(tree.dev, tree.ino)):
+        try:
+            os.unlink(tree.lock_path)
+        except FileNotFoundError:   # a --tree fuse reaper that failed to mount removed it first
+            pass
     os.close(tree.lock_fd)
 
 
