@@ -8,12 +8,12 @@ proves there is no owner, whatever happened to the owner.
 
 import errno
 import fcntl
-import json
 import os
-import re
 import stat
-import subprocess
-from dataclasses import dataclass
+
+# Every reaper sweeps after its removal, while the next run may be starting
+# on the same cores: json, re and subprocess are imported only when a stale
+# tree or a dead mount is actually found.
 
 from reaper import leases
 from reaper.removal import remove_tree
@@ -21,13 +21,15 @@ from reaper.removal import remove_tree
 LOCK_SUFFIX = ".lock"
 
 
-@dataclass
 class TreeState:
-    id: str
-    path: str
-    meta: dict
-    state: str          # "running" | "waiting" | "stale" | "kept"
-    holders: list
+    """A tree as ``runx ls`` shows it."""
+
+    def __init__(self, id: str, path: str, meta: dict, state: str, holders: list):
+        self.id = id
+        self.path = path
+        self.meta = meta
+        self.state = state        # "running" | "waiting" | "stale" | "kept"
+        self.holders = holders
 
 
 def _owned_locks(runtime: str):
@@ -68,6 +70,8 @@ def _try_lock(path: str):
 def _read_meta(fd: int) -> dict:
     try:
         data = os.pread(fd, 1 << 16, 0)
+        import json
+
         meta = json.loads(data or b"{}")
         return meta if isinstance(meta, dict) else {}
     except (OSError, ValueError):
@@ -85,12 +89,20 @@ def _fuse_mountpoint(path: str) -> bool | None:
                 left, _, right = line.partition(b" - ")
                 fields = left.split()
                 if (len(fields) > 4 and right.startswith(b"fuse")
-                        and re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]),
-                                  fields[4]) == want):
+                        and _unescape(fields[4]) == want):
                     return True
     except OSError:
         return None
     return False
+
+
+def _unescape(field: bytes) -> bytes:
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    if b"\\" not in field:
+        return field
+    import re
+
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), field)
 
 
 def unmount_if_dead(path: str) -> None:
@@ -107,6 +119,8 @@ def unmount_if_dead(path: str) -> None:
             mounted = e.errno == errno.ENOTCONN
     if not mounted:
         return
+    import subprocess
+
     for tool in ("fusermount3", "fusermount"):
         try:
             subprocess.run([tool, "-u", "-z", path], stdin=subprocess.DEVNULL,
@@ -124,6 +138,8 @@ def survey(runtime: str) -> list:
         fd = _try_lock(lock_path)
         if fd is None:
             try:
+                import json
+
                 with open(lock_path, "rb") as f:
                     meta = json.loads(f.read() or b"{}")
             except (OSError, ValueError):

@@ -123,7 +123,12 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer
         build = f"{int(time.time())}-{os.urandom(4).hex()}"
         tmp = os.path.join(kdir, ".tmp-" + build)
         try:
-            uv.create_venv(tmp, interp.executable, verbosity)
+            # The venv itself is the same handful of entries as a thin tree:
+            # written here, it saves a whole `uv venv` process per build.
+            from runner import trees
+
+            os.mkdir(tmp, 0o700)
+            trees.write_entries(tmp, trees.entries(tmp, interp, None, role="layer"))
             bindir = os.path.join(tmp, "bin")
             machinery = set(os.listdir(bindir))
             checkpoint("install")

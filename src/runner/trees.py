@@ -69,11 +69,14 @@ def _shebang(python: str) -> str:
     return f"#!/bin/sh\n'''exec' '{python}' \"$0\" \"$@\"\n' '''\n"
 
 
-def entries(path: str, interp: Interpreter, layer: Layer | None) -> list:
+def entries(path: str, interp: Interpreter, layer: Layer | None, *, role: str = "tree") -> list:
+    """The venv at ``path`` on ``interp``: a run's thin tree over ``layer``,
+    or (``role="layer"``, no layer) the empty venv a layer is installed into."""
     home = os.path.dirname(interp.executable)
     cfg = (f"home = {home}\ninclude-system-site-packages = false\n"
-           f"version = {interp.version}\nimplementation = {interp.implementation}\n"
-           f"runx-tree = {path}\n")
+           f"version = {interp.version}\nimplementation = {interp.implementation}\n")
+    if role == "tree":
+        cfg += f"runx-tree = {path}\n"
     if layer:
         cfg += f"runx-layer = {layer.path}\n"
     site = interp.lib_dir
@@ -141,9 +144,13 @@ def create(runtime: str, *, mode: str, meta: dict) -> Tree:
 
 def populate(tree: Tree) -> None:
     """Write the thin venv into a ``--tree dir`` tree."""
+    write_entries(tree.path, tree.entries)
+
+
+def write_entries(root: str, entries: list) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    for e in tree.entries:
-        p = os.path.join(tree.path, e.path)
+    for e in entries:
+        p = os.path.join(root, e.path)
         if e.kind == "dir":
             os.mkdir(p, 0o755)
         elif e.kind == "symlink":

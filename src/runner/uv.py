@@ -68,13 +68,6 @@ def run(args: list[str], *, what: str, verbosity: int = 0) -> str:
     return proc.stdout
 
 
-def create_venv(path: str, python: str, verbosity: int) -> None:
-    # uv's venv chatter ("Activate with: source …/.tmp-…") means nothing to a
-    # runx user: shown only with -v.
-    run(["venv", "--no-project", "--python", python, path],
-        what="creating the environment", verbosity=verbosity if verbosity >= 1 else -1)
-
-
 def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool,
                 compile_bytecode: bool, verbosity: int) -> None:
     args = ["pip", "install", "--python", python]
