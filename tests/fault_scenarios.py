@@ -9,7 +9,6 @@ the two promises, AssertionError for anything else.
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 

@@ -5,11 +5,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import RUNX, build_wheel, wait_until
+from conftest import build_wheel, wait_until
 
 
 def layer_builds(cache: str) -> dict:

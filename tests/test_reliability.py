@@ -2,12 +2,10 @@
 
 import fcntl
 import json
-import mmap
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 

@@ -136,14 +136,15 @@ def survey(runtime: str) -> list:
     for tid, lock_path in _owned_locks(runtime):
         path = os.path.join(runtime, tid)
         fd = _try_lock(lock_path)
-        if fd is None:
+        if fd is None:                     # owned: read its metadata without the lock
             try:
-                import json
-
-                with open(lock_path, "rb") as f:
-                    meta = json.loads(f.read() or b"{}")
-            except (OSError, ValueError):
-                meta = {}
+                rfd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue                   # removed meanwhile
+            try:
+                meta = _read_meta(rfd)
+            finally:
+                os.close(rfd)
             out.append(TreeState(tid, path, meta, "running", []))
             continue
         try:

@@ -230,11 +230,11 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
         site = os.path.join(layer_path, manifest["site_packages"])
         python = os.path.join(layer_path, "bin", "python")
         log(f"compiling layer {layer_path}")
-        # -j 0: all cores, but niced: the payload comes first.
+        # -j 0: all cores; the caller (the reaper's runx-compile child) is
+        # niced, and compileall inherits it: the payload comes first.
         r = subprocess.run([python, "-I", "-m", "compileall", "-q", "-j", "0", site],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL,
-                           preexec_fn=lambda: os.nice(19))
+                           stderr=subprocess.DEVNULL)
         if r.returncode != 0:
             log(f"compileall failed ({r.returncode}); a later run retries")
             return False
