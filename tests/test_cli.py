@@ -13,7 +13,7 @@ import pytest
 
 from conftest import RUNX, alive, build_wheel, runtime_entries, wait_until
 
-from runner import cli, completion, dotenv, scripts
+from runner import cli, completion, dotenv, options, scripts
 from runner.errors import RunxError, UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -500,11 +500,17 @@ def test_cold_build_progress_only_on_a_terminal(runx, tmp_path):
     rc, out = run_on_pty(runx.argv("-q", "--with", "runxdemo", "python", "-c", code), runx.env)
     assert rc == 0
     assert out.strip() == "payload-ran"
-    # stderr not a terminal: quiet.
+    # stderr not a terminal: one summary line (tests/test_options.py checks it
+    # in detail); with -q nothing; warm: nothing.
     runx.env["RUNX_CACHE_DIR"] = runx.cache = str(tmp_path / "c3")
     r = runx.run("--with", "runxdemo", "python", "-c", code)
     assert r.returncode == 0 and r.stdout == "payload-ran\n"
-    assert r.stderr == ""
+    assert re.fullmatch(r"runx: installed 1 package in [0-9.]+s \(runxdemo==1.0\)\n", r.stderr)
+    r = runx.run("--with", "runxdemo", "python", "-c", code)
+    assert r.returncode == 0 and r.stderr == ""
+    runx.env["RUNX_CACHE_DIR"] = runx.cache = str(tmp_path / "c4")
+    r = runx.run("-q", "--with", "runxdemo", "python", "-c", code)
+    assert r.returncode == 0 and r.stderr == ""
     runx.wait_clean()
 
 
@@ -590,9 +596,11 @@ def all_options() -> set:
 
 
 def test_completion_table_matches_the_parser():
-    assert all_options() == (cli._VALUE | cli._FLAG) - {"-vv"}
+    # Both come from runner.options now; tests/test_options.py checks the
+    # parser takes every option of the table with or without a value as it says.
+    assert all_options() == {n for opt in options.OPTIONS for n in opt.names}
     for names, kind, _ in completion.OPTIONS:
-        assert all((n in cli._VALUE) == (kind is not None) for n in names), names
+        assert all((cli._table()[n].metavar is not None) == (kind is not None) for n in names)
 
 
 def test_help_and_readme_document_every_option_and_exit_code():

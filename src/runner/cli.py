@@ -26,7 +26,7 @@ usage: runx [OPTIONS] [--] COMMAND [ARG...]
        runx [OPTIONS] -m MODULE [ARG...]
        runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
-HELP = f"""{USAGE}
+_HELP_HEAD = """
 
 Run COMMAND in a throwaway Python environment that removes itself when the
 command (and anything it left running) is done. runx replaces itself with
@@ -37,6 +37,8 @@ COMMAND: same PID, same parent, signals and exit status as if started directly.
   runx --with-requirements requirements.txt python app.py
   runx script.py ARG...      (its '# /// script' block, PEP 723, says what to install)
   runx --with httpie -m httpie --version
+  runx ruff check .          (tool mode, as uvx: the command names its package)
+  runx ruff@0.6.0 --version; runx --from httpie http --version
 
 SCRIPT is an existing file named *.py, or any file whose first line is a #!
 line that mentions runx: '#!/usr/bin/env -S runx' makes a script runnable
@@ -44,44 +46,22 @@ on its own. It runs as 'python SCRIPT ARG...' on the environment's python,
 with the 'dependencies' of its PEP 723 block (plus --with) installed; a
 'requires-python' the interpreter does not meet is an error.
 
-Options:
-  --with REQ            install REQ (repeatable; commas separate several):
-                          --with 'httpx>=0.27' --with rich,click
-  --with-requirements FILE
-                        install from a requirements file, or the dependencies
-                        of a PEP 723 script (FILE.py); repeatable
-  -p, --python PY       base interpreter: a path, a command or a version:
-                          --python /usr/bin/python3.11, --python 3.12
-                        (default: the Python runx runs on)
-  -m MODULE             run MODULE as 'python -m MODULE'; what follows are
-                        its arguments
-  --index-url URL       package index to use instead of PyPI
-  --extra-index-url URL additional index (repeatable)
-  -f, --find-links PATH look for packages in a directory or page (repeatable):
-                          --find-links ./wheels --no-index
-  --no-index            use only --find-links
-  --offline             never touch the network: use cached layers even if
-                        stale, and uv's cache for new ones
-  --refresh             re-resolve and rebuild the cached layer now
-  --no-cache            install into the run's own tree; nothing persists
-  --env-file FILE       add the variables of a dotenv file (NAME=VALUE lines,
-                        quotes, '#' comments, 'export ', ${{NAME}}) to the
-                        command's environment; repeatable, later files win;
-                        runx and uv do not read them
-  --keep                do not remove the environment (prints its path;
-                        'runx gc --kept' removes it later)
-  --tree dir|fuse       where the tree lives: a directory (default) or a FUSE
-                        mount served by the reaper (Linux, needs pyfuse3);
-                        also RUNX_TREE
-  -q, --quiet           say nothing but errors (no uv progress either)
-  -v, --verbose         explain each step: interpreter, layer hit or miss,
-                        tree, reaper and how it waits (-vv: uv's detail too)
-  --completion SHELL    print a completion script for bash, zsh or fish:
-                          eval "$(runx --completion bash)"
-  --version             print runx's version
-  -h, --help            this help
+Tool mode, as uvx: when no requirement is named (no --with,
+--with-requirements, --from or script), a COMMAND other than python/pythonX.Y
+and not a path names its package, which is installed even if a command of that
+name is on PATH: 'runx ruff', 'runx black[jupyter]', 'runx ruff@0.6.0'
+(ruff==0.6.0), 'runx ruff@latest' (re-resolved now), 'runx "ruff>=0.6"'.
+--from SPEC names the package of another command; --with then adds packages.
+With --with alone runx is 'uv run --with': the command is looked up in the
+environment, then on PATH.
 
-Commands:
+uv's resolver, index, build and installer options keep uv's spelling and
+meaning; those that change what is installed are part of the cached layer's
+name. -U/--upgrade, --reinstall and their -package forms rebuild the layer now.
+
+"""
+
+_HELP_TAIL = """Commands:
   runx gc [--dry-run] [--kept]
                         remove environments left by runs that were killed
                         (--kept: also those kept with --keep)
@@ -92,7 +72,7 @@ Commands:
 The command sees VIRTUAL_ENV and RUNX_ENV set to the environment, and PATH
 with the environment's bin first (plus any --env-file variables); nothing
 else of its process changes. On a terminal a cold build shows uv's progress;
-elsewhere it is silent unless it fails.
+elsewhere it prints one line, 'runx: installed N packages in T s' (not with -q).
 
 Exit status: the command's own once it runs. Before that, runx exits with
   1    the environment could not be built (uv's explanation is shown above),
@@ -111,10 +91,48 @@ RUNX_TREE, RUNX_DEBUG=1 (a traceback instead of 'internal error').
 """
 
 
+def help_text() -> str:
+    """--help, generated from the option table (runner.options)."""
+    from runner.options import OPTIONS
+
+    out = [USAGE, _HELP_HEAD.strip("\n").join("\n\n"), ""]
+    category = None
+    for opt in OPTIONS:
+        if opt.category != category:
+            category = opt.category
+            out.append(f"{category} options:")
+        names = ", ".join(opt.names) + (f" {opt.metavar}" if opt.metavar else "")
+        words = opt.help.split()
+        lines, line = [], ""
+        for w in words:
+            if line and len(line) + 1 + len(w) > 54:
+                lines.append(line)
+                line = w
+            else:
+                line = f"{line} {w}" if line else w
+        lines.append(line)
+        if len(names) > 21:
+            out.append(f"  {names}")
+            out += [f"{'':24}{ln}" for ln in lines]
+        else:
+            out.append(f"  {names:22}{lines[0]}")
+            out += [f"{'':24}{ln}" for ln in lines[1:]]
+    out.append("")
+    return "\n".join(out) + "\n" + _HELP_TAIL
+
+
+def __getattr__(name):          # cli.HELP, built only when asked for
+    if name == "HELP":
+        return help_text()
+    raise AttributeError(name)
+
+
 class Options:
     def __init__(self):
         self.with_: list = []
         self.with_requirements: list = []
+        self.from_ = None            # --from SPEC: the package that provides the command
+        self.tool: list = []         # tool mode / --from: the command's package requirement
         self.python = None
         self.index_url = None
         self.extra_index_urls: list = []
@@ -125,6 +143,10 @@ class Options:
         self.no_cache = False
         self.keep = False
         self.env_files: list = []
+        self.directory = None
+        self.uv_options: list = []       # to uv pip install; part of the layer's identity
+        self.uv_run_args: list = []      # to uv pip install; not part of the identity
+        self.uv_python_args: list = []   # to interpreter lookup (uv python find)
         self.tree = os.environ.get("RUNX_TREE") or "dir"
         self.verbosity = 0
         self.module = None          # -m MODULE
@@ -132,17 +154,72 @@ class Options:
         self.command: list = []
 
 
-_VALUE = {"--with", "--with-requirements", "--python", "-p", "--index-url",
-          "--extra-index-url", "--find-links", "-f", "--tree", "--env-file", "--completion",
-          "-m"}
-_FLAG = {"--no-index", "--offline", "--refresh", "--no-cache", "--keep", "-q", "--quiet",
-         "-v", "--verbose", "-vv", "--version", "-h", "--help"}
+def _table():
+    from runner.options import OPTIONS
+
+    return {n: opt for opt in OPTIONS for n in opt.names}
+
+
+def _unknown(arg: str, name: str, table: dict):
+    from runner.options import NOT_TAKEN
+
+    if name in NOT_TAKEN:
+        return UsageError(f"{name}: {NOT_TAKEN[name]}", None)
+    import difflib      # the error path only
+
+    close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.75)
+    if close:
+        return UsageError(f"unknown option {arg}", f"did you mean {close[0]}?")
+    return UsageError(f"unknown option {arg}",
+                      "see 'runx --help'; put '--' before a command that starts with '-'")
+
+
+def _is_python(name: str) -> bool:
+    """python, python3, python3.12: the environment's interpreter, no package."""
+    if not name.startswith("python"):
+        return False
+    rest = name[6:]
+    major, _, minor = rest.partition(".")
+    return rest == "" or (major.isdigit() and (minor == "" or minor.isdigit()))
+
+
+def tool_requirement(spec: str, what: str) -> tuple:
+    """uvx's reading of a package named on the command line (COMMAND or --from):
+    NAME@VERSION means NAME==VERSION, NAME@latest means NAME re-resolved now,
+    NAME@URL and anything else is a requirement as uv reads it (extras,
+    specifiers, a URL, a path). Returns (requirement, command name, latest)."""
+    n = 0
+    while n < len(spec) and (spec[n].isalnum() or spec[n] in "._-"):
+        n += 1
+    name = spec[:n]
+    rest = spec[n:]
+    if rest.startswith("[") and "]" in rest:
+        extras, rest = rest[:rest.index("]") + 1], rest[rest.index("]") + 1:]
+    else:
+        extras = ""
+    if "://" in spec.split("@", 1)[0] or spec.startswith((".", "/", "~")) or not name:
+        if os.path.exists(spec):         # a local wheel, sdist or project directory
+            spec = os.path.abspath(spec)
+        return spec, None, False
+    if rest.startswith("@"):
+        version = rest[1:].strip()
+        if not version:
+            raise UsageError(f"{what} {spec}: no version after '@'",
+                             f"e.g. {name}@1.0 or {name}@latest")
+        if version == "latest":
+            return name + extras, name, True
+        if "://" in version or version.startswith((".", "/")):
+            return f"{name}{extras} @ {version}", name, False
+        return f"{name}{extras}=={version}", name, False
+    return spec, name, False
 
 
 def parse(argv: list) -> Options:
     from runner.requirements import split_with
 
     o = Options()
+    table = _table()
+    layer_opts: list = []            # (opt, value): paths made absolute after --directory
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -155,67 +232,80 @@ def parse(argv: list) -> Options:
             name, eq, value = "-m", "=", arg[2:]        # -mMODULE, as python takes it
         elif arg.startswith("--"):
             name, eq, value = arg.partition("=")
+        elif arg == "-vv":
+            name, eq, value = "-v", "", ""
+            o.verbosity = max(o.verbosity, 0) + 1
         else:
             name, eq, value = arg, "", ""
-        if name in _VALUE:
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    raise UsageError(f"{name} needs a value")
-                value = argv[i]
-            if name == "--with":
-                reqs = split_with(value)
-                for r in reqs:
-                    if r.startswith("-"):
-                        raise UsageError(f"--with {r}: not a requirement",
-                                         "options go before the command, e.g. --index-url URL")
-                o.with_ += reqs
-            elif name == "--with-requirements":
-                o.with_requirements.append(os.path.abspath(value))
-            elif name in ("--python", "-p"):
-                o.python = value
-            elif name == "--index-url":
-                o.index_url = value
-            elif name == "--extra-index-url":
-                o.extra_index_urls.append(value)
-            elif name in ("--find-links", "-f"):
-                o.find_links.append(value if "://" in value else os.path.abspath(value))
-            elif name == "--tree":
-                o.tree = value
-            elif name == "--env-file":
-                o.env_files.append(value)
-            elif name == "--completion":
-                from runner.completion import script
+        opt = table.get(name)
+        if opt is None:
+            raise _unknown(arg, name, table)
+        if opt.metavar is None:
+            if eq:
+                raise UsageError(f"{name} takes no value", f"write {name} alone")
+            value = None
+        elif not eq:
+            i += 1
+            if i >= len(argv):
+                raise UsageError(f"{name} needs a value",
+                                 f"{opt.names[-1]} {opt.metavar}: {opt.help}")
+            value = argv[i]
+        if opt.to == "layer":
+            layer_opts.append((opt, value))
+        elif opt.to == "uv":
+            o.uv_run_args += _uv_spelling(opt, value)
+            if opt.refresh:
+                o.refresh = True
+        elif opt.to == "python":
+            o.uv_python_args += [opt.name] if value is None else [opt.name, value]
+        elif name in ("--with", "-w"):
+            reqs = split_with(value)
+            for r in reqs:
+                if r.startswith("-"):
+                    raise UsageError(f"--with {r}: not a requirement",
+                                     "options go before the command, e.g. --index-url URL")
+            o.with_ += reqs
+        elif opt.dest in ("python", "index_url", "directory", "from_", "tree"):
+            setattr(o, opt.dest, value)
+        elif opt.repeat:          # --with-requirements, --extra-index-url, -f, --env-file
+            getattr(o, opt.dest).append(value)
+        elif name == "--completion":
+            from runner.completion import script
 
-                sys.stdout.write(script(value))
-                raise SystemExit(0)
-            elif name == "-m":
-                if not value:
-                    raise UsageError("-m needs a module name", "e.g. runx --with httpie -m httpie")
-                o.module = value
-                i += 1
-                break                     # like python -m: the rest is the module's
-        elif name in _FLAG and not eq:
-            if name in ("-h", "--help"):
-                sys.stdout.write(HELP)
-                raise SystemExit(0)
-            if name == "--version":
-                print(f"runx {__version__}")
-                raise SystemExit(0)
-            if name in ("-q", "--quiet"):
-                o.verbosity = -1
-            elif name in ("-v", "--verbose"):
-                o.verbosity = max(o.verbosity, 0) + 1
-            elif name == "-vv":
-                o.verbosity = max(o.verbosity, 0) + 2
-            else:
-                setattr(o, name[2:].replace("-", "_"), True)
-        elif name in _FLAG:
-            raise UsageError(f"{name} takes no value", f"write {name} alone")
+            sys.stdout.write(script(value))
+            raise SystemExit(0)
+        elif opt.dest == "module":
+            if not value:
+                raise UsageError("-m needs a module name", "e.g. runx --with httpie -m httpie")
+            o.module = value
+            i += 1
+            break                     # like python -m: the rest is the module's
+        elif opt.dest == "help":
+            sys.stdout.write(help_text())
+            raise SystemExit(0)
+        elif opt.dest == "version":
+            print(f"runx {__version__}")
+            raise SystemExit(0)
+        elif opt.dest == "quiet":
+            o.verbosity = -1
+        elif opt.dest == "verbose":
+            o.verbosity = max(o.verbosity, 0) + 1
         else:
-            raise UsageError(f"unknown option {arg}",
-                             "see 'runx --help'; put '--' before a command that starts with '-'")
+            setattr(o, opt.dest, True)
         i += 1
+    if o.directory is not None:
+        # As uv's --directory: before anything else, so every relative path
+        # (files, the script, the command's cwd) is relative to it.
+        try:
+            os.chdir(o.directory)
+        except OSError as e:
+            raise UsageError(f"--directory {o.directory}: {e.strerror}", "check the path")
+    o.with_requirements = [os.path.abspath(f) for f in o.with_requirements]
+    o.find_links = [v if "://" in v else os.path.abspath(v) for v in o.find_links]
+    for opt, value in layer_opts:
+        if opt.kind == "file":
+            value = os.path.abspath(value)
+        o.uv_options += _uv_spelling(opt, value)
     rest = argv[i:]
     if o.module is not None:
         o.command = ["python", "-m", o.module, *rest]
@@ -232,6 +322,19 @@ def parse(argv: list) -> Options:
                 raise UsageError(f"script {first}: no such file", "check the path")
         if not o.command:
             o.command = rest
+    if o.from_ is not None:
+        req, _, latest = tool_requirement(o.from_, "--from")
+        o.tool = [req]
+        o.refresh = o.refresh or latest
+    elif (o.command and not o.script and o.module is None and not o.with_
+          and not o.with_requirements and not _is_python(o.command[0])
+          and "/" not in o.command[0]):
+        # Tool mode, as uvx: with no requirement named at all, the command
+        # names its own package (even if a command of that name is on PATH).
+        req, cmd, latest = tool_requirement(o.command[0], "command")
+        o.tool = [req]
+        o.command = [cmd or o.command[0], *o.command[1:]]
+        o.refresh = o.refresh or latest
     if o.tree not in ("dir", "fuse"):
         raise UsageError(f"--tree {o.tree}: expected 'dir' or 'fuse'")
     if o.keep and o.tree == "fuse":
@@ -240,6 +343,12 @@ def parse(argv: list) -> Options:
     if not o.command:
         raise UsageError("no command given", "try: runx --with cowsay cowsay -t hi")
     return o
+
+
+def _uv_spelling(opt, value) -> list:
+    if opt.uv is not None:
+        return [value if a == "{}" else a for a in opt.uv]
+    return [opt.name] if value is None else [opt.name, value]
 
 
 def _say(text: str) -> None:
@@ -344,13 +453,15 @@ def run(o: Options) -> None:
 
         scripts.check_python(meta, interp.version, o.script, chosen=bool(o.python))
         log(f"requires-python {meta.requires_python!r}: {interp.version} satisfies it")
-    spec = Spec(o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
-                o.find_links, o.no_index)
+    spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
+                o.find_links, o.no_index, uv_options=o.uv_options)
+    if o.tool:
+        log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
     layer = None
     if not spec.empty and not o.no_cache:
         paths.private_dir(cache)
         layer = layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
-                              verbosity=o.verbosity, log=log)
+                              verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
     elif spec.empty:
         log("no requirements: the environment is the bare interpreter")
 
@@ -404,9 +515,9 @@ def run(o: Options) -> None:
     if o.no_cache and not spec.empty:
         from runner import uv
 
-        uv.pip_install(os.path.join(tree.path, "bin", "python"), spec.uv_args(),
-                       offline=o.offline, refresh=o.refresh, compile_bytecode=False,
-                       verbosity=o.verbosity)
+        uv.pip_install(os.path.join(tree.path, "bin", "python"),
+                       spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
+                       compile_bytecode=False, verbosity=o.verbosity)
     base = os.environ if not extra_env else {**os.environ, **extra_env}
     env = launch.payload_env(tree.path, base)
     path = launch.resolve(o.command[0], env["PATH"])

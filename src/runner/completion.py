@@ -11,33 +11,15 @@ script file, and after it whatever the shell completes for that command.
 """
 
 from runner.errors import UsageError
+from runner.options import OPTIONS as _TABLE
 
 SHELLS = ("bash", "zsh", "fish")
 
-# (names, value kind or None, help). Kinds: file, dir, python, tree, shell,
-# text (no completion). The parser in cli.py is the authority; a test checks
-# that both list the same options.
-OPTIONS = [
-    (("--with",), "text", "install REQ (repeatable, commas separate several)"),
-    (("--with-requirements",), "file", "install from a requirements file or PEP 723 script"),
-    (("-p", "--python"), "python", "base interpreter: path, command or version"),
-    (("-m",), "text", "run a module, like python -m"),
-    (("--index-url",), "text", "package index instead of PyPI"),
-    (("--extra-index-url",), "text", "additional package index"),
-    (("-f", "--find-links"), "dir", "look for packages in a directory or page"),
-    (("--no-index",), None, "use only --find-links"),
-    (("--offline",), None, "never touch the network"),
-    (("--refresh",), None, "re-resolve and rebuild the cached layer"),
-    (("--no-cache",), None, "install into the run's own tree"),
-    (("--env-file",), "file", "add variables from a dotenv file"),
-    (("--keep",), None, "do not remove the environment"),
-    (("--tree",), "tree", "dir (default) or fuse"),
-    (("-q", "--quiet"), None, "say nothing but errors"),
-    (("-v", "--verbose"), None, "explain each step"),
-    (("--completion",), "shell", "print a shell completion script"),
-    (("--version",), None, "print runx's version"),
-    (("-h", "--help"), None, "show help"),
-]
+# (names, value kind or None, help), from the one option table. Kinds: file,
+# dir, python, tree, shell, text (no completion), or a tuple of choices.
+OPTIONS = [(opt.names, None if opt.metavar is None else (opt.kind or "text"), opt.help)
+           for opt in _TABLE]
+REPEATABLE = {n for opt in _TABLE if opt.repeat for n in opt.names} | {"-v", "--verbose"}
 SUBCOMMANDS = [("gc", "remove environments left by killed runs"),
                ("ls", "list live environments"),
                ("cache", "show, prune or clean the layer cache")]
@@ -67,6 +49,10 @@ def _bash() -> str:
     dirs = "|".join(_names(lambda k: k == "dir"))
     pythons = "|".join(_names(lambda k: k == "python"))
     subs = " ".join(s for s, _ in SUBCOMMANDS)
+    texts = "|".join(_names(lambda k: k == "text"))
+    choices = "\n".join(
+        f"        {'|'.join(names)}) COMPREPLY=($(compgen -W \"{' '.join(kind)}\" -- \"$cur\"));"
+        " return;;" for names, kind, _ in OPTIONS if isinstance(kind, tuple))
     cache_cases = "\n".join(f"                    {k}) words=\"{v}\";;" for k, v in CACHE_ARGS.items())
     return f"""\
 # bash completion for runx (runx --completion bash)
@@ -85,7 +71,7 @@ _runx() {{
     while [[ $i -lt $COMP_CWORD ]]; do
         case "${{COMP_WORDS[i]}}" in
             --) i=$((i+1)); break;;
-            -m) i=$((i+2)); [[ $i -le $COMP_CWORD ]] && {{ COMPREPLY=($(compgen -f -- "$cur")); return; }};;
+            -m|--module) i=$((i+2)); [[ $i -le $COMP_CWORD ]] && {{ COMPREPLY=($(compgen -f -- "$cur")); return; }};;
             {valued}) if [[ "${{COMP_WORDS[i+1]}}" == "=" ]]; then i=$((i+3)); else i=$((i+2)); fi;;
             -*) i=$((i+1));;
             *) break;;
@@ -118,10 +104,11 @@ _runx() {{
     case "$prev" in
         --tree) COMPREPLY=($(compgen -W "{' '.join(TREE_VALUES)}" -- "$cur")); return;;
         --completion) COMPREPLY=($(compgen -W "{' '.join(SHELLS)}" -- "$cur")); return;;
+{choices}
         {files}) COMPREPLY=($(compgen -f -- "$cur")); return;;
         {dirs}) COMPREPLY=($(compgen -d -- "$cur")); return;;
         {pythons}) COMPREPLY=($(compgen -c -- "$cur") $(compgen -f -- "$cur")); return;;
-        --with|-m|--index-url|--extra-index-url) COMPREPLY=(); return;;
+        {texts}) COMPREPLY=(); return;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "{all_opts}" -- "$cur"))
@@ -144,14 +131,15 @@ def _zsh() -> str:
     action = {"file": ":file:_files", "dir": ":directory:_files -/",
               "python": ":python:_command_names -e", "tree": f":tree:({' '.join(TREE_VALUES)})",
               "shell": f":shell:({' '.join(SHELLS)})", "text": ":value: "}
-    repeatable = ("--with", "--with-requirements", "--extra-index-url", "-f", "--find-links",
-                  "--env-file", "-v", "--verbose")
     for names, kind, help_ in OPTIONS:
         h = _zsh_escape(help_)
-        body = action[kind] if kind else ""
-        if names == ("-m",):             # like python -m: the rest is the module's
-            specs.append(f"'(-)-m[{h}]:module: '")
-        elif names[0] in repeatable:
+        if isinstance(kind, tuple):
+            body = f":value:({' '.join(kind)})"
+        else:
+            body = action[kind] if kind else ""
+        if "-m" in names:                # like python -m: the rest is the module's
+            specs += [f"'(-){n}[{h}]:module: '" for n in names]
+        elif names[0] in REPEATABLE:
             specs += [f"'*{n}[{h}]{body}'" for n in names]
         elif len(names) > 1:
             specs.append(f"'({' '.join(names)})'{{{','.join(names)}}}'[{h}]{body}'")
@@ -234,7 +222,10 @@ def _fish() -> str:
         parts = []
         for n in names:
             parts.append(f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}")
-        arg = fish_arg[kind] if kind else ""
+        if isinstance(kind, tuple):
+            arg = f"-r -f -a '{' '.join(kind)}'"
+        else:
+            arg = fish_arg[kind] if kind else ""
         desc = help_.replace("'", "\\'")
         out.append(f"complete -c runx -n __runx_no_command {' '.join(parts)} {arg} -d '{desc}'"
                    .replace("  ", " "))

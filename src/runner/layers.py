@@ -83,7 +83,7 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
 
 
 def ensure(spec: Spec, interp: Interpreter, cache: str, *, refresh: bool, offline: bool,
-           verbosity: int, log) -> Layer:
+           verbosity: int, log, uv_run_args=()) -> Layer:
     k = key(spec, interp)
     if not refresh:
         layer = lookup(cache, k, allow_stale=offline)
@@ -96,10 +96,11 @@ def ensure(spec: Spec, interp: Interpreter, cache: str, *, refresh: bool, offlin
             return layer
     log(f"layer miss: building {k}")
     return _build(spec, interp, cache, k, refresh=refresh, offline=offline,
-                  verbosity=verbosity, log=log)
+                  verbosity=verbosity, log=log, uv_run_args=list(uv_run_args))
 
 
-def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer:
+def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
+           uv_run_args=()) -> Layer:
     import fcntl
     import json
 
@@ -132,8 +133,9 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer
             bindir = os.path.join(tmp, "bin")
             machinery = set(os.listdir(bindir))
             checkpoint("install")
-            uv.pip_install(os.path.join(bindir, "python"), spec.uv_args(), offline=offline,
-                           refresh=refresh, compile_bytecode=False, verbosity=verbosity)
+            uv.pip_install(os.path.join(bindir, "python"), spec.uv_args() + list(uv_run_args),
+                           offline=offline, refresh=refresh, compile_bytecode=False,
+                           verbosity=verbosity)
             manifest = {
                 "format": FORMAT, "key": k, "created": time.time(), "pinned": spec.pinned,
                 "compiled": False,

@@ -20,6 +20,9 @@ except ImportError:  # pragma: no cover - CPython builds without _blake2
 _PINNED = r"^[a-z0-9-]+(\[[^\]]*\])?\s*===?\s*[A-Za-z0-9.+!_-]+\s*(;.*)?$"
 
 
+_FILE_OPTIONS = ("--constraints", "--overrides", "--build-constraints", "--config-file")
+
+
 def split_with(value: str) -> list[str]:
     """Split a ``--with`` value on the commas that separate requirements.
 
@@ -73,13 +76,16 @@ class Spec:
     """Everything that decides what a layer contains (the layer key's input)."""
 
     def __init__(self, requirements=(), requirement_files=(), index_url=None,
-                 extra_index_urls=(), find_links=(), no_index=False):
+                 extra_index_urls=(), find_links=(), no_index=False, uv_options=()):
         self.requirements = list(requirements)
         self.requirement_files = list(requirement_files)     # absolute paths
         self.index_url = index_url
         self.extra_index_urls = list(extra_index_urls)
         self.find_links = list(find_links)
         self.no_index = no_index
+        # uv's resolver/index/build options as uv pip install spells them
+        # (runner.options, where "layer"): in order, since order can matter to uv.
+        self.uv_options = list(uv_options)
 
     @property
     def empty(self) -> bool:
@@ -106,6 +112,12 @@ class Spec:
         for u in self.find_links:
             h.update(b"links\0" + u.encode() + b"\0")
         h.update(b"noindex\0" + (b"1" if self.no_index else b"0"))
+        previous = None
+        for a in self.uv_options:
+            h.update(b"uv\0" + a.encode() + b"\0")
+            if previous in _FILE_OPTIONS:      # the file's content decides, not its name
+                h.update(b"content\0" + read_requirements_file(a) + b"\0")
+            previous = a
         # uv also reads its index settings from the environment: they change
         # what a layer contains, so they are part of its name.
         for var in ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL",
@@ -129,6 +141,7 @@ class Spec:
             args.append("--no-index")
         for path in self.requirement_files:
             args += ["-r", path]
+        args += self.uv_options
         args += self.requirements
         return args
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from runner.errors import EXIT_ENV, RunxError
 
@@ -40,17 +41,21 @@ def _die_with_parent() -> None:
         pass
 
 
-def run(args: list[str], *, what: str, verbosity: int = 0) -> str:
-    """Run ``uv ARGS``. Progress reaches a terminal; elsewhere uv stays quiet
-    unless it fails, when its explanation is printed before runx's line."""
+def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False) -> str:
+    """Run ``uv ARGS``. Progress reaches a terminal; elsewhere uv's output is
+    held back and shown only if it fails, when its explanation is printed
+    before runx's line. With ``summary`` (an install, not on a terminal, not
+    -q) one line says what was installed and how long it took."""
     show = verbosity >= 0 and sys.stderr.isatty()
+    summary = summary and not show and verbosity >= 0
     cmd = [binary(), *args]
-    if verbosity < 0 or (not show and verbosity == 0):
+    if verbosity < 0 or (not show and verbosity == 0 and not summary):
         cmd.insert(2, "--quiet")
     if verbosity > 1:
         cmd.insert(2, "--verbose")
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)   # uv must act on the paths runx gives, nothing else
+    started = time.monotonic()
     try:
         proc = subprocess.run(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -65,7 +70,21 @@ def run(args: list[str], *, what: str, verbosity: int = 0) -> str:
             sys.stderr.write(proc.stderr if proc.stderr.endswith("\n") else proc.stderr + "\n")
         raise RunxError(f"{what} failed (uv exited with {proc.returncode})",
                         "see uv's explanation above", EXIT_ENV)
+    if summary:
+        sys.stderr.write(_summary(proc.stderr or "", time.monotonic() - started))
     return proc.stdout
+
+
+def _summary(uv_stderr: str, seconds: float) -> str:
+    """'runx: installed 3 packages in 1.2s (a==1, b==2, c==3)' from uv's own
+    report (its ' + name==version' lines), for CI logs where a cold build
+    would otherwise be an unexplained pause."""
+    added = [ln[3:].strip() for ln in uv_stderr.splitlines() if ln.startswith(" + ")]
+    if not added:
+        return f"runx: nothing to install ({seconds:.1f}s)\n"
+    shown = ", ".join(added[:5]) + (f", and {len(added) - 5} more" if len(added) > 5 else "")
+    return (f"runx: installed {len(added)} package{'s' if len(added) != 1 else ''} "
+            f"in {seconds:.1f}s ({shown})\n")
 
 
 def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool,
@@ -77,7 +96,7 @@ def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool
         args.append("--offline")
     if refresh:
         args.append("--refresh")
-    run(args + uv_args, what="installing the requirements", verbosity=verbosity)
+    run(args + uv_args, what="installing the requirements", verbosity=verbosity, summary=True)
 
 
 def python_find(request: str) -> str | None:
