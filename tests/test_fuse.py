@@ -143,7 +143,7 @@ def test_uv_pip_install_into_the_running_env(runx, wheelhouse):
         'runxdemo\n'
         'python -c "import runxdemo; print(runxdemo.__file__)"\n'
         'grep -c runx /proc/self/mountinfo >/dev/null\n')
-    r = runx.run("--tree", "fuse", "sh", "-c", script)
+    r = runx.run("--tree", "fuse", "--no-project", "sh", "-c", script)
     assert r.returncode == 0, r.stderr
     first, path = r.stdout.splitlines()[-2:]
     tree = first.split()[2]
@@ -172,7 +172,7 @@ def test_pip_install_and_upgrade_with_a_second_wheel(runx, tmp_path):
         'python -c "import fusedemo.extra, fusedemo; print(fusedemo.V, fusedemo.extra.X)"\n'
         f'"{uv}" pip uninstall --quiet --python "$VIRTUAL_ENV/bin/python" fusedemo\n'
         'python -c "import importlib.util as u; print(u.find_spec(\'fusedemo\'))"\n')
-    r = runx.run("--tree", "fuse", "sh", "-c", script)
+    r = runx.run("--tree", "fuse", "--no-project", "sh", "-c", script)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["1", "2 1", "None"]
     runx.wait_clean()
@@ -515,7 +515,7 @@ def test_unavailable_fuse_is_a_clear_error(runx, tmp_path, how):
 
 
 def test_keep_is_refused(runx):
-    r = runx.run("--tree", "fuse", "--keep", "true")
+    r = runx.run("--tree", "fuse", "--keep", "--no-project", "true")
     assert r.returncode == 2
     assert "--keep needs --tree dir" in r.stderr
     assert runtime_entries(runx.runtime) == []

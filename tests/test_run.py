@@ -124,7 +124,7 @@ def test_pipe_to_head_ends_promptly(runx):
     SIGPIPE, quietly. (Had runx left Python's SIG_IGN in place, yes would see
     EPIPE and complain; a Python payload ignores SIGPIPE on its own, as it
     would if started directly.)"""
-    r = subprocess.run(["bash", "-c", f"set -o pipefail; {RUNX} yes | head -1"], env=runx.env,
+    r = subprocess.run(["bash", "-c", f"set -o pipefail; {RUNX} --no-project yes | head -1"], env=runx.env,
                        capture_output=True, text=True, timeout=60)
     assert r.stdout == "y\n"
     assert r.returncode == 128 + signal.SIGPIPE, f"yes must die of SIGPIPE: {r.stderr}"
@@ -228,7 +228,7 @@ def one_error_line(stderr: str) -> str:
     (["--with"], 2, "needs a value"),
     (["--bogus", "python"], 2, "unknown option"),
     (["--tree", "nfs", "python"], 2, "--tree"),
-    (["no-such-command-xyz"], 127, "not found"),
+    (["--no-project", "no-such-command-xyz"], 127, "not found"),
     (["./definitely/not/here"], 127, "no such file"),
     (["--python", "/nonexistent/python3", "python"], 1, "--python"),
     (["--python", "no-such-python-9", "python"], 1, "--python"),

@@ -53,7 +53,7 @@ name is on PATH: 'runx ruff', 'runx black[jupyter]', 'runx ruff@0.6.0'
 (ruff==0.6.0), 'runx ruff@latest' (re-resolved now), 'runx "ruff>=0.6"'.
 --from SPEC names the package of another command; --with then adds packages.
 With --with alone runx is 'uv run --with': the command is looked up in the
-environment, then on PATH.
+environment, then on PATH; --no-project runs it with no packages at all.
 
 uv's resolver, index, build and installer options keep uv's spelling and
 meaning; those that change what is installed are part of the cached layer's
@@ -141,6 +141,7 @@ class Options:
         self.offline = False
         self.refresh = False
         self.no_cache = False
+        self.no_project = False      # --no-project: no tool mode
         self.keep = False
         self.env_files: list = []
         self.directory = None
@@ -326,7 +327,7 @@ def parse(argv: list) -> Options:
         req, _, latest = tool_requirement(o.from_, "--from")
         o.tool = [req]
         o.refresh = o.refresh or latest
-    elif (o.command and not o.script and o.module is None and not o.with_
+    elif (o.command and not o.script and o.module is None and not o.no_project and not o.with_
           and not o.with_requirements and not _is_python(o.command[0])
           and "/" not in o.command[0]):
         # Tool mode, as uvx: with no requirement named at all, the command
@@ -520,7 +521,13 @@ def run(o: Options) -> None:
                        compile_bytecode=False, verbosity=o.verbosity)
     base = os.environ if not extra_env else {**os.environ, **extra_env}
     env = launch.payload_env(tree.path, base)
-    path = launch.resolve(o.command[0], env["PATH"])
+    try:
+        path = launch.resolve(o.command[0], env["PATH"])
+    except RunxError as e:
+        if o.tool and e.code == 127:     # uvx's case: the package lacks that command
+            e.message = f"{o.command[0]}: {o.tool[0]} provides no command of that name"
+            e.hint = "name the package with --from PKG COMMAND"
+        raise
     if o.keep and o.verbosity >= 0:
         _say(f"runx: keeping {tree.path}\n")
     log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"

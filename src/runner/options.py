@@ -66,6 +66,8 @@ OPTIONS = [
     # --- what to run
     Opt(("-m", "--module"), "MODULE", "run MODULE as 'python -m MODULE'; what follows are its "
         "arguments", RUN, "runx", kind="text", dest="module"),
+    Opt(("--no-project",), None, "COMMAND names no package (no tool mode): it runs on the "
+        "bare interpreter, found on PATH, as with uv run --no-project", RUN, "runx"),
     Opt(("--directory",), "DIR", "change to DIR before anything else (relative paths, the "
         "command's cwd)", RUN, "runx", kind="dir"),
     Opt(("--env-file",), "FILE", "add the variables of a dotenv file to the command's "
@@ -180,7 +182,6 @@ OPTIONS = [
 _PROJECT = "runx never reads a project: name what to install with --with or --from"
 NOT_TAKEN = {
     "--isolated": "runx environments are always isolated (a fresh tree over a cached layer)",
-    "--no-project": "runx never reads a project; this is always the case",
     "--project": _PROJECT,
     "--package": _PROJECT,
     "--all-packages": _PROJECT,
