@@ -329,9 +329,10 @@ def parse(argv: list) -> Options:
         o.refresh = o.refresh or latest
     elif (o.command and not o.script and o.module is None and not o.no_project and not o.with_
           and not o.with_requirements and not _is_python(o.command[0])
-          and "/" not in o.command[0]):
+          and "/" not in o.command[0] and o.command[0][:1].isalnum()):
         # Tool mode, as uvx: with no requirement named at all, the command
         # names its own package (even if a command of that name is on PATH).
+        # Not "-" (a script on stdin) and not a path (a file to run).
         req, cmd, latest = tool_requirement(o.command[0], "command")
         o.tool = [req]
         o.command = [cmd or o.command[0], *o.command[1:]]
