@@ -298,3 +298,20 @@ def test_directory_changes_dir_before_anything(runx, tmp_path):
     assert r.returncode == 2
     assert "--directory" in one_error_line(r.stderr)
     runx.wait_clean()
+
+
+def test_bash_completes_choices_and_new_options():
+    script = completion.script("bash")
+
+    def complete(*words):
+        arr = " ".join("'" + w + "'" for w in words)
+        prog = (f"{script}\nCOMP_WORDS=({arr}); COMP_CWORD={len(words) - 1}; _runx; "
+                "printf '%s\\n' \"${COMPREPLY[@]}\"")
+        r = subprocess.run(["bash", "--norc", "--noprofile", "-c", prog], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return sorted(ln for ln in r.stdout.splitlines() if ln)
+    assert complete("runx", "--prerelease", "if") == ["if-necessary", "if-necessary-or-explicit"]
+    assert complete("runx", "--resolution", "") == ["highest", "lowest", "lowest-direct"]
+    assert complete("runx", "--exclude-n") == ["--exclude-newer", "--exclude-newer-package"]
+    assert complete("runx", "--exclude-newer", "") == []          # a date: nothing to offer
