@@ -208,7 +208,7 @@ def native_status(caller, via_runx: bool, **kw) -> dict:
     out = caller.out + ".status"
     argv = ["cat", "/proc/self/status"]
     if via_runx:
-        argv = caller.runx.argv(*argv)
+        argv = caller.runx.argv("--no-project", *argv)     # cat names no package
     with open(out, "wb") as f:
         p = caller.popen(argv, stdout=f, **kw)
         assert p.wait(timeout=120) == 0
