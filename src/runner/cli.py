@@ -78,7 +78,8 @@ Exit status: the command's own once it runs. Before that, runx exits with
   1    the environment could not be built (uv's explanation is shown above),
        the --python interpreter was not found, or it does not satisfy the
        script's requires-python
-  2    usage: unknown option, missing value, no command, missing script,
+  2    usage: unknown option (did you mean...), a uv option runx does not
+       take (the error says why), missing value, no command, missing script,
        malformed '# /// script' block, unreadable requirements or env file
   126  the command is not executable
   127  the command was not found
