@@ -103,8 +103,9 @@ def test_the_command_names_its_package(tools, command, out):
     r = tools.tool(*command)
     if out is None:
         assert r.returncode == 127
-        assert r.stderr.splitlines()[-1] == ("runx: error: Tooly: Tooly provides no command of "
-                                             "that name (name the package with --from PKG COMMAND)")
+        assert r.stderr.splitlines()[-1] == (
+            "runx: error: Tooly: Tooly provides no command of that name; it provides: tooly, "
+            "tooly-other (name the package with --from PKG COMMAND)")
     else:
         assert r.returncode == 0, r.stderr
         assert r.stdout == out + "\n"

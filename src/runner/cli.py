@@ -527,7 +527,9 @@ def run(o: Options) -> None:
         path = launch.resolve(o.command[0], env["PATH"])
     except RunxError as e:
         if o.tool and e.code == 127:     # uvx's case: the package lacks that command
-            e.message = f"{o.command[0]}: {o.tool[0]} provides no command of that name"
+            provided = sorted(s["name"] for s in layer.scripts) if layer else []
+            e.message = (f"{o.command[0]}: {o.tool[0]} provides no command of that name"
+                         + (f"; it provides: {', '.join(provided)}" if provided else ""))
             e.hint = "name the package with --from PKG COMMAND"
         raise
     if o.keep and o.verbosity >= 0:
