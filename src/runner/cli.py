@@ -18,7 +18,7 @@ import os
 import sys
 
 from runner import __version__, checkpoint
-from runner.errors import EXIT_ENV, RunxError, UsageError
+from runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError
 
 USAGE = """\
 usage: runx [OPTIONS] [--] COMMAND [ARG...]
@@ -130,6 +130,7 @@ class Options:
         self.module = None          # -m MODULE
         self.script = None          # SCRIPT, as given (the command is python SCRIPT ...)
         self.command: list = []
+        self.py_command = None      # a *.py name that is no file: a command of the environment?
 
 
 _VALUE = {"--with", "--with-requirements", "--python", "-p", "--index-url",
@@ -219,6 +220,12 @@ def parse(argv: list) -> Options:
     rest = argv[i:]
     if o.module is not None:
         o.command = ["python", "-m", o.module, *rest]
+    elif rest and rest[0] == "-":
+        # `runx - < script.py`, as `uv run -`: the script's text becomes
+        # `python -c TEXT ARG...` once read (cli._inputs), so sys.argv[0] is
+        # "-c" and the working directory is on sys.path, as with uv.
+        o.script = "-"
+        o.command = ["python", "-c", "", *rest[1:]]
     elif rest:
         first = rest[0]
         # One stat for a plain command name; the scripts module only for files.
@@ -229,7 +236,12 @@ def parse(argv: list) -> Options:
                 o.script = first
                 o.command = ["python", first, *rest[1:]]
             elif scripts.missing_script(first):
-                raise UsageError(f"script {first}: no such file", "check the path")
+                if "/" in first:
+                    raise UsageError(f"script {first}: no such file", "check the path")
+                # Not a file, but maybe a console script of the environment
+                # (jp.py, rst2html.py), as uv takes it: decided once the
+                # layer exists (run).
+                o.py_command = first
         if not o.command:
             o.command = rest
     if o.tree not in ("dir", "fuse"):
@@ -237,8 +249,10 @@ def parse(argv: list) -> Options:
     if o.keep and o.tree == "fuse":
         raise UsageError("--keep needs --tree dir",
                          "a FUSE tree lives in its reaper's memory and goes with it")
-    if not o.command:
+    if not o.command and not (o.with_ or o.with_requirements):
         raise UsageError("no command given", "try: runx --with cowsay cowsay -t hi")
+    # With requirements and no command, run() says which commands the
+    # environment has, as uv does, once it is built.
     return o
 
 
@@ -296,7 +310,10 @@ def _inputs(o: Options, log):
             extra_env.update(values)
     reqs: list = []
     meta = None
-    if o.script:
+    if o.script == "-":
+        meta = _stdin_script(o)
+        reqs += meta.dependencies
+    elif o.script:
         from runner import scripts
 
         meta = scripts.read(o.script)
@@ -323,6 +340,42 @@ def _inputs(o: Options, log):
             read_requirements_file(f)        # unreadable file: a usage error, now
             files.append(f)
     return reqs, files, extra_env, meta
+
+
+# Linux's limit on one argument (MAX_ARG_STRLEN, 32 pages), less a margin.
+_ARG_MAX = 128 * 1024 - 256
+
+
+def _stdin_script(o: Options):
+    """Read `runx -`'s script from stdin, whole, as `uv run -` does (the
+    payload then finds stdin at its end), into ``python -c TEXT``."""
+    from runner import scripts
+
+    try:
+        data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+    except OSError as e:
+        raise UsageError(f"cannot read the script from stdin: {e.strerror}",
+                         "pipe or redirect a script: runx - < script.py")
+    text = data.decode("utf-8", "surrogateescape")
+    if "\0" in text or len(data) > _ARG_MAX:
+        raise UsageError("the script on stdin cannot be passed to python -c "
+                         + ("(it contains a NUL byte)" if "\0" in text
+                            else f"({len(data)} bytes; at most {_ARG_MAX})"),
+                         "save it to a file and run: runx FILE.py")
+    o.command[2] = text
+    if "# /// script" not in text:
+        return scripts.Metadata()
+    return scripts.parse(text, "<stdin>")
+
+
+def _no_command(layer) -> UsageError:
+    """`runx --with X` and nothing to run: name what the environment offers."""
+    names = [s["name"] for s in layer.scripts] if layer else []
+    if not names:
+        return UsageError("no command given",
+                          "the environment has no commands of its own: try python, or -m MODULE")
+    return UsageError("no command given",
+                      f"the environment's commands: {', '.join(names)}; or python, -m MODULE")
 
 
 def run(o: Options) -> None:
@@ -353,6 +406,8 @@ def run(o: Options) -> None:
                               verbosity=o.verbosity, log=log)
     elif spec.empty:
         log("no requirements: the environment is the bare interpreter")
+    if not o.command:
+        raise _no_command(layer)
 
     if o.tree == "fuse":
         from reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
@@ -409,7 +464,13 @@ def run(o: Options) -> None:
                        verbosity=o.verbosity)
     base = os.environ if not extra_env else {**os.environ, **extra_env}
     env = launch.payload_env(tree.path, base)
-    path = launch.resolve(o.command[0], env["PATH"])
+    try:
+        path = launch.resolve(o.command[0], env["PATH"])
+    except RunxError as e:
+        if o.py_command is None or e.code != EXIT_NOT_FOUND:
+            raise
+        # A *.py name that is neither a file nor a command: the user meant a script.
+        raise UsageError(f"script {o.py_command}: no such file", "check the path") from None
     if o.keep and o.verbosity >= 0:
         _say(f"runx: keeping {tree.path}\n")
     log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
