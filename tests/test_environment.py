@@ -8,6 +8,7 @@ The tests marked ``pypi`` use real packages (jupyterlab, nbconvert, pip)
 from PyPI; their layers are built once per session (the session's cache).
 """
 
+import glob
 import json
 import os
 import re
@@ -104,20 +105,20 @@ def test_payload_writes_stay_in_the_tree(runx, wheels, mode):
     r = runx.run("--tree", mode, "--with", "datademo", "python", "-c", code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ['{"on": true}', "['datademo.1']"]
-    layer = _layer_of(runx, "datademo")
+    layer = _layer_of(runx, ["datademo"])
     assert not os.path.exists(os.path.join(layer, "share/mine.txt"))
     assert not os.path.exists(os.path.join(layer, "share/man/man1/mine.1"))
 
 
-def _layer_of(runx, requirement: str) -> str:
+def _layer_of(runx, requirements) -> str:
     root = os.path.join(runx.cache, "layers")
     for k in os.listdir(root):
         m = os.path.join(root, k, "current", "runx-layer.json")
         if os.path.exists(m):
             with open(m) as f:
-                if json.load(f)["requirements"] == [requirement]:
+                if json.load(f)["requirements"] == requirements:
                     return os.path.realpath(os.path.join(root, k, "current"))
-    raise AssertionError(f"no layer for {requirement}")
+    raise AssertionError(f"no layer for {requirements}")
 
 
 # --- console scripts named *.py ---------------------------------------------
@@ -400,6 +401,8 @@ PIP_INSTALL = """\
 set -e
 python -m pip install --quiet --no-index --find-links "$WH" datademo
 python -c 'import datademo, os, sys; print(datademo.__file__); print(open(os.path.join(sys.prefix, "share/datademo/templates/page.txt")).read().strip())'
+python -c 'import os, sys; print(sorted(os.listdir(os.path.join(sys.prefix, "share/man/man1"))))'
+python -c 'import os, sys; print(sorted(os.listdir(os.path.join(sys.prefix, "etc/datademo/conf.d"))))'
 command -v tool.py
 echo "$VIRTUAL_ENV"
 """
@@ -407,15 +410,23 @@ echo "$VIRTUAL_ENV"
 
 @pytest.mark.parametrize("mode", MODES)
 def test_pip_install_lands_in_the_tree(runx, wheels, tmp_path, mode):
+    # The layer has data files in the directories datademo adds to: the run
+    # sees both, and datademo's go into the tree only.
+    build_wheel(wheels, "layerdata", "1.0", files={"layerdata/__init__.py": ""}, scripts={},
+                data={"share/man/man1/layerdata.1": ".TH L 1\n",
+                      "etc/datademo/conf.d/layer.json": "{}\n"})
     env = dict(runx.env, WH=wheels, PIP_DISABLE_PIP_VERSION_CHECK="1")
-    r = runx.run("--tree", mode, "--with", "pip", "sh", "-c", PIP_INSTALL, local=False,
-                 env=env, timeout=600)
+    r = runx.run("--tree", mode, "--find-links", wheels, "--with", "pip", "--with", "layerdata",
+                 "sh", "-c", PIP_INSTALL, local=False, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
-    module, page, tool, tree = r.stdout.splitlines()
+    module, page, man1, confd, tool, tree = r.stdout.splitlines()
     assert module.startswith(tree + "/") and tool == f"{tree}/bin/tool.py"
     assert page == "template"
+    assert man1 == "['datademo.1', 'layerdata.1']" and confd == "['layer.json', 'on.json']"
     runx.wait_clean()
     assert not os.path.exists(tree)
-    layer = _layer_of(runx, "pip")
+    layer = _layer_of(runx, ["pip", "layerdata"])
+    assert not glob.glob(os.path.join(layer, "lib/python*/site-packages/datademo*"))
+    assert not os.path.exists(os.path.join(layer, "bin/tool.py"))
     for dirpath, dirnames, filenames in os.walk(layer):
-        assert "datademo" not in dirnames and "datademo" not in " ".join(filenames), dirpath
+        assert not {"datademo.1", "on.json", "page.txt"} & set(filenames), dirpath
