@@ -24,6 +24,7 @@ USAGE = """\
 usage: runx [OPTIONS] [--] COMMAND [ARG...]
        runx [OPTIONS] SCRIPT [ARG...]
        runx [OPTIONS] -m MODULE [ARG...]
+       runx [OPTIONS] - [ARG...] < SCRIPT
        runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
 HELP = f"""{USAGE}
@@ -37,12 +38,15 @@ COMMAND: same PID, same parent, signals and exit status as if started directly.
   runx --with-requirements requirements.txt python app.py
   runx script.py ARG...      (its '# /// script' block, PEP 723, says what to install)
   runx --with httpie -m httpie --version
+  runx - ARG... < script.py  (a script on stdin: 'python -c SCRIPT ARG...')
 
 SCRIPT is an existing file named *.py, or any file whose first line is a #!
 line that mentions runx: '#!/usr/bin/env -S runx' makes a script runnable
 on its own. It runs as 'python SCRIPT ARG...' on the environment's python,
 with the 'dependencies' of its PEP 723 block (plus --with) installed; a
-'requires-python' the interpreter does not meet is an error.
+'requires-python' the interpreter does not meet is an error. A *.py name
+that is no file but a command of the environment (jp.py) runs as that
+command. With no command, the error lists the environment's commands.
 
 Options:
   --with REQ            install REQ (repeatable; commas separate several):
@@ -91,7 +95,9 @@ Commands:
 
 The command sees VIRTUAL_ENV and RUNX_ENV set to the environment, and PATH
 with the environment's bin first (plus any --env-file variables); nothing
-else of its process changes. On a terminal a cold build shows uv's progress;
+else of its process changes. The environment is a complete venv: what the
+packages put under its prefix (share/, etc/, include/) is there, and so is
+bin/activate; what the command writes there stays in it and goes with it. On a terminal a cold build shows uv's progress;
 elsewhere it is silent unless it fails.
 
 Exit status: the command's own once it runs. Before that, runx exits with
@@ -99,6 +105,7 @@ Exit status: the command's own once it runs. Before that, runx exits with
        the --python interpreter was not found, or it does not satisfy the
        script's requires-python
   2    usage: unknown option, missing value, no command, missing script,
+       a script on stdin too long for python -c or with a NUL byte,
        malformed '# /// script' block, unreadable requirements or env file
   126  the command is not executable
   127  the command was not found
