@@ -31,7 +31,9 @@ from runner.requirements import Spec, _hash
 # built in and already loaded; json would bring re with it).
 MANIFEST = "runx-layer.json"
 FAST_MANIFEST = "runx-layer.marshal"
-FORMAT = "2"
+# Part of the key: a layer of an older format is rebuilt, not misread.
+# 3: the manifest records the prefix's entries (share/, etc/...).
+FORMAT = "3"
 DEFAULT_FRESHNESS = 24 * 3600
 
 
