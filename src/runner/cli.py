@@ -97,8 +97,9 @@ The command sees VIRTUAL_ENV and RUNX_ENV set to the environment, and PATH
 with the environment's bin first (plus any --env-file variables); nothing
 else of its process changes. The environment is a complete venv: what the
 packages put under its prefix (share/, etc/, include/) is there, and so is
-bin/activate; what the command writes there stays in it and goes with it. On a terminal a cold build shows uv's progress;
-elsewhere it is silent unless it fails.
+bin/activate; what the command writes there stays in it and goes with it.
+On a terminal a cold build shows uv's progress; elsewhere it is silent
+unless it fails.
 
 Exit status: the command's own once it runs. Before that, runx exits with
   1    the environment could not be built (uv's explanation is shown above),
@@ -256,7 +257,7 @@ def parse(argv: list) -> Options:
     if o.keep and o.tree == "fuse":
         raise UsageError("--keep needs --tree dir",
                          "a FUSE tree lives in its reaper's memory and goes with it")
-    if not o.command and not (o.with_ or o.with_requirements):
+    if not o.command and (o.no_cache or not (o.with_ or o.with_requirements)):
         raise UsageError("no command given", "try: runx --with cowsay cowsay -t hi")
     # With requirements and no command, run() says which commands the
     # environment has, as uv does, once it is built.
@@ -364,11 +365,14 @@ def _stdin_script(o: Options):
         raise UsageError(f"cannot read the script from stdin: {e.strerror}",
                          "pipe or redirect a script: runx - < script.py")
     text = data.decode("utf-8", "surrogateescape")
-    if "\0" in text or len(data) > _ARG_MAX:
-        raise UsageError("the script on stdin cannot be passed to python -c "
-                         + ("(it contains a NUL byte)" if "\0" in text
-                            else f"({len(data)} bytes; at most {_ARG_MAX})"),
+    # It travels as one argument of python -c (see parse): a NUL byte or
+    # more than the kernel takes for one argument cannot.
+    if "\0" in text:
+        raise UsageError("the script on stdin contains a NUL byte",
                          "save it to a file and run: runx FILE.py")
+    if len(data) > _ARG_MAX:
+        raise UsageError(f"the script on stdin is too long for python -c ({len(data)} bytes, "
+                         f"at most {_ARG_MAX})", "save it to a file and run: runx FILE.py")
     o.command[2] = text
     if "# /// script" not in text:
         return scripts.Metadata()
