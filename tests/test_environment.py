@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -349,12 +348,6 @@ def test_jupyter_server_extensions_enabled(runx, tmp_path, mode):
             ext, text)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, token: str):
     req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -364,22 +357,28 @@ def _get(url: str, token: str):
 @pytest.mark.parametrize("mode", MODES)
 def test_live_jupyter_lab(runx, tmp_path, mode):
     token = os.urandom(8).hex()
-    port = _free_port()
     log = open(tmp_path / "lab.log", "w+")
+    # --port=0: the kernel picks a free port (no race with other tests); the
+    # server logs its URL.
     p = runx.popen("--tree", mode, "--with", "jupyterlab", "jupyter", "lab", "--no-browser",
-                   "--allow-root", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
+                   "--allow-root", "--ip=127.0.0.1", "--port=0",
                    f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
                    local=False, env=_env(runx, tmp_path), stdout=log, stderr=subprocess.STDOUT,
                    stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     try:
+        def url():
+            text = (tmp_path / "lab.log").read_text()
+            assert p.poll() is None, f"jupyter lab exited: {text}"
+            m = re.search(r"http://127\.0\.0\.1:([0-9]+)/", text)
+            return m and m.group(0).rstrip("/")
+        base = wait_until(url, 600, "jupyter lab to log its URL")
+
         def up():
-            assert p.poll() is None, f"jupyter lab exited: {(tmp_path / 'lab.log').read_text()}"
             try:
                 return _get(f"{base}/api/status", token)[0] == 200
             except (OSError, urllib.error.URLError):
                 return False
-        wait_until(up, 600, "jupyter lab to answer")
+        wait_until(up, 120, "jupyter lab to answer")
         status, terminals = _get(f"{base}/api/terminals", token)
         assert status == 200 and terminals == []
         status, extensions = _get(f"{base}/lab/api/extensions", token)
