@@ -158,9 +158,14 @@ def main():
 
 
 def build_wheel(directory: str, name: str = "runxdemo", version: str = "1.0",
-                files: dict | None = None, scripts: dict | None = None) -> str:
-    """Write a minimal pure-Python wheel (no build backend needed)."""
+                files: dict | None = None, scripts: dict | None = None,
+                data: dict | None = None) -> str:
+    """Write a minimal pure-Python wheel (no build backend needed). ``data``
+    maps paths relative to the install prefix (``share/x/y``, ``etc/z``) to
+    contents: the wheel's ``.data/data/`` entries."""
     files = dict(files or {f"{name}/__init__.py": DEMO_INIT})
+    for path, content in (data or {}).items():
+        files[f"{name}-{version}.data/data/{path}"] = content
     scripts = scripts if scripts is not None else {name: f"{name}:main"}
     dist = f"{name}-{version}.dist-info"
     files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"

@@ -173,8 +173,12 @@ def test_script_rule(tmp_path, monkeypatch):
     assert o.command == ["./other", "x"] and o.script is None
     assert cli.parse(["python", "a.py"]).script is None, "only the first positional"
     with pytest.raises(UsageError) as e:
-        cli.parse(["missing.py"])
+        cli.parse(["./missing.py"])
     assert e.value.code == 2 and "no such file" in e.value.message
+    # A bare *.py name may be a console script of the environment (jp.py):
+    # run() decides once the layer exists (tests/test_environment.py).
+    o = cli.parse(["missing.py", "x"])
+    assert o.command == ["missing.py", "x"] and o.script is None and o.py_command == "missing.py"
 
 
 def test_module_option_ends_runx_options():

@@ -18,12 +18,13 @@ import os
 import sys
 
 from runner import __version__, checkpoint
-from runner.errors import EXIT_ENV, RunxError, UsageError
+from runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError
 
 USAGE = """\
 usage: runx [OPTIONS] [--] COMMAND [ARG...]
        runx [OPTIONS] SCRIPT [ARG...]
        runx [OPTIONS] -m MODULE [ARG...]
+       runx [OPTIONS] - [ARG...] < SCRIPT
        runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
 _HELP_HEAD = """
@@ -39,12 +40,15 @@ COMMAND: same PID, same parent, signals and exit status as if started directly.
   runx --with httpie -m httpie --version
   runx ruff check .          (tool mode, as uvx: the command names its package)
   runx ruff@0.6.0 --version; runx --from httpie http --version
+  runx - ARG... < script.py  (a script on stdin: 'python -c SCRIPT ARG...')
 
 SCRIPT is an existing file named *.py, or any file whose first line is a #!
 line that mentions runx: '#!/usr/bin/env -S runx' makes a script runnable
 on its own. It runs as 'python SCRIPT ARG...' on the environment's python,
 with the 'dependencies' of its PEP 723 block (plus --with) installed; a
-'requires-python' the interpreter does not meet is an error.
+'requires-python' the interpreter does not meet is an error. A *.py name
+that is no file but a command of the environment (jp.py) runs as that
+command. With no command, the error lists the environment's commands.
 
 Tool mode, as uvx: when no requirement is named (no --with,
 --with-requirements, --from or script), a COMMAND other than python/pythonX.Y
@@ -71,8 +75,11 @@ _HELP_TAIL = """Commands:
 
 The command sees VIRTUAL_ENV and RUNX_ENV set to the environment, and PATH
 with the environment's bin first (plus any --env-file variables); nothing
-else of its process changes. On a terminal a cold build shows uv's progress;
-elsewhere it prints one line, 'runx: installed N packages in T s' (not with -q).
+else of its process changes. The environment is a complete venv: what the
+packages put under its prefix (share/, etc/, include/) is there, and so is
+bin/activate; what the command writes there stays in it and goes with it.
+On a terminal a cold build shows uv's progress; elsewhere it prints one line,
+'runx: installed N packages in T s' (not with -q).
 
 Exit status: the command's own once it runs. Before that, runx exits with
   1    the environment could not be built (uv's explanation is shown above),
@@ -80,6 +87,7 @@ Exit status: the command's own once it runs. Before that, runx exits with
        script's requires-python
   2    usage: unknown option (did you mean...), a uv option runx does not
        take (the error says why), missing value, no command, missing script,
+       a script on stdin too long for python -c or with a NUL byte,
        malformed '# /// script' block, unreadable requirements or env file
   126  the command is not executable
   127  the command was not found
@@ -154,6 +162,7 @@ class Options:
         self.module = None          # -m MODULE
         self.script = None          # SCRIPT, as given (the command is python SCRIPT ...)
         self.command: list = []
+        self.py_command = None      # a *.py name that is no file: a command of the environment?
 
 
 def _table():
@@ -311,6 +320,12 @@ def parse(argv: list) -> Options:
     rest = argv[i:]
     if o.module is not None:
         o.command = ["python", "-m", o.module, *rest]
+    elif rest and rest[0] == "-":
+        # `runx - < script.py`, as `uv run -`: the script's text becomes
+        # `python -c TEXT ARG...` once read (cli._inputs), so sys.argv[0] is
+        # "-c" and the working directory is on sys.path, as with uv.
+        o.script = "-"
+        o.command = ["python", "-c", "", *rest[1:]]
     elif rest:
         first = rest[0]
         # One stat for a plain command name; the scripts module only for files.
@@ -321,7 +336,12 @@ def parse(argv: list) -> Options:
                 o.script = first
                 o.command = ["python", first, *rest[1:]]
             elif scripts.missing_script(first):
-                raise UsageError(f"script {first}: no such file", "check the path")
+                if "/" in first:
+                    raise UsageError(f"script {first}: no such file", "check the path")
+                # Not a file, but maybe a console script of the environment
+                # (jp.py, rst2html.py), as uv takes it: decided once the
+                # layer exists (run).
+                o.py_command = first
         if not o.command:
             o.command = rest
     if o.from_ is not None:
@@ -343,8 +363,10 @@ def parse(argv: list) -> Options:
     if o.keep and o.tree == "fuse":
         raise UsageError("--keep needs --tree dir",
                          "a FUSE tree lives in its reaper's memory and goes with it")
-    if not o.command:
+    if not o.command and (o.no_cache or not (o.with_ or o.with_requirements)):
         raise UsageError("no command given", "try: runx --with cowsay cowsay -t hi")
+    # With requirements and no command, run() says which commands the
+    # environment has, as uv does, once it is built.
     return o
 
 
@@ -408,7 +430,10 @@ def _inputs(o: Options, log):
             extra_env.update(values)
     reqs: list = []
     meta = None
-    if o.script:
+    if o.script == "-":
+        meta = _stdin_script(o)
+        reqs += meta.dependencies
+    elif o.script:
         from runner import scripts
 
         meta = scripts.read(o.script)
@@ -435,6 +460,45 @@ def _inputs(o: Options, log):
             read_requirements_file(f)        # unreadable file: a usage error, now
             files.append(f)
     return reqs, files, extra_env, meta
+
+
+# Linux's limit on one argument (MAX_ARG_STRLEN, 32 pages), less a margin.
+_ARG_MAX = 128 * 1024 - 256
+
+
+def _stdin_script(o: Options):
+    """Read `runx -`'s script from stdin, whole, as `uv run -` does (the
+    payload then finds stdin at its end), into ``python -c TEXT``."""
+    from runner import scripts
+
+    try:
+        data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+    except OSError as e:
+        raise UsageError(f"cannot read the script from stdin: {e.strerror}",
+                         "pipe or redirect a script: runx - < script.py")
+    text = data.decode("utf-8", "surrogateescape")
+    # It travels as one argument of python -c (see parse): a NUL byte or
+    # more than the kernel takes for one argument cannot.
+    if "\0" in text:
+        raise UsageError("the script on stdin contains a NUL byte",
+                         "save it to a file and run: runx FILE.py")
+    if len(data) > _ARG_MAX:
+        raise UsageError(f"the script on stdin is too long for python -c ({len(data)} bytes, "
+                         f"at most {_ARG_MAX})", "save it to a file and run: runx FILE.py")
+    o.command[2] = text
+    if "# /// script" not in text:
+        return scripts.Metadata()
+    return scripts.parse(text, "<stdin>")
+
+
+def _no_command(layer) -> UsageError:
+    """`runx --with X` and nothing to run: name what the environment offers."""
+    names = [s["name"] for s in layer.scripts] if layer else []
+    if not names:
+        return UsageError("no command given",
+                          "the environment has no commands of its own: try python, or -m MODULE")
+    return UsageError("no command given",
+                      f"the environment's commands: {', '.join(names)}; or python, -m MODULE")
 
 
 def run(o: Options) -> None:
@@ -467,6 +531,8 @@ def run(o: Options) -> None:
                               verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
     elif spec.empty:
         log("no requirements: the environment is the bare interpreter")
+    if not o.command:
+        raise _no_command(layer)
 
     if o.tree == "fuse":
         from reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
@@ -526,6 +592,9 @@ def run(o: Options) -> None:
     try:
         path = launch.resolve(o.command[0], env["PATH"])
     except RunxError as e:
+        if o.py_command is not None and e.code == EXIT_NOT_FOUND:
+            # A *.py name that is neither a file nor a command: the user meant a script.
+            raise UsageError(f"script {o.py_command}: no such file", "check the path") from None
         if o.tool and e.code == 127:     # uvx's case: the package lacks that command
             provided = sorted(s["name"] for s in layer.scripts) if layer else []
             e.message = (f"{o.command[0]}: {o.tool[0]} provides no command of that name"

@@ -19,6 +19,7 @@ on disk for the trees still using it until ``runx cache prune``.
 
 import marshal
 import os
+import stat
 import time
 
 from runner import checkpoint
@@ -30,14 +31,18 @@ from runner.requirements import Spec, _hash
 # built in and already loaded; json would bring re with it).
 MANIFEST = "runx-layer.json"
 FAST_MANIFEST = "runx-layer.marshal"
-FORMAT = "2"
+# Part of the key: a layer of an older format is rebuilt, not misread.
+# 3: the manifest records the prefix's entries (share/, etc/...).
+FORMAT = "3"
 DEFAULT_FRESHNESS = 24 * 3600
 
 
 class Layer:
-    __slots__ = ("key", "path", "site_packages", "scripts", "created", "pinned", "compiled")
+    __slots__ = ("key", "path", "site_packages", "scripts", "created", "pinned", "compiled",
+                 "prefix")
 
-    def __init__(self, key, path, site_packages, scripts, created, pinned, compiled=True):
+    def __init__(self, key, path, site_packages, scripts, created, pinned, compiled=True,
+                 prefix=()):
         self.key = key
         self.path = path                    # the build dir; never changes once in place
         self.site_packages = site_packages  # absolute
@@ -45,6 +50,7 @@ class Layer:
         self.created = created
         self.pinned = pinned
         self.compiled = compiled            # byte-compiled and frozen (see finish)
+        self.prefix = prefix                # [(kind, relpath, data)]: see prefix_entries
 
 
 def key(spec: Spec, interp: Interpreter) -> str:
@@ -76,7 +82,7 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     except (OSError, ValueError, EOFError, TypeError):
         return None
     layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
-                  m["created"], m["pinned"], m.get("compiled", True))
+                  m["created"], m["pinned"], m.get("compiled", True), m.get("prefix", ()))
     if not allow_stale and not layer.pinned and time.time() - layer.created > freshness():
         return None
     return layer
@@ -142,9 +148,11 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
                 "python": interp.executable, "site_packages": interp.lib_dir,
                 "requirements": spec.requirements,
                 "scripts": _collect_scripts(bindir, machinery, os.path.join(bindir, "python")),
+                "prefix": prefix_entries(tmp, interp.lib_dir),
             }
+            _freeze_data(tmp, manifest["prefix"])
             with open(os.path.join(tmp, MANIFEST), "w") as f:
-                json.dump(manifest, f, indent=1)
+                json.dump(manifest, f, indent=1, default=_shown)
             with open(os.path.join(tmp, FAST_MANIFEST), "wb") as f:
                 f.write(marshal.dumps(manifest))
             final = os.path.join(kdir, build)
@@ -186,6 +194,69 @@ def _collect_scripts(bindir: str, machinery: set, python: str) -> list:
         else:
             out.append({"name": name, "kind": "link", "mode": mode})
     return out
+
+
+# What the layer's prefix holds besides the venv's own machinery (pyvenv.cfg,
+# bin/ — its scripts are re-headed per tree —, the site-packages path, lib64
+# and the manifests): share/, etc/, include/, and whatever a wheel's
+# .data/data put there. A tree shows all of it under its own prefix; see
+# docs/design.md, "The tree's layout", for why directories are mirrored down
+# to MIRROR_DEPTH, small files copied and the rest linked.
+MIRROR_DEPTH = 3          # prefix/share/jupyter/kernels: real directories down to here
+COPY_MAX = 4096           # bytes: smaller regular files are copied into the tree
+PREFIX_BUDGET = 256       # entries per tree at most; beyond it, mirror less deep
+
+
+def prefix_entries(root: str, lib_dir: str) -> list:
+    """[(kind, relpath, data)] for everything under the layer's prefix outside
+    the venv machinery: kind "dir" (made in the tree), "copy" (data is the
+    content and mode), "link" (to the layer's entry). Computed once, at
+    build time, so a run makes them without looking at the layer."""
+    skip = {"bin", "lib64", "pyvenv.cfg", MANIFEST, FAST_MANIFEST, lib_dir}
+    parts = lib_dir.split("/")
+    through = {"/".join(parts[:i]) for i in range(1, len(parts))}   # lib, lib/python3.X
+    for depth in range(MIRROR_DEPTH, -1, -1):
+        out: list = []
+        _mirror(root, "", depth, skip, through, out)
+        if len(out) <= PREFIX_BUDGET or depth == 0:
+            return out
+    return []  # pragma: no cover
+
+
+def _mirror(root, rel, depth, skip, through, out) -> None:
+    for name in sorted(os.listdir(os.path.join(root, rel) if rel else root)):
+        path = f"{rel}/{name}" if rel else name
+        if path in skip or (not rel and name.startswith(".")):    # uv's .lock
+            continue
+        full = os.path.join(root, path)
+        st = os.lstat(full)
+        if path in through:       # already a directory of every tree
+            _mirror(root, path, depth, skip, through, out)
+        elif stat.S_ISDIR(st.st_mode) and path.count("/") < depth:
+            out.append(("dir", path, None))
+            _mirror(root, path, depth, skip, through, out)
+        elif stat.S_ISREG(st.st_mode) and st.st_size <= COPY_MAX and path.count("/") <= depth:
+            with open(full, "rb") as f:
+                out.append(("copy", path, (f.read(), st.st_mode & 0o777)))
+        else:
+            out.append(("link", path, None))
+
+
+def _freeze_data(root: str, prefix: list) -> None:
+    """The directories a tree links into are read-only from the start (site-
+    packages waits for the compile, see finish): a run's write through a link
+    fails instead of landing in the shared layer."""
+    for kind, path, _ in prefix:
+        if kind == "link" and os.path.isdir(os.path.join(root, path)) \
+                and not os.path.islink(os.path.join(root, path)):
+            for dirpath, dirnames, _files in os.walk(os.path.join(root, path)):
+                for d in dirnames:
+                    p = os.path.join(dirpath, d)
+                    if not os.path.islink(p):
+                        os.chmod(p, 0o555)
+                os.chmod(dirpath, 0o555)
+        elif kind == "dir":
+            os.chmod(os.path.join(root, path), 0o555)
 
 
 def _python_body(data: bytes, python: bytes) -> str | None:
@@ -242,7 +313,7 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
             return False
         manifest["compiled"] = True
         for name, data in ((FAST_MANIFEST, marshal.dumps(manifest)),
-                           (MANIFEST, json.dumps(manifest, indent=1).encode())):
+                           (MANIFEST, json.dumps(manifest, indent=1, default=_shown).encode())):
             tmp = os.path.join(layer_path, name + ".tmp")
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -252,6 +323,11 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
         return True
     finally:
         os.close(lock)
+
+
+def _shown(value) -> str:
+    """JSON manifest for people: a copied file's bytes show as their size."""
+    return f"<{len(value)} bytes>"
 
 
 def _freeze(root: str) -> None:

@@ -9,8 +9,9 @@ died; no PID file, nothing PID reuse can fool. Removal goes tree first, lock
 last, so a tree without a lock file was never made by runx.
 
 The thin venv is a handful of entries (pyvenv.cfg, interpreter links, a
-.pth that adds the layer, re-headed console scripts): made in time that does
-not depend on the layer's size. ``entries()`` describes them once for both
+.pth that adds the layer, re-headed console scripts, activate scripts, and
+the layer's other prefix entries as recorded in its manifest: share/, etc/,
+include/...): made in time that does not depend on the layer's size. ``entries()`` describes them once for both
 ``--tree dir`` (written here) and ``--tree fuse`` (served by the reaper).
 """
 
@@ -89,6 +90,11 @@ def entries(path: str, interp: Interpreter, layer: Layer | None, *, role: str = 
         out.append(Entry("/".join(parts[:i]), "dir"))
     if sys.platform.startswith("linux") and site.startswith("lib/"):
         out.append(Entry("lib64", "symlink", "lib"))
+    if role == "tree":
+        from runner.activate import scripts
+
+        for name, text in scripts(path):
+            out.append(Entry(f"bin/{name}", "file", text, 0o644))
     if layer:
         # addsitedir (not a bare path line) so the layer's own .pth files run too.
         out.append(Entry(f"{site}/_runx_layer.pth", "file",
@@ -101,6 +107,15 @@ def entries(path: str, interp: Interpreter, layer: Layer | None, *, role: str = 
             else:
                 out.append(Entry(target, "symlink",
                                  os.path.join(layer.path, "bin", s["name"])))
+        # Everything else the layer's prefix holds (share/, etc/, include/...),
+        # as recorded at build time: see layers.prefix_entries.
+        for kind, rel, data in layer.prefix:
+            if kind == "dir":
+                out.append(Entry(rel, "dir"))
+            elif kind == "copy":
+                out.append(Entry(rel, "file", data[0], data[1] | 0o200))
+            else:
+                out.append(Entry(rel, "symlink", os.path.join(layer.path, rel)))
     return out
 
 
@@ -158,7 +173,7 @@ def write_entries(root: str, entries: list) -> None:
         else:
             fd = os.open(p, flags, e.mode)
             try:
-                os.write(fd, e.data.encode())
+                os.write(fd, e.data.encode() if isinstance(e.data, str) else e.data)
             finally:
                 os.close(fd)
 
