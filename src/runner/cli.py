@@ -349,6 +349,7 @@ def parse(argv: list) -> Options:
         o.tool = [req]
         o.refresh = o.refresh or latest
     elif (o.command and not o.script and o.module is None and not o.no_project and not o.with_
+          and o.py_command is None    # a *.py name is a script (uv run's reading), not a package
           and not o.with_requirements and not _is_python(o.command[0])
           and "/" not in o.command[0] and o.command[0][:1].isalnum()):
         # Tool mode, as uvx: with no requirement named at all, the command
