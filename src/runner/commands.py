@@ -40,9 +40,26 @@ def gc(args: list) -> int:
     removed = sweep(runtime, cache_dir, dry_run=dry, include_kept="--kept" in flags)
     for p in removed:
         print(f"{'would remove' if dry else 'removed'} {p}")
-    if not removed:
+    kept = [] if dry else _left_behind(runtime, "--kept" in flags)
+    for p, why in kept:
+        print(f"kept {p}: {why}")
+    if not removed and not kept:
         print("nothing to remove")
     return 0
+
+
+def _left_behind(runtime: str, include_kept: bool) -> list:
+    """Ownerless, unused trees the sweep could not remove, and why: a tree
+    with a mount inside is left whole, and saying "nothing to remove" about
+    it would hide it."""
+    from reaper.removal import why_kept
+    from reaper.sweep import survey
+
+    out = []
+    for t in survey(runtime):
+        if t.state == "stale" or (include_kept and t.state == "kept" and not t.holders):
+            out.append((t.path, why_kept(runtime, t.id)))
+    return out
 
 
 def _size(path: str) -> int:
