@@ -337,6 +337,9 @@ def run(o: Options) -> None:
     else:
         script_reqs, req_files, extra_env, meta = [], [], None, None
     cache = paths.cache_dir()
+    # Before anything in the cache is read (interpreter facts, layers): ours
+    # and private, or refused (issue 10, defect 5). One stat on the warm path.
+    cache_exists = paths.trusted(cache)
     interp = interpreter.find(o.python, cache)
     log(f"interpreter: {interp.executable} ({interp.version})")
     if meta is not None and meta.requires_python:
@@ -348,7 +351,8 @@ def run(o: Options) -> None:
                 o.find_links, o.no_index)
     layer = None
     if not spec.empty and not o.no_cache:
-        paths.private_dir(cache)
+        if not cache_exists:
+            paths.private_dir(cache)
         layer = layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
                               verbosity=o.verbosity, log=log)
     elif spec.empty:
@@ -383,7 +387,8 @@ def run(o: Options) -> None:
         + (f" over layer {layer.path})" if layer else ")"))
     job = Job(tree.id, runtime, tree.path, tree.dev, tree.ino, tree.lock_fd, token,
               mode=o.tree, entries=tree.entries, cache=cache, keep=o.keep,
-              finish_layer=layer.path if layer and not layer.compiled else None)
+              finish_layer=layer.path if layer and not layer.compiled else None,
+              layer_fd=layer.fd if layer else None)
     handshake = watch.NEEDS_ARMING or o.tree == "fuse"
     try:
         if o.verbosity > 0:     # only -v pays for learning the reaper's pid
