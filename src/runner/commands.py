@@ -175,6 +175,10 @@ def _maintain(root: str, select, *, dry: bool) -> tuple:
         raise RunxError(f"cannot read {layers}: {e.strerror}", "check its permissions")
     for k in keys:
         kdir = os.path.join(layers, k)
+        if k.startswith("."):            # a key moved aside by a `clean` that died
+            if k.startswith(".trash-") and not dry:
+                remove_tree(layers, k)
+            continue
         try:
             lock = os.open(os.path.join(kdir, "lock"),
                            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -239,9 +243,13 @@ def _maintain(root: str, select, *, dry: bool) -> tuple:
                 remove_tree(kdir, aside)
             if not left and not dry and current is None:
                 # Nothing left in the key: the directory goes too, lock file
-                # and all, while this holds it; a builder waiting on that
-                # lock file sees it unlinked and starts over (layers._key_lock).
-                remove_tree(layers, k)
+                # and all. Moved aside first, while this holds its lock: a
+                # builder waiting on that lock file then sees the path name
+                # another file and starts over (layers._key_lock), and none
+                # can create anything in a directory being emptied.
+                aside = f".trash-{k}-{os.urandom(4).hex()}"
+                os.rename(kdir, os.path.join(layers, aside))
+                remove_tree(layers, aside)
         finally:
             os.close(lock)
     return removed, kept

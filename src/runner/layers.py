@@ -212,9 +212,9 @@ def _write(path: str, data: bytes) -> None:
 
 def _key_lock(kdir: str) -> int:
     """The key's lock, held exclusively: by builders, finishers and
-    maintenance. ``runx cache clean`` may remove a key's directory with its
-    lock file while holding it; a builder that waited on that lock file
-    finds it unlinked and starts over on a new one."""
+    maintenance. ``runx cache clean`` may move a key's directory aside, lock
+    file and all, while holding it; a builder that waited on that lock file
+    finds the path no longer names it and starts over on a new one."""
     import fcntl
 
     while True:
@@ -222,6 +222,8 @@ def _key_lock(kdir: str) -> int:
             os.makedirs(kdir, mode=0o700, exist_ok=True)
             path = os.path.join(kdir, "lock")
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue                 # the key's directory was just moved aside by `clean`
         except OSError as e:
             raise RunxError(f"building the environment failed: {e.strerror or e}",
                             f"check free space and permissions under {kdir}")
