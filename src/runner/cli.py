@@ -247,6 +247,15 @@ def _say(text: str) -> None:
         sys.stderr.write(text)
 
 
+# Control characters in what the user typed (a newline in a --with value, a
+# file name) would split the one error line: shown escaped, as repr would.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_ESCAPES)
+
+
 def main(argv: list | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     from runner.launch import hold_std_fds
@@ -259,8 +268,8 @@ def main(argv: list | None = None) -> None:
             raise SystemExit(commands.main(argv))
         run(parse(argv))
     except RunxError as e:
-        hint = f" ({e.hint})" if e.hint else ""
-        _say(f"runx: error: {e.message}{hint}\n")
+        hint = f" ({_one_line(e.hint)})" if e.hint else ""
+        _say(f"runx: error: {_one_line(e.message)}{hint}\n")
         raise SystemExit(e.code)
     except KeyboardInterrupt:
         # Die of the signal, as the caller expects of an interrupted command.
@@ -273,10 +282,15 @@ def main(argv: list | None = None) -> None:
         os.kill(os.getpid(), signal.SIGINT)
         raise SystemExit(130)
     except Exception as e:
+        if isinstance(e, OSError) and e.errno in (24, 23):   # EMFILE, ENFILE
+            # Not a bug: a tiny RLIMIT_NOFILE (ulimit -n) can fail any open.
+            _say(f"runx: error: too many open files: {_one_line(str(e))} "
+                 "(raise the open-file limit, ulimit -n)\n")
+            raise SystemExit(EXIT_ENV)
         # A bug, not a user error: still one line, no traceback, unless asked.
         if os.environ.get("RUNX_DEBUG"):
             raise
-        _say(f"runx: error: internal error: {type(e).__name__}: {e} "
+        _say(f"runx: error: internal error: {type(e).__name__}: {_one_line(str(e))} "
                          "(a bug in runx; RUNX_DEBUG=1 shows the traceback)\n")
         raise SystemExit(EXIT_ENV)
 

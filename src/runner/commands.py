@@ -40,6 +40,7 @@ def gc(args: list) -> int:
 
     flags = _flags(args, {"--dry-run", "--kept"}, GC_HELP)
     runtime, cache_dir = paths.runtime_dir(), paths.cache_dir()
+    paths.trusted(runtime)
     dry = "--dry-run" in flags
     removed = sweep(runtime, cache_dir, dry_run=dry, include_kept="--kept" in flags)
     for p in removed:
@@ -112,7 +113,9 @@ def ls(args: list) -> int:
 
     _flags(args, set(), LS_HELP)
     rows = []
-    for t in survey(paths.runtime_dir()):
+    runtime = paths.runtime_dir()
+    paths.trusted(runtime)
+    for t in survey(runtime):
         pid = t.meta.get("pid", "?")
         if t.state == "running":
             if _pid_alive(pid):
@@ -182,9 +185,9 @@ def _maintain(root: str, select, *, dry: bool) -> tuple:
         try:
             lock = os.open(os.path.join(kdir, "lock"),
                            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as e:
-            kept.append((kdir, f"cannot lock it: {e.strerror}"))
-            continue
+        except OSError as e:             # a read-only or unwritable cache: nothing can go
+            raise RunxError(f"cannot change the cache: {kdir}: {e.strerror}",
+                            "check that it is writable (mount options, permissions)")
         try:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -32,6 +32,7 @@ MANIFEST = "runx-layer.json"
 FAST_MANIFEST = "runx-layer.marshal"
 FORMAT = "2"
 DEFAULT_FRESHNESS = 24 * 3600
+MIN_NOFILE = 64
 
 
 class Layer:
@@ -146,6 +147,15 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log) -> Layer
     from runner import uv
     from reaper.removal import remove_tree
 
+    import resource
+
+    # uv and the build's clean-up need file descriptors; under a tiny
+    # RLIMIT_NOFILE the build would fail half-way and its clean-up with it,
+    # leaving a half-built layer: refuse before anything is made.
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if nofile != resource.RLIM_INFINITY and nofile < MIN_NOFILE:
+        raise RunxError(f"the open-file limit is {nofile}: too low to build an environment "
+                        f"(at least {MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
     kdir = os.path.join(layers_dir(cache), k)
     started = time.time()
     lock = _key_lock(kdir)                      # concurrent runs of one spec wait here

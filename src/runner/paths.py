@@ -63,7 +63,7 @@ def trusted(path: str) -> bool:
         return False
     except OSError as e:
         raise RunxError(f"cannot use {path}: {e.strerror}",
-                        "set RUNX_CACHE_DIR to a directory of your own")
+                        "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
     _check(path, st)
     return True
 
@@ -85,3 +85,33 @@ def _check(path: str, st: os.stat_result, directory: bool = True) -> None:
     if st.st_mode & 0o022:
         raise RunxError(f"{path} is writable by other users (mode {st.st_mode & 0o777:o})",
                         f"run 'chmod go-w {path}', after checking what is in it")
+
+
+MAX_INPUT = 16 << 20     # env files, requirements files, scripts' metadata
+
+
+def read_input(path: str, what: str, hint: str) -> bytes:
+    """A file the user named (--env-file, --with-requirements, a script),
+    read whole: a regular file of at most 16 MiB. /dev/zero would be read
+    forever (gigabytes of memory) and a FIFO would hang on open or read:
+    refuse both, with a usage error. The open does not block (O_NONBLOCK),
+    so a FIFO with no writer is refused too instead of hanging."""
+    from runner.errors import UsageError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise UsageError(f"cannot read {what} {path}: {e.strerror}", hint)
+    st = os.fstat(fd)
+    if not stat_isreg(st.st_mode):
+        os.close(fd)
+        kind = "a directory" if stat_isdir(st.st_mode) else "a device, FIFO or socket"
+        raise UsageError(f"cannot read {what} {path}: not a regular file ({kind})", hint)
+    with open(fd, "rb") as f:
+        try:
+            data = f.read(MAX_INPUT + 1)
+        except OSError as e:
+            raise UsageError(f"cannot read {what} {path}: {e.strerror}", hint)
+    if len(data) > MAX_INPUT:
+        raise UsageError(f"cannot read {what} {path}: larger than 16 MiB", hint)
+    return data
