@@ -97,9 +97,12 @@ elsewhere it is silent unless it fails.
 Exit status: the command's own once it runs. Before that, runx exits with
   1    the environment could not be built (uv's explanation is shown above),
        the --python interpreter was not found, or it does not satisfy the
-       script's requires-python
+       script's requires-python; the cache or runtime directory is not
+       yours, is writable by others, or is read-only; a process or
+       open-file limit (ulimit -u, -n) was reached
   2    usage: unknown option, missing value, no command, missing script,
        malformed '# /// script' block, unreadable requirements or env file
+       (or one that is not a regular file, or larger than 16 MiB)
   126  the command is not executable
   127  the command was not found
 Each error is one line: 'runx: error: WHAT (HINT)'.
