@@ -159,6 +159,9 @@ def run(job: Job, log) -> None:
         # goes with this process) so a later sweep still knows it is runx's.
         log(f"could not remove {job.tree_path}; left to the sweep")
         return
+    if job.layer_fd is not None:          # the tree is gone: its layer may go too
+        os.close(job.layer_fd)
+        job.layer_fd = None
     finish(job, log)
 
 

@@ -114,6 +114,9 @@ RUNX_TREE, RUNX_DEBUG=1 (a traceback instead of 'internal error').
 """
 
 
+MIN_NOFILE = 32
+
+
 class Options:
     def __init__(self):
         self.with_: list = []
@@ -381,6 +384,13 @@ def run(o: Options) -> None:
         problem = fuse_tree.missing()
         if problem:
             raise RunxError(f"--tree fuse: {problem}", "use --tree dir, or see docs/fuse.md")
+    # The reaper inherits the open-file limit and needs a few dozen fds for
+    # the lease scan and the removal: under a tiny limit it would leave the
+    # tree behind. Refuse before anything is made (os.sysconf: no import).
+    nofile = os.sysconf("SC_OPEN_MAX")
+    if 0 < nofile < MIN_NOFILE:
+        raise RunxError(f"the open-file limit is {nofile}: too low for runx (at least "
+                        f"{MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
     runtime = paths.private_dir(paths.runtime_dir())
     try:
         tree = trees.create(runtime, mode=o.tree, meta={
