@@ -229,6 +229,8 @@ def _key_lock(kdir: str) -> int:
 
     while True:
         try:
+            # Both levels 0700 (makedirs gives intermediate ones the umask's mode).
+            os.makedirs(os.path.dirname(kdir), mode=0o700, exist_ok=True)
             os.makedirs(kdir, mode=0o700, exist_ok=True)
             path = os.path.join(kdir, "lock")
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -38,6 +38,12 @@ def private_dir(path: str) -> str:
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent != path and not os.path.exists(parent):
+            # Missing parents too are made 0700 (makedirs would give them
+            # the umask's mode: the cache, parent of runs/, would then be
+            # refused as writable by others on the next run).
+            private_dir(parent)
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)
             st = os.stat(path)
