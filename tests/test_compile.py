@@ -12,9 +12,14 @@ import pytest
 from conftest import Runx, proc_state, wait_until
 
 
+CACHE = None     # this test's cache: finishers of other runs on the machine are not ours
+
+
 @pytest.fixture
 def cold(runx, tmp_path):
+    global CACHE
     r = Runx(runx.runtime, str(tmp_path / "cold-cache"), runx.wheelhouse)
+    CACHE = r.cache
     yield r
     r.wait_clean()
     for pid in finishers() + users_of(r.cache):   # never leave a stopped process behind
@@ -22,14 +27,23 @@ def cold(runx, tmp_path):
 
 
 def finishers() -> list:
+    """Live runx-compile processes holding a file of this test's cache (the key's lock)."""
     out = []
     for n in os.listdir("/proc"):
         try:
             with open(f"/proc/{n}/comm") as f:
-                if f.read().strip() == "runx-compile" and proc_state(int(n)) not in ("Z", None):
-                    out.append(int(n))
+                if f.read().strip() != "runx-compile" or proc_state(int(n)) in ("Z", None):
+                    continue
+            fds = os.listdir(f"/proc/{n}/fd")
         except (OSError, ValueError):
-            pass
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{n}/fd/{fd}").startswith(CACHE + "/"):
+                    out.append(int(n))
+                    break
+            except OSError:
+                pass
     return out
 
 

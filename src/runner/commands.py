@@ -149,9 +149,10 @@ def _maintain(root: str, select, *, dry: bool) -> tuple:
     unless in use. Returns (builds removed, [(build, why kept)]).
 
     Lock order, so that no interleaving breaks a run or a build:
-      1. the key's ``lock``, exclusively, without waiting: builders and
-         finishers hold it (busy: skip the key; never touch a build in
-         progress, its ``.tmp-*``, or ``current`` under a builder);
+      1. the key's ``lock``, exclusively, without waiting: builders and the
+         finisher (byte-compile) hold it (busy: the key is skipped and
+         reported; a build in progress, its ``.tmp-*`` and ``current`` are
+         never touched under a builder, and maintenance never hangs on one);
       2. each build dir, exclusively, without waiting: every run holds it
          shared from its lookup until its reaper exits (busy: in use, skip);
       3. holding both, unlink ``current`` if it names the build, rename the
@@ -182,9 +183,12 @@ def _maintain(root: str, select, *, dry: bool) -> tuple:
             if k.startswith(".trash-") and not dry:
                 remove_tree(layers, k)
             continue
+        lock_path = os.path.join(kdir, "lock")
         try:
-            lock = os.open(os.path.join(kdir, "lock"),
-                           os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           0o600)
+        except FileNotFoundError:        # moved aside by a concurrent `clean`
+            continue
         except OSError as e:             # a read-only or unwritable cache: nothing can go
             raise RunxError(f"cannot change the cache: {kdir}: {e.strerror}",
                             "check that it is writable (mount options, permissions)")
@@ -194,6 +198,12 @@ def _maintain(root: str, select, *, dry: bool) -> tuple:
             except BlockingIOError:
                 kept.append((kdir, "a build or a byte-compile is in progress"))
                 continue
+            try:
+                st, now = os.fstat(lock), os.stat(lock_path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                continue                 # moved aside meanwhile by a concurrent `clean`
             try:
                 current = os.readlink(os.path.join(kdir, "current"))
             except OSError:
