@@ -115,3 +115,21 @@ def test_clear_checks_mount_ids_even_for_a_mount_made_after_the_scan(tmp_path, m
     subprocess.run(["umount", str(tree / "x" / "bm")], check=True)
     assert removal.remove_tree(str(tmp_path), "tree") is True
     assert not tree.exists()
+
+
+def test_tree_itself_bind_mounted_over(runx, tmp_path, mounts):
+    """`mount --bind /some/dir $RUNX_ENV`: the tree's path now shows another
+    directory (same st_dev); neither the reaper nor gc may empty it."""
+    out = outside_dir(tmp_path)
+    r = runx.run("sh", "-c", f'mount --bind "{out}" "$RUNX_ENV" && echo "$RUNX_ENV"',
+                 local=False)
+    assert r.returncode == 0, r.stderr
+    tree = r.stdout.strip()
+    mounts.append(tree)
+    wait_until(lambda: not reapers(runx.runtime), 15, "the reaper to exit")
+    gc = runx.run("gc", local=False)
+    assert f"kept {tree}: {tree} is a mount point (umount it, then runx gc)" in gc.stdout
+    assert sorted(os.listdir(out)) == ["precious", "sub"]
+    subprocess.run(["umount", tree], check=True)
+    assert "removed " + tree in runx.run("gc", local=False).stdout
+    assert sorted(os.listdir(out)) == ["precious", "sub"]
