@@ -285,10 +285,103 @@ def sequential_200(runx):
     settled(runx, 60)
 
 
+# --- maintenance against runs and builds (issue 10, defect 4) -------------------
+
+IMPORTS = "import runxdemo, sys; sys.exit(0 if runxdemo.VERSION else 1)"
+
+
+def maintain(runx: Runx, *, force_clean: bool = True) -> None:
+    """Everything maintenance can do, each must leave live runs and builds alone."""
+    for args in (("cache", "prune", "--older-than", "0"), ("cache", "prune"),
+                 ("cache", "clean", "--force") if force_clean else ("cache", "clean")):
+        r = runx.run(*args, local=False)
+        assert r.returncode in (0, 2), (args, r.returncode, r.stderr)
+        assert not r.stderr or r.stderr.startswith("runx: error: "), r.stderr
+
+
+def _maintenance_at(runx, point: str, cold_cache: bool):
+    run = fresh(runx)
+    if not cold_cache:
+        r = run.run("--with", "runxdemo", "python", "-c", IMPORTS)
+        assert r.returncode == 0, r.stderr
+    stop = Runx(run.runtime, run.cache, run.wheelhouse)
+    stop.env["RUNX_FAULT_STOP"] = point
+    p = stop.popen("--with", "runxdemo", "python", "-c", IMPORTS,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert poll(lambda: stopped(p.pid), 60), f"runx never reached checkpoint {point}"
+    maintain(run)
+    os.kill(p.pid, signal.SIGCONT)
+    finish_payload(p)
+    settled(run)
+
+
+def maintenance_before_exec(runx):
+    """prune/clean between the layer's lookup and the exec (a warm run)."""
+    _maintenance_at(runx, "tree", cold_cache=False)
+
+
+def maintenance_during_build(runx):
+    """prune/clean while a cold build holds the key's lock and its .tmp-*."""
+    _maintenance_at(runx, "install", cold_cache=True)
+
+
+def maintenance_spares_kept_tree(runx):
+    run = fresh(runx)
+    r = run.run("--keep", "--with", "runxdemo", "sh", "-c", 'echo "$RUNX_ENV"')
+    assert r.returncode == 0, r.stderr
+    tree = r.stdout.strip()
+    assert poll(lambda: not reapers(run.runtime), 15)
+    maintain(run)
+    r = subprocess.run([os.path.join(tree, "bin", "python"), "-c", IMPORTS],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise EarlyRemoval(f"a kept tree lost its layer: {r.stderr.strip()[-200:]}")
+    assert run.run("gc", "--kept", local=False).returncode == 0
+    settled(run)
+
+
+def maintenance_loop_vs_50_runs(runx):
+    """prune + clean in a tight loop while 50 runs (10 at a time) start, build,
+    import from their layer and exit: no payload may fail."""
+    import threading
+
+    run = fresh(runx)
+    stop = threading.Event()
+    errors: list = []
+
+    def loop():
+        while not stop.is_set():
+            try:
+                maintain(run)
+            except AssertionError as e:
+                errors.append(e)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        for _ in range(5):
+            procs = [run.popen("--with", "runxdemo", "python", "-c", IMPORTS,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                     for _ in range(10)]
+            for p in procs:
+                p.wait(timeout=180)
+                err = p.stderr.read().decode(errors="replace")
+                if p.returncode != 0:
+                    raise EarlyRemoval(f"a run failed under maintenance ({p.returncode}): "
+                                       f"{err.strip()[-300:]}")
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors[0]
+    settled(run, 60)
+
+
 SCENARIOS = {f.__name__: f for f in (
     payload_exits_0, payload_exits_3, payload_sigkilled,
     runx_killed_during_install, runx_killed_after_tree, runx_killed_before_exec,
     uv_dies_with_runx, reaper_killed_mid_run, reaper_killed_then_adopted,
     reaper_sigterm_mid_run, daemonized_grandchild, disk_full, unresolvable,
     concurrent_32, sequential_200,
+    maintenance_before_exec, maintenance_during_build, maintenance_spares_kept_tree,
+    maintenance_loop_vs_50_runs,
 )}

@@ -21,7 +21,8 @@ class Job:
     """What the reaper is handed across the fork."""
 
     def __init__(self, tree_id, runtime, tree_path, tree_dev, tree_ino, lock_fd, token,
-                 mode="dir", entries=(), cache=None, keep=False, finish_layer=None):
+                 mode="dir", entries=(), cache=None, keep=False, finish_layer=None,
+                 layer_fd=None):
         self.tree_id = tree_id
         self.runtime = runtime
         self.tree_path = tree_path
@@ -35,9 +36,15 @@ class Job:
         self.keep = keep
         self.finish_layer = finish_layer   # a layer to byte-compile and freeze, or None
         self.handshake_fd = None           # write end: "ok\n" or "error: ...\n"
+        # The layer's build dir, flock'ed shared by the run (layers.lookup):
+        # held until the reaper exits, so `runx cache prune`/`clean` never
+        # remove a layer while its tree (and the payload) may use it.
+        self.layer_fd = layer_fd
 
     def fds(self) -> list:
         fds = [self.lock_fd]
+        if self.layer_fd is not None:
+            fds.append(self.layer_fd)
         if self.handshake_fd is not None:
             fds.append(self.handshake_fd)
         fileno = getattr(self.token, "fileno", None)
@@ -152,6 +159,9 @@ def run(job: Job, log) -> None:
         # goes with this process) so a later sweep still knows it is runx's.
         log(f"could not remove {job.tree_path}; left to the sweep")
         return
+    if job.layer_fd is not None:          # the tree is gone: its layer may go too
+        os.close(job.layer_fd)
+        job.layer_fd = None
     finish(job, log)
 
 

@@ -212,6 +212,11 @@ def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> 
         return removed
     for k in keys:
         kdir = os.path.join(root, k)
+        if k.startswith(".trash-"):        # a key `runx cache clean` moved aside, then died
+            removed.append(kdir)
+            if not dry_run:
+                remove_tree(root, k)
+            continue
         try:
             junk = [n for n in os.listdir(kdir) if n.startswith((".tmp-", ".link-"))]
         except OSError:

@@ -84,11 +84,14 @@ On a terminal a cold build shows uv's progress; elsewhere it prints one line,
 Exit status: the command's own once it runs. Before that, runx exits with
   1    the environment could not be built (uv's explanation is shown above),
        the --python interpreter was not found, or it does not satisfy the
-       script's requires-python
+       script's requires-python; the cache or runtime directory is not
+       yours, is writable by others, or is read-only; a process or
+       open-file limit (ulimit -u, -n) was reached
   2    usage: unknown option (did you mean...), a uv option runx does not
        take (the error says why), missing value, no command, missing script,
        a script on stdin too long for python -c or with a NUL byte,
        malformed '# /// script' block, unreadable requirements or env file
+       (or one that is not a regular file, or larger than 16 MiB)
   126  the command is not executable
   127  the command was not found
 Each error is one line: 'runx: error: WHAT (HINT)'.
@@ -134,6 +137,7 @@ def __getattr__(name):          # cli.HELP, built only when asked for
     if name == "HELP":
         return help_text()
     raise AttributeError(name)
+MIN_NOFILE = 32
 
 
 class Options:
@@ -382,6 +386,15 @@ def _say(text: str) -> None:
         sys.stderr.write(text)
 
 
+# Control characters in what the user typed (a newline in a --with value, a
+# file name) would split the one error line: shown escaped, as repr would.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_ESCAPES)
+
+
 def main(argv: list | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     from runner.launch import hold_std_fds
@@ -394,8 +407,8 @@ def main(argv: list | None = None) -> None:
             raise SystemExit(commands.main(argv))
         run(parse(argv))
     except RunxError as e:
-        hint = f" ({e.hint})" if e.hint else ""
-        _say(f"runx: error: {e.message}{hint}\n")
+        hint = f" ({_one_line(e.hint)})" if e.hint else ""
+        _say(f"runx: error: {_one_line(e.message)}{hint}\n")
         raise SystemExit(e.code)
     except KeyboardInterrupt:
         # Die of the signal, as the caller expects of an interrupted command.
@@ -408,10 +421,15 @@ def main(argv: list | None = None) -> None:
         os.kill(os.getpid(), signal.SIGINT)
         raise SystemExit(130)
     except Exception as e:
+        if isinstance(e, OSError) and e.errno in (24, 23):   # EMFILE, ENFILE
+            # Not a bug: a tiny RLIMIT_NOFILE (ulimit -n) can fail any open.
+            _say(f"runx: error: too many open files: {_one_line(str(e))} "
+                 "(raise the open-file limit, ulimit -n)\n")
+            raise SystemExit(EXIT_ENV)
         # A bug, not a user error: still one line, no traceback, unless asked.
         if os.environ.get("RUNX_DEBUG"):
             raise
-        _say(f"runx: error: internal error: {type(e).__name__}: {e} "
+        _say(f"runx: error: internal error: {type(e).__name__}: {_one_line(str(e))} "
                          "(a bug in runx; RUNX_DEBUG=1 shows the traceback)\n")
         raise SystemExit(EXIT_ENV)
 
@@ -514,6 +532,9 @@ def run(o: Options) -> None:
     else:
         script_reqs, req_files, extra_env, meta = [], [], None, None
     cache = paths.cache_dir()
+    # Before anything in the cache is read (interpreter facts, layers): ours
+    # and private, or refused (issue 10, defect 5). One stat on the warm path.
+    cache_exists = paths.trusted(cache)
     interp = interpreter.find(o.python, cache)
     log(f"interpreter: {interp.executable} ({interp.version})")
     if meta is not None and meta.requires_python:
@@ -527,7 +548,8 @@ def run(o: Options) -> None:
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
     layer = None
     if not spec.empty and not o.no_cache:
-        paths.private_dir(cache)
+        if not cache_exists:
+            paths.private_dir(cache)
         layer = layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
                               verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
     elif spec.empty:
@@ -541,6 +563,13 @@ def run(o: Options) -> None:
         problem = fuse_tree.missing()
         if problem:
             raise RunxError(f"--tree fuse: {problem}", "use --tree dir, or see docs/fuse.md")
+    # The reaper inherits the open-file limit and needs a few dozen fds for
+    # the lease scan and the removal: under a tiny limit it would leave the
+    # tree behind. Refuse before anything is made (os.sysconf: no import).
+    nofile = os.sysconf("SC_OPEN_MAX")
+    if 0 < nofile < MIN_NOFILE:
+        raise RunxError(f"the open-file limit is {nofile}: too low for runx (at least "
+                        f"{MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
     runtime = paths.private_dir(paths.runtime_dir())
     try:
         tree = trees.create(runtime, mode=o.tree, meta={
@@ -564,7 +593,8 @@ def run(o: Options) -> None:
         + (f" over layer {layer.path})" if layer else ")"))
     job = Job(tree.id, runtime, tree.path, tree.dev, tree.ino, tree.lock_fd, token,
               mode=o.tree, entries=tree.entries, cache=cache, keep=o.keep,
-              finish_layer=layer.path if layer and not layer.compiled else None)
+              finish_layer=layer.path if layer and not layer.compiled else None,
+              layer_fd=layer.fd if layer else None)
     handshake = watch.NEEDS_ARMING or o.tree == "fuse"
     try:
         if o.verbosity > 0:     # only -v pays for learning the reaper's pid

@@ -5,7 +5,7 @@ import shutil
 import time
 
 from runner import paths
-from runner.errors import UsageError
+from runner.errors import RunxError, UsageError
 
 GC_HELP = "usage: runx gc [--dry-run] [--kept]"
 LS_HELP = "usage: runx ls"
@@ -14,6 +14,10 @@ CACHE_HELP = ("usage: runx cache dir | prune [--older-than DAYS] [--dry-run] | c
 
 def main(argv: list) -> int:
     cmd, args = argv[0], argv[1:]
+    if not (cmd == "cache" and (not args or args[0] in ("dir", "-h", "--help"))) \
+            and not any(a in ("-h", "--help") for a in args):
+        # Before anything in the cache is read or removed (issue 10, defect 5).
+        paths.trusted(paths.cache_dir())
     if cmd == "gc":
         return gc(args)
     if cmd == "ls":
@@ -36,13 +40,31 @@ def gc(args: list) -> int:
 
     flags = _flags(args, {"--dry-run", "--kept"}, GC_HELP)
     runtime, cache_dir = paths.runtime_dir(), paths.cache_dir()
+    paths.trusted(runtime)
     dry = "--dry-run" in flags
     removed = sweep(runtime, cache_dir, dry_run=dry, include_kept="--kept" in flags)
     for p in removed:
         print(f"{'would remove' if dry else 'removed'} {p}")
-    if not removed:
+    kept = [] if dry else _left_behind(runtime, "--kept" in flags)
+    for p, why in kept:
+        print(f"kept {p}: {why}")
+    if not removed and not kept:
         print("nothing to remove")
     return 0
+
+
+def _left_behind(runtime: str, include_kept: bool) -> list:
+    """Ownerless, unused trees the sweep could not remove, and why: a tree
+    with a mount inside is left whole, and saying "nothing to remove" about
+    it would hide it."""
+    from reaper.removal import why_kept
+    from reaper.sweep import survey
+
+    out = []
+    for t in survey(runtime):
+        if t.state == "stale" or (include_kept and t.state == "kept" and not t.holders):
+            out.append((t.path, why_kept(runtime, t.id)))
+    return out
 
 
 def _size(path: str) -> int:
@@ -91,7 +113,9 @@ def ls(args: list) -> int:
 
     _flags(args, set(), LS_HELP)
     rows = []
-    for t in survey(paths.runtime_dir()):
+    runtime = paths.runtime_dir()
+    paths.trusted(runtime)
+    for t in survey(runtime):
         pid = t.meta.get("pid", "?")
         if t.state == "running":
             if _pid_alive(pid):
@@ -113,22 +137,143 @@ def ls(args: list) -> int:
     return 0
 
 
-def _live_layers(runtime: str) -> set:
-    """Layer builds that a tree under ``runtime`` uses (or may: any lock file)."""
+def _live_trees(runtime: str) -> list:
+    """Trees under ``runtime`` that run on a layer (running, waiting or kept)."""
     from reaper.sweep import survey
 
-    return {os.path.realpath(t.meta["layer"]) for t in survey(runtime) if t.meta.get("layer")}
+    return [t for t in survey(runtime) if t.meta.get("layer")]
+
+
+def _maintain(root: str, select, *, dry: bool) -> tuple:
+    """Remove the layer builds ``select(build, is_current, last_used)`` picks,
+    unless in use. Returns (builds removed, [(build, why kept)]).
+
+    Lock order, so that no interleaving breaks a run or a build:
+      1. the key's ``lock``, exclusively, without waiting: builders and the
+         finisher (byte-compile) hold it (busy: the key is skipped and
+         reported; a build in progress, its ``.tmp-*`` and ``current`` are
+         never touched under a builder, and maintenance never hangs on one);
+      2. each build dir, exclusively, without waiting: every run holds it
+         shared from its lookup until its reaper exits (busy: in use, skip);
+      3. holding both, unlink ``current`` if it names the build, rename the
+         build aside (``.tmp-pruned-*``: a run that wins the shared lock
+         afterwards sees the rename and treats it as a miss), let the
+         build's lock go, then remove it.
+    A builder never waits on readers: it only takes the key's lock, which
+    maintenance holds for a key's renames, never while a run is waiting.
+    Kept trees (--keep) hold no lock once their reaper is gone: their
+    lock file's metadata names their layer, and that layer stays too.
+    """
+    import fcntl
+
+    from reaper.removal import remove_tree
+
+    layers = os.path.join(root, "layers")
+    kept_by_trees = {os.path.realpath(t.meta["layer"]) for t in _live_trees(paths.runtime_dir())}
+    removed, kept = [], []
+    try:
+        keys = sorted(os.listdir(layers))
+    except FileNotFoundError:
+        return removed, kept
+    except OSError as e:
+        raise RunxError(f"cannot read {layers}: {e.strerror}", "check its permissions")
+    for k in keys:
+        kdir = os.path.join(layers, k)
+        if k.startswith("."):            # a key moved aside by a `clean` that died
+            if k.startswith(".trash-") and not dry:
+                remove_tree(layers, k)
+            continue
+        lock_path = os.path.join(kdir, "lock")
+        try:
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           0o600)
+        except FileNotFoundError:        # moved aside by a concurrent `clean`
+            continue
+        except OSError as e:             # a read-only or unwritable cache: nothing can go
+            raise RunxError(f"cannot change the cache: {kdir}: {e.strerror}",
+                            "check that it is writable (mount options, permissions)")
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                kept.append((kdir, "a build or a byte-compile is in progress"))
+                continue
+            try:
+                st, now = os.fstat(lock), os.stat(lock_path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                continue                 # moved aside meanwhile by a concurrent `clean`
+            try:
+                current = os.readlink(os.path.join(kdir, "current"))
+            except OSError:
+                current = None
+            left = 0
+            for build in sorted(os.listdir(kdir)):
+                if build in ("lock", "current"):
+                    continue
+                if build.startswith("."):       # a dead builder's, or a pruned build's
+                    if not dry:
+                        if build.startswith(".link-"):
+                            os.unlink(os.path.join(kdir, build))
+                        else:
+                            remove_tree(kdir, build)
+                    continue
+                bpath = os.path.join(kdir, build)
+                try:
+                    used = os.stat(os.path.join(bpath, "runx-layer.marshal")).st_mtime
+                except OSError:
+                    used = 0
+                if not select(build, build == current, used):
+                    left += 1
+                    continue
+                if os.path.realpath(bpath) in kept_by_trees:
+                    kept.append((bpath, "a live or kept environment uses it"))
+                    left += 1
+                    continue
+                try:
+                    bfd = os.open(bpath, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                  | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    try:
+                        fcntl.flock(bfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        kept.append((bpath, "a running environment uses it"))
+                        left += 1
+                        continue
+                    removed.append(bpath)
+                    if dry:
+                        continue
+                    if build == current:
+                        os.unlink(os.path.join(kdir, "current"))
+                        current = None
+                    aside = ".tmp-pruned-" + build
+                    os.rename(bpath, os.path.join(kdir, aside))
+                finally:
+                    os.close(bfd)
+                remove_tree(kdir, aside)
+            if not left and not dry and current is None:
+                # Nothing left in the key: the directory goes too, lock file
+                # and all. Moved aside first, while this holds its lock: a
+                # builder waiting on that lock file then sees the path name
+                # another file and starts over (layers._key_lock), and none
+                # can create anything in a directory being emptied.
+                aside = f".trash-{k}-{os.urandom(4).hex()}"
+                os.rename(kdir, os.path.join(layers, aside))
+                remove_tree(layers, aside)
+        finally:
+            os.close(lock)
+    return removed, kept
 
 
 def cache(args: list) -> int:
-    from reaper.removal import remove_tree
-
     if not args or args[0] in ("-h", "--help"):
         print(CACHE_HELP)
         return 0 if args else 2
     cmd, rest = args[0], args[1:]
     root = paths.cache_dir()
-    layers = os.path.join(root, "layers")
     if cmd == "dir":
         _flags(rest, set(), CACHE_HELP)
         print(root)
@@ -149,45 +294,32 @@ def cache(args: list) -> int:
                 i += 1
             else:
                 raise UsageError(f"unknown argument {rest[i]}", CACHE_HELP)
-        live = _live_layers(paths.runtime_dir())
         now = time.time()
-        pruned = 0
-        for k in sorted(os.listdir(layers)) if os.path.isdir(layers) else []:
-            kdir = os.path.join(layers, k)
-            try:
-                current = os.readlink(os.path.join(kdir, "current"))
-            except OSError:
-                current = None
-            for build in sorted(os.listdir(kdir)):
-                bpath = os.path.join(kdir, build)
-                if build in ("lock", "current") or build.startswith("."):
-                    continue
-                if os.path.realpath(bpath) in live:
-                    continue               # a live tree runs on it: never
-                try:
-                    used = os.stat(os.path.join(bpath, "runx-layer.marshal")).st_mtime
-                except OSError:
-                    used = 0
-                superseded = build != current
-                if superseded or (older is not None and now - used > older):
-                    print(f"{'would remove' if dry else 'removed'} {bpath}")
-                    pruned += 1
-                    if not dry:
-                        if build == current:
-                            os.unlink(os.path.join(kdir, "current"))
-                        remove_tree(kdir, build)
-        if not pruned:
+
+        def select(build, is_current, used):
+            return not is_current or (older is not None and now - used > older)
+
+        removed, kept = _maintain(root, select, dry=dry)
+        for p in removed:
+            print(f"{'would remove' if dry else 'removed'} {p}")
+        for p, why in kept:
+            print(f"kept {p}: {why}")
+        if not removed:
             print("nothing to prune")
         return 0
     if cmd == "clean":
         flags = _flags(rest, {"--force"}, CACHE_HELP)
-        live = _live_layers(paths.runtime_dir())
+        live = _live_trees(paths.runtime_dir())
         if live and "--force" not in flags:
-            raise UsageError(f"{len(live)} live environment(s) use the cache",
+            n = len(live)
+            raise UsageError(f"{n} live environment{'s' if n != 1 else ''} use the cache",
                              "wait for them, or use 'runx cache clean --force'")
-        if os.path.isdir(layers):
-            remove_tree(root, "layers")
+        removed, kept = _maintain(root, lambda *_: True, dry=False)
         shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
-        print(f"removed {layers}")
+        for p, why in kept:
+            print(f"kept {p}: {why}")
+        n = len(removed)
+        print(f"removed {n} layer{'s' if n != 1 else ''} from {os.path.join(root, 'layers')}"
+              if n else "nothing to remove")
         return 0
     raise UsageError(f"unknown cache command {cmd}", CACHE_HELP)

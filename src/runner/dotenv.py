@@ -24,12 +24,9 @@ def _is_name(s: str) -> bool:
 
 
 def load(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UsageError(f"cannot read env file {path}: {e.strerror}",
-                         "check the path given to --env-file")
+    from runner.paths import read_input
+
+    data = read_input(path, "env file", "check the path given to --env-file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

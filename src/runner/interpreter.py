@@ -119,12 +119,25 @@ def _probe_cached(path: str, cache: str) -> Interpreter:
     except OSError as e:
         raise RunxError(f"--python {path}: {e.strerror}")
     key = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
-    entry = os.path.join(cache, "interpreters", key + ".json")
+    from runner import paths
+
+    # Facts name the program every run will exec as python: believed only
+    # from a directory chain and a file that are ours and private (issue 10,
+    # defect 5). The cache root was checked by the caller.
+    facts_dir = os.path.join(cache, "interpreters")
+    paths.trusted(facts_dir)
+    entry = os.path.join(facts_dir, key + ".json")
     try:
-        with open(entry) as f:
-            return Interpreter(**json.load(f))
-    except (OSError, ValueError, TypeError):
-        pass
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        fd = None
+    if fd is not None:
+        with open(fd) as f:
+            paths.trusted_file(fd, entry)
+            try:
+                return Interpreter(**json.load(f))
+            except (OSError, ValueError, TypeError):
+                pass
     import subprocess
 
     try:
@@ -134,9 +147,14 @@ def _probe_cached(path: str, cache: str) -> Interpreter:
     except (OSError, subprocess.SubprocessError, ValueError, TypeError):
         raise RunxError(f"--python {path}: not a working Python interpreter",
                         "give a path to a python executable, a command on PATH or a version like 3.11")
-    os.makedirs(os.path.dirname(entry), mode=0o700, exist_ok=True)
-    tmp = f"{entry}.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(info.as_dict(), f)
-    os.replace(tmp, entry)
+    try:
+        paths.private_dir(cache)
+        paths.private_dir(facts_dir)
+        tmp = f"{entry}.{os.getpid()}"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
+                  "w") as f:
+            json.dump(info.as_dict(), f)
+        os.replace(tmp, entry)
+    except (OSError, RunxError):
+        pass      # a read-only cache: the facts are learned again next time
     return info

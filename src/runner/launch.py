@@ -28,7 +28,15 @@ def start_reaper(job, *, needs_handshake: bool, report_pid: bool = False):
     if report_pid:
         pr, pw = os.pipe()      # the middle writes the reaper's pid
     flush_stdio()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as e:                           # EAGAIN: RLIMIT_NPROC reached
+        for fd in (r, w, pr, pw):
+            if fd is not None:
+                os.close(fd)
+        job.handshake_fd = None
+        raise RunxError(f"cannot start the reaper: {e.strerror}",
+                        "too many processes: check the process limit (ulimit -u)")
     if pid == 0:                                   # middle process
         code = 1
         try:

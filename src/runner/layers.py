@@ -35,14 +35,15 @@ FAST_MANIFEST = "runx-layer.marshal"
 # 3: the manifest records the prefix's entries (share/, etc/...).
 FORMAT = "3"
 DEFAULT_FRESHNESS = 24 * 3600
+MIN_NOFILE = 64
 
 
 class Layer:
     __slots__ = ("key", "path", "site_packages", "scripts", "created", "pinned", "compiled",
-                 "prefix")
+                 "prefix", "fd")
 
     def __init__(self, key, path, site_packages, scripts, created, pinned, compiled=True,
-                 prefix=()):
+                 prefix=(), fd=None):
         self.key = key
         self.path = path                    # the build dir; never changes once in place
         self.site_packages = site_packages  # absolute
@@ -51,6 +52,12 @@ class Layer:
         self.pinned = pinned
         self.compiled = compiled            # byte-compiled and frozen (see finish)
         self.prefix = prefix                # [(kind, relpath, data)]: see prefix_entries
+        self.fd = fd                        # the build dir, flock'ed shared (see lookup)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def key(spec: Spec, interp: Interpreter) -> str:
@@ -72,18 +79,51 @@ def freshness() -> float:
 
 
 def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
-    """The warm path: one readlink and one small read."""
+    """The warm path: a readlink, the build dir opened and flock'ed shared,
+    one small read.
+
+    The shared flock is the run's claim on the build: ``runx cache
+    prune``/``clean`` remove a build only under an exclusive flock taken
+    without waiting, so a build some run holds is never removed. The fd is
+    close-on-exec (the payload never sees it); the reaper inherits it and
+    holds it until it exits (daemon.Job.fds). Maintenance renames a build
+    aside before removing it, so a lock won on a build already renamed
+    shows as path and fd no longer matching: then it is a miss.
+    """
+    import fcntl
+
+    from runner.paths import trusted_file
+
     kdir = os.path.join(layers_dir(cache), k)
     try:
         build = os.readlink(os.path.join(kdir, "current"))
         path = os.path.join(kdir, build)
-        with open(os.path.join(path, FAST_MANIFEST), "rb") as f:
-            m = marshal.loads(f.read())
-    except (OSError, ValueError, EOFError, TypeError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         return None
-    layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
-                  m["created"], m["pinned"], m.get("compiled", True), m.get("prefix", ()))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)    # waits only while maintenance renames it aside
+        st, now = os.fstat(fd), os.stat(path, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+            raise FileNotFoundError(path)
+        mfd = os.open(FAST_MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        with open(mfd, "rb") as f:
+            # Ours and private before it is believed (issue 10, defect 5); its
+            # mode also says whether the freeze completed (see finish).
+            mst = trusted_file(mfd, os.path.join(path, FAST_MANIFEST))
+            m = marshal.loads(f.read())
+        layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
+                      m["created"], m["pinned"],
+                      m.get("compiled", True) and not mst.st_mode & 0o222,
+                      m.get("prefix", ()), fd)
+    except (OSError, ValueError, EOFError, TypeError, KeyError):
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
     if not allow_stale and not layer.pinned and time.time() - layer.created > freshness():
+        layer.release()
         return None
     return layer
 
@@ -113,16 +153,25 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
     from runner import uv
     from reaper.removal import remove_tree
 
+    import resource
+
+    # uv and the build's clean-up need file descriptors; under a tiny
+    # RLIMIT_NOFILE the build would fail half-way and its clean-up with it,
+    # leaving a half-built layer: refuse before anything is made.
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if nofile != resource.RLIM_INFINITY and nofile < MIN_NOFILE:
+        raise RunxError(f"the open-file limit is {nofile}: too low to build an environment "
+                        f"(at least {MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
     kdir = os.path.join(layers_dir(cache), k)
-    os.makedirs(kdir, mode=0o700, exist_ok=True)
-    lock = os.open(os.path.join(kdir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    started = time.time()
+    lock = _key_lock(kdir)                      # concurrent runs of one spec wait here
     try:
-        started = time.time()
-        fcntl.flock(lock, fcntl.LOCK_EX)        # concurrent runs of one spec wait here
         layer = lookup(cache, k, allow_stale=offline)
         if layer and (not refresh or layer.created >= started):
             log(f"layer built meanwhile by another run: {layer.path}")
             return layer
+        if layer:
+            layer.release()
         # Holding the lock, any .tmp-* here belongs to a builder that died.
         for name in os.listdir(kdir):
             if name.startswith(".tmp-"):
@@ -151,10 +200,9 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
                 "prefix": prefix_entries(tmp, interp.lib_dir),
             }
             _freeze_data(tmp, manifest["prefix"])
-            with open(os.path.join(tmp, MANIFEST), "w") as f:
-                json.dump(manifest, f, indent=1, default=_shown)
-            with open(os.path.join(tmp, FAST_MANIFEST), "wb") as f:
-                f.write(marshal.dumps(manifest))
+            _write(os.path.join(tmp, MANIFEST),
+                   json.dumps(manifest, indent=1, default=_shown).encode())
+            _write(os.path.join(tmp, FAST_MANIFEST), marshal.dumps(manifest))
             final = os.path.join(kdir, build)
             os.rename(tmp, final)
             link_tmp = os.path.join(kdir, ".link-" + build)
@@ -171,6 +219,48 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
                         f"check free space and permissions under {cache}")
     finally:
         os.close(lock)
+
+
+def _write(path: str, data: bytes) -> None:
+    """A manifest, 0644 whatever the umask: lookup refuses one that others
+    can write to."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    with open(fd, "wb") as f:
+        os.fchmod(fd, 0o644)
+        f.write(data)
+
+
+def _key_lock(kdir: str) -> int:
+    """The key's lock, held exclusively: by builders, finishers and
+    maintenance. ``runx cache clean`` may move a key's directory aside, lock
+    file and all, while holding it; a builder that waited on that lock file
+    finds the path no longer names it and starts over on a new one."""
+    import fcntl
+
+    while True:
+        try:
+            # Both levels 0700 (makedirs gives intermediate ones the umask's mode).
+            os.makedirs(os.path.dirname(kdir), mode=0o700, exist_ok=True)
+            os.makedirs(kdir, mode=0o700, exist_ok=True)
+            path = os.path.join(kdir, "lock")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue                 # the key's directory was just moved aside by `clean`
+        except OSError as e:
+            raise RunxError(f"building the environment failed: {e.strerror or e}",
+                            f"check free space and permissions under {kdir}")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            st = os.fstat(fd)
+            now = os.stat(path, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
 
 def _collect_scripts(bindir: str, machinery: set, python: str) -> list:
@@ -273,14 +363,46 @@ def _python_body(data: bytes, python: bytes) -> str | None:
         return None
 
 
+# The compile, in the layer's own interpreter. It must die with runx-compile
+# (PR_SET_PDEATHSIG; and if runx-compile died before the prctl took effect,
+# the parent is already not the one it was started by: exit). It compiles
+# serially: a pool's workers would each need the same death signal, and on
+# the 2-core machine measured (docs/reliability.md) -j 0 saved little for a
+# background job that runs at nice 19 anyway.
+_COMPILE = """\
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(3)
+if os.environ.get("RUNX_FAULT_STOP") == "compile-child":
+    os.kill(os.getpid(), signal.SIGSTOP)
+import compileall
+sys.exit(0 if compileall.compile_dir(sys.argv[2], quiet=1, workers=1) else 1)
+"""
+
+
 def finish(layer_path: str, log=lambda msg: None) -> bool:
     """Byte-compile a published layer and make it read-only; run by a reaper
     (detached, niced) while its payload runs. The key's lock makes one
     finisher at a time; a layer found compiled is left alone. If the
-    finisher dies, the next run's reaper tries again. Returns True if done."""
+    finisher dies, the next run's reaper tries again. Returns True if done.
+
+    Order, so that a kill anywhere leaves a layer the next finisher redoes:
+    compile; freeze every directory but the root; record "compiled" in the
+    manifests (renamed in: the root is still writable); freeze the root;
+    last, make the manifests read-only. A warm run believes "compiled" only
+    when the manifest it read is read-only (its fstat is free: lookup
+    checks the file's owner with it anyway), so a kill anywhere in the
+    freeze leaves the layer not compiled and the next run's finisher redoes
+    it: compileall skips up-to-date files, the chmods are idempotent."""
     import fcntl
     import json
     import subprocess
+
+    from runner import checkpoint
 
     kdir = os.path.dirname(layer_path)
     try:
@@ -291,34 +413,40 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return False                 # a builder or another finisher is at it
+            return False                 # a builder, maintenance or another finisher is at it
         fast = os.path.join(layer_path, FAST_MANIFEST)
         try:
             with open(fast, "rb") as f:
                 manifest = marshal.loads(f.read())
+                frozen = not os.fstat(f.fileno()).st_mode & 0o222
         except (OSError, ValueError, EOFError):
             return False
-        if manifest.get("compiled", True):
+        if manifest.get("compiled", True) and frozen:
             return True
-        site = os.path.join(layer_path, manifest["site_packages"])
-        python = os.path.join(layer_path, "bin", "python")
-        log(f"compiling layer {layer_path}")
-        # -j 0: all cores; the caller (the reaper's runx-compile child) is
-        # niced, and compileall inherits it: the payload comes first.
-        r = subprocess.run([python, "-I", "-m", "compileall", "-q", "-j", "0", site],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-        if r.returncode != 0:
-            log(f"compileall failed ({r.returncode}); a later run retries")
-            return False
-        manifest["compiled"] = True
-        for name, data in ((FAST_MANIFEST, marshal.dumps(manifest)),
-                           (MANIFEST, json.dumps(manifest, indent=1, default=_shown).encode())):
-            tmp = os.path.join(layer_path, name + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, os.path.join(layer_path, name))
-        _freeze(layer_path)
+        if not manifest.get("compiled", True):
+            _thaw(layer_path)            # a freeze killed half-way: compileall must write
+            site = os.path.join(layer_path, manifest["site_packages"])
+            python = os.path.join(layer_path, "bin", "python")
+            log(f"compiling layer {layer_path}")
+            p = subprocess.Popen([python, "-I", "-c", _COMPILE, str(os.getpid()), site],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            checkpoint("compile")
+            if p.wait() != 0:
+                log(f"compile failed ({p.returncode}); a later run retries")
+                return False
+        _freeze(layer_path, root_too=False)
+        checkpoint("freeze")
+        if not manifest.get("compiled", True):
+            manifest["compiled"] = True
+            for name, data in ((FAST_MANIFEST, marshal.dumps(manifest)),
+                               (MANIFEST, json.dumps(manifest, indent=1, default=_shown).encode())):
+                tmp = os.path.join(layer_path, name + ".tmp")
+                _write(tmp, data)
+                os.replace(tmp, os.path.join(layer_path, name))
+        os.chmod(layer_path, 0o555)
+        for name in (MANIFEST, FAST_MANIFEST):   # last: this says "done" to warm runs
+            os.chmod(os.path.join(layer_path, name), 0o444)
         log(f"layer compiled and frozen: {layer_path}")
         return True
     finally:
@@ -330,7 +458,7 @@ def _shown(value) -> str:
     return f"<{len(value)} bytes>"
 
 
-def _freeze(root: str) -> None:
+def _freeze(root: str, *, root_too: bool = True) -> None:
     """Make every directory read-only: nothing can add to or remove from a
     shared layer (a payload's ``pip install`` lands in its own tree).
     Files keep their modes: with uv's default hardlink mode they are uv's
@@ -340,4 +468,17 @@ def _freeze(root: str) -> None:
             p = os.path.join(dirpath, d)
             if not os.path.islink(p):
                 os.chmod(p, 0o555)
-    os.chmod(root, 0o555)
+    if root_too:
+        os.chmod(root, 0o555)
+
+
+def _thaw(root: str) -> None:
+    """Undo a partial freeze (owner write back on every directory)."""
+    os.chmod(root, 0o755)
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                st = os.lstat(p)
+                if not st.st_mode & 0o200:
+                    os.chmod(p, (st.st_mode & 0o7777) | 0o200)

@@ -3,6 +3,7 @@ runtime directory (live trees and their locks). Both are per user, 0700."""
 
 import os
 import sys
+from stat import S_ISDIR as stat_isdir, S_ISREG as stat_isreg
 
 from runner.errors import RunxError
 
@@ -37,16 +38,86 @@ def private_dir(path: str) -> str:
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent != path and not os.path.exists(parent):
+            # Missing parents too are made 0700 (makedirs would give them
+            # the umask's mode: the cache, parent of runs/, would then be
+            # refused as writable by others on the next run).
+            private_dir(parent)
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)
             st = os.stat(path)
         except OSError as e:
             raise RunxError(f"cannot create {path}: {e.strerror}",
                             "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a writable directory")
+    except OSError as e:       # ENOTDIR (a file on the way), EACCES, ELOOP
+        raise RunxError(f"cannot use {path}: {e.strerror}",
+                        "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
+    _check(path, st)
+    return path
+
+
+def trusted(path: str) -> bool:
+    """Refuse a cache (or a directory in it) that is not ours and private,
+    before anything in it is read: with a directory another user can write
+    to, they could plant interpreter facts or a layer and have this user
+    run their program. Missing is fine (nothing to read; made 0700 later).
+    One stat: it is on the warm path. Returns whether it exists."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise RunxError(f"cannot use {path}: {e.strerror}",
+                        "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
+    _check(path, st)
+    return True
+
+
+def trusted_file(fd: int, path: str) -> os.stat_result:
+    """The same for a cached file read through ``fd``; returns its fstat."""
+    st = os.fstat(fd)
+    _check(path, st, directory=False)
+    return st
+
+
+def _check(path: str, st: os.stat_result, directory: bool = True) -> None:
+    if not (stat_isdir if directory else stat_isreg)(st.st_mode):
+        raise RunxError(f"{path} is not a {'directory' if directory else 'regular file'}",
+                        "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
     if st.st_uid != os.geteuid():
         raise RunxError(f"{path} belongs to another user",
                         "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
     if st.st_mode & 0o022:
         raise RunxError(f"{path} is writable by other users (mode {st.st_mode & 0o777:o})",
-                        f"run 'chmod 700 {path}'")
-    return path
+                        f"run 'chmod go-w {path}', after checking what is in it")
+
+
+MAX_INPUT = 16 << 20     # env files, requirements files, scripts' metadata
+
+
+def read_input(path: str, what: str, hint: str) -> bytes:
+    """A file the user named (--env-file, --with-requirements, a script),
+    read whole: a regular file of at most 16 MiB. /dev/zero would be read
+    forever (gigabytes of memory) and a FIFO would hang on open or read:
+    refuse both, with a usage error. The open does not block (O_NONBLOCK),
+    so a FIFO with no writer is refused too instead of hanging."""
+    from runner.errors import UsageError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise UsageError(f"cannot read {what} {path}: {e.strerror}", hint)
+    st = os.fstat(fd)
+    if not stat_isreg(st.st_mode):
+        os.close(fd)
+        kind = "a directory" if stat_isdir(st.st_mode) else "a device, FIFO or socket"
+        raise UsageError(f"cannot read {what} {path}: not a regular file ({kind})", hint)
+    with open(fd, "rb") as f:
+        try:
+            data = f.read(MAX_INPUT + 1)
+        except OSError as e:
+            raise UsageError(f"cannot read {what} {path}: {e.strerror}", hint)
+    if len(data) > MAX_INPUT:
+        raise UsageError(f"cannot read {what} {path}: larger than 16 MiB", hint)
+    return data

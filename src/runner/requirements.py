@@ -8,7 +8,6 @@ layer (uv resolves and validates them); it only normalizes spelling so that
 
 import os
 
-from runner.errors import UsageError
 
 # This module is on the warm path: no re, hashlib, dataclasses or json here
 # (together they cost more than the rest of a warm run; see docs/benchmarks.md).
@@ -147,9 +146,6 @@ class Spec:
 
 
 def read_requirements_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise UsageError(f"cannot read requirements file {path}: {e.strerror}",
-                         "check the path given to --with-requirements")
+    from runner.paths import read_input
+
+    return read_input(path, "requirements file", "check the path given to --with-requirements")

@@ -58,13 +58,10 @@ class Metadata:
 def read(path: str, *, what: str = "script") -> Metadata:
     """The ``script`` block of ``path``. Unreadable file, bad TOML, two
     blocks or wrongly typed fields: a UsageError naming the file."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UsageError(f"cannot read {what} {path}: {e.strerror}",
-                         "check the path" if what == "script"
-                         else "check the path given to --with-requirements")
+    from runner.paths import read_input
+
+    data = read_input(path, what, "check the path" if what == "script"
+                      else "check the path given to --with-requirements")
     if b"# /// script" not in data:          # the common case: no regex, no TOML
         return Metadata()
     try:
