@@ -424,8 +424,8 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
         if manifest.get("compiled", True) and frozen:
             return True
         if not manifest.get("compiled", True):
-            _thaw(layer_path)            # a freeze killed half-way: compileall must write
             site = os.path.join(layer_path, manifest["site_packages"])
+            _thaw(layer_path, site)      # a freeze killed half-way: compileall must write
             python = os.path.join(layer_path, "bin", "python")
             log(f"compiling layer {layer_path}")
             p = subprocess.Popen([python, "-I", "-c", _COMPILE, str(os.getpid()), site],
@@ -472,10 +472,17 @@ def _freeze(root: str, *, root_too: bool = True) -> None:
         os.chmod(root, 0o555)
 
 
-def _thaw(root: str) -> None:
-    """Undo a partial freeze (owner write back on every directory)."""
+def _thaw(root: str, site: str) -> None:
+    """Undo a partial freeze where the compile writes: the layer's root (its
+    manifests) and site-packages. Never the data directories (share/, etc/):
+    they were frozen before the layer was published, and runs link into
+    them while this compile runs."""
     os.chmod(root, 0o755)
-    for dirpath, dirnames, _ in os.walk(root):
+    for dirpath, dirnames, _ in os.walk(site):
+        if dirpath == site:
+            st = os.lstat(site)
+            if not st.st_mode & 0o200:
+                os.chmod(site, (st.st_mode & 0o7777) | 0o200)
         for d in dirnames:
             p = os.path.join(dirpath, d)
             if not os.path.islink(p):
