@@ -50,6 +50,8 @@ Options:
   --with-requirements FILE
                         install from a requirements file, or the dependencies
                         of a PEP 723 script (FILE.py); repeatable
+  --with-editable PATH  install the local project at PATH editable: edits to
+                        its sources show on the next run (repeatable)
   -p, --python PY       base interpreter: a path, a command or a version:
                           --python /usr/bin/python3.11, --python 3.12
                         (default: the Python runx runs on)
@@ -115,6 +117,7 @@ class Options:
     def __init__(self):
         self.with_: list = []
         self.with_requirements: list = []
+        self.with_editable: list = []
         self.python = None
         self.index_url = None
         self.extra_index_urls: list = []
@@ -132,7 +135,7 @@ class Options:
         self.command: list = []
 
 
-_VALUE = {"--with", "--with-requirements", "--python", "-p", "--index-url",
+_VALUE = {"--with", "--with-requirements", "--with-editable", "--python", "-p", "--index-url",
           "--extra-index-url", "--find-links", "-f", "--tree", "--env-file", "--completion",
           "-m"}
 _FLAG = {"--no-index", "--offline", "--refresh", "--no-cache", "--keep", "-q", "--quiet",
@@ -172,6 +175,11 @@ def parse(argv: list) -> Options:
                 o.with_ += reqs
             elif name == "--with-requirements":
                 o.with_requirements.append(os.path.abspath(value))
+            elif name == "--with-editable":
+                if not os.path.isdir(value):
+                    raise UsageError(f"--with-editable {value}: not a directory",
+                                     "give the path of a local project")
+                o.with_editable.append(os.path.abspath(value))
             elif name in ("--python", "-p"):
                 o.python = value
             elif name == "--index-url":
@@ -345,7 +353,7 @@ def run(o: Options) -> None:
         scripts.check_python(meta, interp.version, o.script, chosen=bool(o.python))
         log(f"requires-python {meta.requires_python!r}: {interp.version} satisfies it")
     spec = Spec(o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
-                o.find_links, o.no_index)
+                o.find_links, o.no_index, editables=o.with_editable)
     layer = None
     if not spec.empty and not o.no_cache:
         paths.private_dir(cache)

@@ -20,6 +20,7 @@ SHELLS = ("bash", "zsh", "fish")
 OPTIONS = [
     (("--with",), "text", "install REQ (repeatable, commas separate several)"),
     (("--with-requirements",), "file", "install from a requirements file or PEP 723 script"),
+    (("--with-editable",), "dir", "install a local project editable"),
     (("-p", "--python"), "python", "base interpreter: path, command or version"),
     (("-m",), "text", "run a module, like python -m"),
     (("--index-url",), "text", "package index instead of PyPI"),
@@ -144,8 +145,8 @@ def _zsh() -> str:
     action = {"file": ":file:_files", "dir": ":directory:_files -/",
               "python": ":python:_command_names -e", "tree": f":tree:({' '.join(TREE_VALUES)})",
               "shell": f":shell:({' '.join(SHELLS)})", "text": ":value: "}
-    repeatable = ("--with", "--with-requirements", "--extra-index-url", "-f", "--find-links",
-                  "--env-file", "-v", "--verbose")
+    repeatable = ("--with", "--with-requirements", "--with-editable", "--extra-index-url",
+                  "-f", "--find-links", "--env-file", "-v", "--verbose")
     for names, kind, help_ in OPTIONS:
         h = _zsh_escape(help_)
         body = action[kind] if kind else ""
