@@ -154,3 +154,17 @@ def test_with_editable(both, tmp_path):
     both.same(tmp_path, "--with-editable", "./proj", expect="1.1 two")
     other = make_project(tmp_path / "elsewhere" / "proj", where="elsewhere")
     both.same(os.path.dirname(other), "--with-editable", "proj", expect="1.0 elsewhere")
+
+
+def test_project_with_its_own_cache_keys(both, tmp_path):
+    """A project that tells uv to watch its sources (``cache-keys``) is rebuilt
+    on a source edit by uv; runx must not serve the old build."""
+    proj = make_project(tmp_path / "proj", where="one")
+    with open(os.path.join(proj, "pyproject.toml"), "a") as f:
+        f.write('\n[tool.uv]\ncache-keys = [{ file = "pyproject.toml" }, '
+                '{ file = "demo/**/*.py" }]\n')
+    both.same(tmp_path, "--with", "./proj", expect="1.0 one")
+    set_where(proj, "two")
+    both.same(tmp_path, "--with", "./proj", expect="1.0 two")
+    both.rx(tmp_path, "--with", "./proj", verbose=True)
+    assert "layer hit" in both.stderr

@@ -40,6 +40,7 @@ NEUTRAL_VARS = frozenset((
 MAX_FILE = 4 << 20          # a requirements or config file bigger than this is refused
 MAX_FILES = 256             # files reached through -r/-c, in all
 MAX_LISTING = 4096          # entries of a --find-links directory fingerprinted one by one
+MAX_WALK = 20000            # files of a project with its own cache-keys stat'ed one by one
 
 
 class TooBig(Exception):
@@ -58,8 +59,51 @@ def stat_bytes(path: str) -> bytes:
 def fingerprint(path: str) -> bytes:
     """A local requirement: a file by its stat, a project by its watched files'."""
     if os.path.isdir(path):
-        return b"dir\0" + b"\0".join(stat_bytes(os.path.join(path, f)) for f in PROJECT_FILES)
+        out = b"dir\0" + b"\0".join(stat_bytes(os.path.join(path, f)) for f in PROJECT_FILES)
+        data = read_small(os.path.join(path, "pyproject.toml"))
+        if data and b"cache-keys" in data:
+            out += b"\0" + _wider_cache_keys(path, data)
+        return out
     return b"file\0" + stat_bytes(path)
+
+
+def _wider_cache_keys(root: str, data: bytes) -> bytes:
+    """A project that sets uv's ``cache-keys`` (globs, git state, variables)
+    is rebuilt by uv when any of them changes. Reading the setting needs a
+    TOML parser and a glob matcher (neither is on the warm path), so runx
+    keys on a superset: the stat of every file in the project (but .git,
+    __pycache__ and nested venvs), the git HEAD and refs, and every variable
+    the file names as ``env = "NAME"``. Only such projects pay for the walk."""
+    parts = []
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in (".git", "__pycache__")
+                             and not os.path.exists(os.path.join(dirpath, d, "pyvenv.cfg")))
+        for f in sorted(filenames):
+            n += 1
+            if n > MAX_WALK:          # a huge tree: additions and removals still count
+                parts.append(b"dir:" + dirpath.encode() + b":" + stat_bytes(dirpath))
+                break
+            parts.append(os.path.join(dirpath, f).encode() + b":"
+                         + stat_bytes(os.path.join(dirpath, f)))
+    git = os.path.join(root, ".git")
+    head = read_small(os.path.join(git, "HEAD")) or b""
+    parts.append(b"HEAD:" + head)
+    if head.startswith(b"ref:"):
+        ref = head[4:].strip().decode("utf-8", "replace")
+        parts.append(stat_bytes(os.path.join(git, ref)))
+    parts.append(stat_bytes(os.path.join(git, "packed-refs")))
+    parts.append(stat_bytes(os.path.join(git, "refs", "tags")))
+    flat = data.replace(b" ", b"").replace(b"\t", b"").replace(b"'", b'"')
+    i = flat.find(b'env="')
+    while i >= 0:
+        j = flat.find(b'"', i + 5)
+        if j < 0:
+            break
+        name = flat[i + 5:j].decode("utf-8", "replace")
+        parts.append(b"env:" + name.encode() + b"=" + os.environ.get(name, "").encode())
+        i = flat.find(b'env="', j)
+    return b"\0".join(parts)
 
 
 def listing(path: str) -> bytes:
@@ -263,11 +307,30 @@ def requirement_files(files, cwd: str, update, read) -> None:
 
 
 def read_small(path: str) -> bytes | None:
+    """A config or requirements file's bytes, None if absent. Most of the
+    files looked for do not exist, and the ancestor walk asks two per level:
+    a failed stat costs half a failed open (2.5 vs 5 us), so stat first."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE + 1)
+        os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_FILE:
+            raise TooBig(f"{path} is larger than {MAX_FILE >> 20} MiB")
+        chunks = []
+        while True:                 # size + 1: a file still growing is read to its end
+            chunk = os.read(fd, size + 1)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size = 1 << 16
+        data = b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE:
         raise TooBig(f"{path} is larger than {MAX_FILE >> 20} MiB")
     return data
