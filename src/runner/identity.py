@@ -309,9 +309,11 @@ def requirement_files(files, cwd: str, update, read) -> None:
 def read_small(path: str) -> bytes | None:
     """A config or requirements file's bytes, None if absent. Most of the
     files looked for do not exist, and the ancestor walk asks two per level:
-    a failed stat costs half a failed open (2.5 vs 5 us), so stat first."""
+    access() answers without raising (1.3 us against 1.9 for a failed stat
+    and 5 for a failed open, which builds an exception with the path)."""
+    if not os.access(path, os.F_OK):
+        return None
     try:
-        os.stat(path)
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
