@@ -41,6 +41,7 @@ def key(cwd, *reqs, **kw) -> str:
     ("file:///abs/my%20p", ("/abs/my p", "/abs/my p")),
     ("file://localhost/abs/p#egg=p", ("/abs/p", "/abs/p")),
     ("demo @ file:///abs/p", ("/abs/p", "demo @ file:///abs/p")),
+    ("demo @ file:///abs/my%20p%23", ("/abs/my p#", "demo @ file:///abs/my%20p%23")),
     ("demo[x] @ ./p ; sys_platform == 'linux'",
      ("{b}/p", "demo[x] @ file://{b}/p ; sys_platform == 'linux'")),
     ("demo", None), ("demo>=1,<2", None), ("demo[x]==1.0 ; python_version > '3'", None),

@@ -146,6 +146,11 @@ def _unquote(s: str) -> str:
     return out.decode("utf-8", "replace")
 
 
+def _quote(path: str) -> str:
+    """The few characters a path may hold that a file: URL may not."""
+    return path.replace("%", "%25").replace(" ", "%20").replace("#", "%23")
+
+
 def _file_url_path(url: str) -> str:
     rest = url[5:]                      # after "file:"
     if rest.startswith("//"):
@@ -186,7 +191,7 @@ def local(req: str, base: str):
         if not _is_pathlike(target):
             return None
         path = _resolve(target, base)
-        return path, f"{name.strip()} @ file://{path}{markers}"
+        return path, f"{name.strip()} @ file://{_quote(path)}{markers}"
     markers = ""
     body = req
     if ";" in body:
