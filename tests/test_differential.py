@@ -168,3 +168,15 @@ def test_project_with_its_own_cache_keys(both, tmp_path):
     both.same(tmp_path, "--with", "./proj", expect="1.0 two")
     both.rx(tmp_path, "--with", "./proj", verbose=True)
     assert "layer hit" in both.stderr
+
+
+def test_new_wheel_in_a_configured_find_links(both, tmp_path):
+    """uv.toml names ./wheels; a newer wheel lands in it. (A wheel rebuilt
+    under the same name there is served from uv's cache by uv itself.)"""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (tmp_path / "uv.toml").write_text('find-links = ["./wheels"]\n')
+    for v in ("1.0", "1.1"):
+        build_wheel(str(wheels), "demo", v, files={"demo/__init__.py": f"WHERE = 'v{v}'\n"},
+                    scripts={})
+        both.same(tmp_path, "--with", "demo", expect=f"{v} v{v}")

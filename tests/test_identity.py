@@ -240,3 +240,39 @@ def test_warm_path_stays_light_with_local_inputs(runx, tmp_path):
                   "dataclasses", "fnmatch"):
         assert heavy not in mods, f"{heavy} imported on the warm path"
     runx.wait_clean()
+
+
+def test_files_and_directories_named_by_uv_variables_and_config(tmp_path, monkeypatch):
+    cons = tmp_path / "cons.txt"
+    cons.write_text("demo==1.0\n")
+    monkeypatch.setenv("UV_CONSTRAINT", "cons.txt")
+    before = key(tmp_path, "demo")
+    cons.write_text("demo==2.0\n")
+    assert key(tmp_path, "demo") != before
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    monkeypatch.setenv("UV_FIND_LINKS", "./wheels")
+    before = key(tmp_path, "demo")
+    build_wheel(str(wheels), "demo", "1.0")
+    assert key(tmp_path, "demo") != before
+    monkeypatch.delenv("UV_FIND_LINKS")
+    (tmp_path / "uv.toml").write_text("find-links = ['./wheels']\n")
+    before = key(tmp_path, "demo")
+    build_wheel(str(wheels), "demo", "2.0")
+    assert key(tmp_path, "demo") != before
+
+
+def test_uv_working_dir_and_project_move_where_uv_looks(tmp_path, monkeypatch):
+    for d in ("a", "b"):
+        make_project(tmp_path / d / "proj", where=d)
+    base = key(tmp_path / "a", "./proj")
+    monkeypatch.setenv("UV_WORKING_DIR", str(tmp_path / "b"))
+    spec = Spec(["./proj"], cwd=str(tmp_path / "a"))
+    assert spec.uv_args() == [str(tmp_path / "b" / "proj")]
+    monkeypatch.delenv("UV_WORKING_DIR")
+    (tmp_path / "b" / "uv.toml").write_text("no-index = true\n")
+    monkeypatch.setenv("UV_PROJECT", "../b")
+    with_project = key(tmp_path / "a", "./proj")
+    assert with_project != base
+    (tmp_path / "b" / "uv.toml").write_text("no-index = false\n")
+    assert key(tmp_path / "a", "./proj") != with_project

@@ -40,6 +40,8 @@ NEUTRAL_VARS = frozenset((
 MAX_FILE = 4 << 20          # a requirements or config file bigger than this is refused
 MAX_FILES = 256             # files reached through -r/-c, in all
 MAX_LISTING = 4096          # entries of a --find-links directory fingerprinted one by one
+# Variables that name requirement-like files (space-separated, as uv reads them).
+FILE_VARS = ("UV_CONSTRAINT", "UV_OVERRIDE", "UV_BUILD_CONSTRAINT", "UV_EXCLUDE")
 MAX_WALK = 20000            # files of a project with its own cache-keys stat'ed one by one
 
 
@@ -358,6 +360,48 @@ def _has_tool_uv(data: bytes):
     return False
 
 
+def _config(path: str, data: bytes, update) -> None:
+    """A config file by path and content, and the local paths in it (a
+    ``find-links = ["./wheels"]`` whose wheel is rebuilt): every quoted
+    string that looks like a path, against the file's directory, by its
+    listing if a directory (which holds a project's pyproject.toml stat
+    too), else its stat. A superset of the paths uv reads, found without
+    a TOML parser."""
+    update(b"config\0" + path.encode() + b"\0" + data + b"\0")
+    here = os.path.dirname(path)
+    for quote in (b'"', b"'"):
+        pieces = data.split(quote)
+        for raw in pieces[1:-1:2]:
+            if len(raw) > 4096 or b"\n" in raw:
+                continue
+            s = raw.decode("utf-8", "replace")
+            if s.startswith("file:") or (_is_pathlike(s) and "/" in s and "://" not in s):
+                p = _resolve(s, here)
+                update(b"cpath\0" + p.encode() + b"\0"
+                       + (listing(p) if os.path.isdir(p) else stat_bytes(p)))
+
+
+def _project_config(d: str, update) -> None:
+    while d:
+        p = os.path.join(d, "uv.toml")
+        data = read_small(p)
+        if data is not None:
+            _config(p, data, update)
+            break
+        p = os.path.join(d, "pyproject.toml")
+        data = read_small(p)
+        if data is not None:
+            has = _has_tool_uv(data)
+            if has is not False:
+                _config(p, data, update)
+                if has:
+                    break
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+
+
 def uv_config(cwd: str | None, update) -> None:
     """The configuration ``uv pip install`` reads when run in CWD.
 
@@ -370,25 +414,12 @@ def uv_config(cwd: str | None, update) -> None:
     UV_CONFIG_FILE. Files are keyed by path and content: relative paths in
     them resolve against their directory.
     """
-    d = cwd
-    while d:
-        p = os.path.join(d, "uv.toml")
-        data = read_small(p)
-        if data is not None:
-            update(b"config\0" + p.encode() + b"\0" + data + b"\0")
-            break
-        p = os.path.join(d, "pyproject.toml")
-        data = read_small(p)
-        if data is not None:
-            has = _has_tool_uv(data)
-            if has is not False:
-                update(b"config\0" + p.encode() + b"\0" + data + b"\0")
-                if has:
-                    break
-        parent = os.path.dirname(d)
-        if parent == d:
-            break
-        d = parent
+    # UV_PROJECT moves where uv starts looking; look from both (a superset).
+    starts = [cwd] if cwd else []
+    if cwd and os.environ.get("UV_PROJECT"):
+        starts.append(os.path.abspath(os.path.join(cwd, os.environ["UV_PROJECT"])))
+    for d in starts:
+        _project_config(d, update)
     env = os.environ
     home = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     places = [os.path.join(home, "uv", "uv.toml")]
@@ -401,11 +432,21 @@ def uv_config(cwd: str | None, update) -> None:
     for p in places:
         data = read_small(p)
         if data is not None:
-            update(b"config\0" + p.encode() + b"\0" + data + b"\0")
+            _config(p, data, update)
     for var in sorted(env):
         if var.startswith("UV_") and var not in NEUTRAL_VARS and not var.startswith("UV_INTERNAL"):
             update(b"env\0" + var.encode() + b"=" + env[var].encode("utf-8", "surrogateescape")
                    + b"\0")
+    # Variables that name files: what they point at decides too.
+    files = []
+    for var in FILE_VARS:
+        files += [os.path.join(cwd or "/", f) for f in env.get(var, "").split()]
+    if files:
+        requirement_files(files, cwd or "/", update, lambda p: read_small(p) or b"missing")
+    for u in env.get("UV_FIND_LINKS", "").replace(",", " ").split():
+        if "://" not in u:
+            p = os.path.join(cwd or "/", os.path.expanduser(u))
+            update(b"links\0" + p.encode() + b"\0" + listing(p))
     # Which uv runs decides too (a newer uv may resolve differently).
     if env.get("RUNX_UV"):
         update(b"uv\0" + env["RUNX_UV"].encode() + b"\0" + stat_bytes(env["RUNX_UV"]))

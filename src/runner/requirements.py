@@ -92,6 +92,8 @@ class Spec:
                 cwd = os.getcwd()
             except OSError:         # a deleted cwd: uv cannot resolve anything relative
                 cwd = None
+        if cwd and os.environ.get("UV_WORKING_DIR"):    # uv changes into it first
+            cwd = os.path.abspath(os.path.join(cwd, os.environ["UV_WORKING_DIR"]))
         self.cwd = cwd
         self._local = None
 
