@@ -121,10 +121,14 @@ def test_paths_inside_requirements_files_resolve_like_uv(tmp_path, monkeypatch):
     """-e and package paths against the cwd (checked against uv 0.13.9),
     ${VAR} expanded: the same file from two directories is two keys."""
     req = tmp_path / "req.txt"
-    req.write_text("-e ./proj\n${WHICH}/other\n")
+    req.write_text("-e proj\n${WHICH}/other\n")
     for d in ("a", "b"):
         make_project(tmp_path / d / "proj")
         make_project(tmp_path / d / "other")
+    bare = tmp_path / "bare.txt"
+    bare.write_text("-e proj\n")                  # a bare directory name is a path too
+    assert (key(tmp_path / "a", requirement_files=[str(bare)])
+            != key(tmp_path / "b", requirement_files=[str(bare)]))
     monkeypatch.setenv("WHICH", ".")
     ka = key(tmp_path / "a", requirement_files=[str(req)])
     assert ka != key(tmp_path / "b", requirement_files=[str(req)])

@@ -296,6 +296,9 @@ def requirement_files(files, cwd: str, update, read) -> None:
             editable = _option(line, _EDITABLE)
             if editable is not None:
                 found = local(editable, cwd) if editable else None
+                if not found and editable and "://" not in editable and "+" not in editable:
+                    # -e takes a bare directory name too (no ./): still a path
+                    found = local("./" + editable, cwd)
                 if found:
                     update(b"editable\0" + found[0].encode() + b"\0" + fingerprint(found[0]))
                 continue
