@@ -180,3 +180,12 @@ def test_new_wheel_in_a_configured_find_links(both, tmp_path):
         build_wheel(str(wheels), "demo", v, files={"demo/__init__.py": f"WHERE = 'v{v}'\n"},
                     scripts={})
         both.same(tmp_path, "--with", "demo", expect=f"{v} v{v}")
+
+
+def test_new_wheel_in_a_find_links_directory(both, tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for v in ("1.0", "1.1"):
+        build_wheel(str(wheels), "demo", v, files={"demo/__init__.py": f"WHERE = 'v{v}'\n"},
+                    scripts={})
+        both.same(tmp_path, "--find-links", "./wheels", "--with", "demo", expect=f"{v} v{v}")
