@@ -144,6 +144,7 @@ class Options:
     def __init__(self):
         self.with_: list = []
         self.with_requirements: list = []
+        self.with_editable: list = []       # absolute paths of local projects
         self.from_ = None            # --from SPEC: the package that provides the command
         self.tool: list = []         # tool mode / --from: the command's package requirement
         self.python = None
@@ -316,6 +317,11 @@ def parse(argv: list) -> Options:
         except OSError as e:
             raise UsageError(f"--directory {o.directory}: {e.strerror}", "check the path")
     o.with_requirements = [os.path.abspath(f) for f in o.with_requirements]
+    for path in o.with_editable:
+        if not os.path.isdir(path):
+            raise UsageError(f"--with-editable {path}: not a directory",
+                             "give the path of a local project")
+    o.with_editable = [os.path.abspath(p) for p in o.with_editable]
     o.find_links = [v if "://" in v else os.path.abspath(v) for v in o.find_links]
     for opt, value in layer_opts:
         if opt.kind == "file":
@@ -354,7 +360,7 @@ def parse(argv: list) -> Options:
         o.refresh = o.refresh or latest
     elif (o.command and not o.script and o.module is None and not o.no_project and not o.with_
           and o.py_command is None    # a *.py name is a script (uv run's reading), not a package
-          and not o.with_requirements and not _is_python(o.command[0])
+          and not o.with_requirements and not o.with_editable and not _is_python(o.command[0])
           and "/" not in o.command[0] and o.command[0][:1].isalnum()):
         # Tool mode, as uvx: with no requirement named at all, the command
         # names its own package (even if a command of that name is on PATH).
@@ -368,7 +374,7 @@ def parse(argv: list) -> Options:
     if o.keep and o.tree == "fuse":
         raise UsageError("--keep needs --tree dir",
                          "a FUSE tree lives in its reaper's memory and goes with it")
-    if not o.command and (o.no_cache or not (o.with_ or o.with_requirements)):
+    if not o.command and (o.no_cache or not (o.with_ or o.with_requirements or o.with_editable)):
         raise UsageError("no command given", "try: runx --with cowsay cowsay -t hi")
     # With requirements and no command, run() says which commands the
     # environment has, as uv does, once it is built.
@@ -543,7 +549,7 @@ def run(o: Options) -> None:
         scripts.check_python(meta, interp.version, o.script, chosen=bool(o.python))
         log(f"requires-python {meta.requires_python!r}: {interp.version} satisfies it")
     spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
-                o.find_links, o.no_index, uv_options=o.uv_options)
+                o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable)
     if o.tool:
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
     layer = None

@@ -54,6 +54,9 @@ OPTIONS = [
     Opt(("--with-requirements",), "FILE",
         "install from a requirements file, or the dependencies of a PEP 723 script (FILE.py)",
         R, "runx", kind="file", repeat=True),
+    Opt(("--with-editable",), "PATH", "install the local project at PATH editable: edits to "
+        "its sources show on the next run, no rebuild (repeatable)", R, "runx", kind="dir",
+        repeat=True, dest="with_editable"),
     Opt(("--from",), "SPEC", "the package that provides COMMAND (tool mode): a requirement, "
         "NAME@VERSION, NAME@latest, a URL or a path", R, "runx", kind="text", dest="from_"),
     Opt(("-c", "--constraints"), "FILE", "constrain versions with a requirements file",
@@ -210,7 +213,6 @@ NOT_TAKEN = {
     "--lfs": "uv pip install has no Git LFS support; use a URL with the files committed",
     "--python-platform": "an environment for another platform could not run the command",
     "--no-require-build-hashes": "that is the default",
-    "--with-editable": "not supported yet: install the project with --with /path/to/project",
 }
 
 README_BEGIN = ("<!-- options: generated from src/runner/options.py by "

@@ -72,10 +72,14 @@ def normalize(req: str) -> str:
 
 
 class Spec:
-    """Everything that decides what a layer contains (the layer key's input)."""
+    """Everything that decides what a layer contains (the layer key's input).
+
+    Keyword arguments, so that options added later (resolver settings) slot
+    in without reordering callers."""
 
     def __init__(self, requirements=(), requirement_files=(), index_url=None,
-                 extra_index_urls=(), find_links=(), no_index=False, uv_options=()):
+                 extra_index_urls=(), find_links=(), no_index=False, uv_options=(), *,
+                 editables=(), cwd=None):
         self.requirements = list(requirements)
         self.requirement_files = list(requirement_files)     # absolute paths
         self.index_url = index_url
@@ -85,31 +89,72 @@ class Spec:
         # uv's resolver/index/build options as uv pip install spells them
         # (runner.options, where "layer"): in order, since order can matter to uv.
         self.uv_options = list(uv_options)
+        self.editables = list(editables)                     # absolute paths
+        # uv runs in the caller's directory: relative paths and the uv
+        # configuration it reads are the cwd's, so the key is computed there.
+        if cwd is None:
+            try:
+                cwd = os.getcwd()
+            except OSError:         # a deleted cwd: uv cannot resolve anything relative
+                cwd = None
+        if cwd and os.environ.get("UV_WORKING_DIR"):    # uv changes into it first
+            cwd = os.path.abspath(os.path.join(cwd, os.environ["UV_WORKING_DIR"]))
+        self.cwd = cwd
+        self._local = None
 
     @property
     def empty(self) -> bool:
-        return not self.requirements and not self.requirement_files
+        return not self.requirements and not self.requirement_files and not self.editables
 
     @property
     def pinned(self) -> bool:
         """True when re-resolving could not change the result (all ``==`` pins)."""
         import re
 
-        if self.requirement_files:
+        if self.requirement_files or self.editables:
             return False
         return all(re.match(_PINNED, normalize(r)) for r in self.requirements)
 
+    def local(self) -> list:
+        """Per requirement: ``(absolute path, text for uv)`` if it names a local
+        path (resolved against the cwd, as uv would), else None."""
+        if self._local is None:
+            from runner import identity
+
+            base = self.cwd or "/"
+            self._local = [identity.local(r, base) if self.cwd else None
+                           for r in self.requirements]
+        return self._local
+
     def digest(self) -> str:
+        """The layer key's input: see runner.identity and docs/design.md."""
+        from runner import identity
+
         h = _hash(digest_size=20)
-        for r in sorted(set(normalize(r) for r in self.requirements)):
-            h.update(b"req\0" + r.encode() + b"\0")
-        for path in self.requirement_files:
-            h.update(b"file\0" + read_requirements_file(path) + b"\0")
+        entries = set()
+        for r, found in zip(self.requirements, self.local()):
+            if found:
+                entries.add(found[1].encode() + b"\0" + identity.fingerprint(found[0]))
+            else:
+                entries.add(normalize(r).encode())
+        for e in sorted(entries):
+            h.update(b"req\0" + e + b"\0")
+        for path in self.editables:
+            h.update(b"editable\0" + path.encode() + b"\0" + identity.fingerprint(path))
+        try:
+            if self.requirement_files:
+                identity.requirement_files(self.requirement_files, self.cwd or "/", h.update,
+                                           read_requirements_file)
+            identity.uv_config(self.cwd, h.update)
+        except identity.TooBig as e:
+            raise UsageError(str(e), "runx keys a layer by its inputs; split or trim them")
         h.update(b"index\0" + (self.index_url or "").encode() + b"\0")
         for u in self.extra_index_urls:
             h.update(b"extra\0" + u.encode() + b"\0")
         for u in self.find_links:
             h.update(b"links\0" + u.encode() + b"\0")
+            if "://" not in u:
+                h.update(identity.listing(u) + b"\0")
         h.update(b"noindex\0" + (b"1" if self.no_index else b"0"))
         previous = None
         for a in self.uv_options:
@@ -117,18 +162,11 @@ class Spec:
             if previous in _FILE_OPTIONS:      # the file's content decides, not its name
                 h.update(b"content\0" + read_requirements_file(a) + b"\0")
             previous = a
-        # uv also reads its index settings from the environment: they change
-        # what a layer contains, so they are part of its name.
-        for var in ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL",
-                    "UV_FIND_LINKS", "UV_NO_INDEX", "UV_PRERELEASE", "UV_RESOLUTION",
-                    "UV_EXCLUDE_NEWER", "UV_CONSTRAINT", "UV_OVERRIDE"):
-            v = os.environ.get(var)
-            if v:
-                h.update(var.encode() + b"=" + v.encode() + b"\0")
         return h.hexdigest()
 
     def uv_args(self) -> list[str]:
-        """The arguments that make ``uv pip install`` install exactly this set."""
+        """The arguments that make ``uv pip install`` install exactly this set:
+        local paths as the absolute paths the key was computed from."""
         args: list[str] = []
         if self.index_url:
             args += ["--index-url", self.index_url]
@@ -141,11 +179,15 @@ class Spec:
         for path in self.requirement_files:
             args += ["-r", path]
         args += self.uv_options
-        args += self.requirements
+        for path in self.editables:
+            args += ["-e", path]
+        args += [found[1] if found else r for r, found in zip(self.requirements, self.local())]
         return args
 
 
 def read_requirements_file(path: str) -> bytes:
     from runner.paths import read_input
 
-    return read_input(path, "requirements file", "check the path given to --with-requirements")
+    return read_input(path, "requirements file",
+                      "check the path given to --with-requirements, and the -r/-c "
+                      "lines in the files it names")
