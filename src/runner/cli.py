@@ -116,6 +116,7 @@ class Options:
         self.with_: list = []
         self.with_requirements: list = []
         self.python = None
+        self.uv_python_args = []    # uv's interpreter options, passed to 'uv python find'
         self.index_url = None
         self.extra_index_urls: list = []
         self.find_links: list = []
@@ -337,13 +338,17 @@ def run(o: Options) -> None:
     else:
         script_reqs, req_files, extra_env, meta = [], [], None, None
     cache = paths.cache_dir()
-    interp = interpreter.find(o.python, cache)
-    log(f"interpreter: {interp.executable} ({interp.version})")
-    if meta is not None and meta.requires_python:
+    rp = meta.requires_python if meta is not None else None
+    choice = interpreter.choose(o.python, script=o.script, requires_python=rp)
+    interp = interpreter.find(choice, cache, uv_python_args=o.uv_python_args,
+                              script=o.script)
+    log(f"interpreter: {interp.executable} ({interp.version}), "
+        + (f"for {choice.request!r} from {choice.source}" if choice.request else choice.source))
+    if rp:
         from runner import scripts
 
-        scripts.check_python(meta, interp.version, o.script, chosen=bool(o.python))
-        log(f"requires-python {meta.requires_python!r}: {interp.version} satisfies it")
+        if scripts.check_python(meta, interp.version, o.script, o.verbosity):
+            log(f"requires-python {rp!r}: {interp.version} satisfies it")
     spec = Spec(o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
                 o.find_links, o.no_index)
     layer = None

@@ -192,15 +192,16 @@ def satisfies(version: str, spec: str) -> bool:
     return True
 
 
-def check_python(meta: Metadata, version: str, path: str, chosen: bool) -> None:
-    """A clear error when the interpreter does not satisfy requires-python."""
+def check_python(meta: Metadata, version: str, path: str, verbosity: int = 0) -> bool:
+    """Does the chosen interpreter satisfy requires-python? When it does not
+    (only an explicit --python / UV_PYTHON can choose such a one), warn and
+    run anyway, as ``uv run --python X script.py`` does."""
     if not meta.requires_python or satisfies(version, meta.requires_python):
-        return
-    hint = "choose another interpreter with --python"
-    for op, text, want, _ in parse_specifier(meta.requires_python):
-        if op in (">=", "~=", "==") and want:
-            hint = f"run it with a Python that does, e.g. --python {'.'.join(map(str, want[0][:2]))}"
-            break
-    by = "--python gives" if chosen else "runx runs on"
-    raise RunxError(f"{path} requires Python {meta.requires_python}, but {by} {version}",
-                    hint, EXIT_ENV)
+        return True
+    if verbosity >= 0:
+        import sys
+
+        sys.stderr.write(f"runx: warning: the requested interpreter is Python {version}, "
+                         f"which does not satisfy {path}'s requires-python "
+                         f"{meta.requires_python!r}; running it anyway, as uv does\n")
+    return False
