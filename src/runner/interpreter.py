@@ -92,7 +92,7 @@ def choose(python: str | None, *, script: str | None = None,
     1. ``--python`` (or ``UV_PYTHON``, which uv treats as the same option);
     2. the nearest ``.python-version`` (from the script's directory for a
        script, as uv does, else from the cwd), then the user-level one: its
-       first line compatible with the script's ``requires-python``;
+       first line, unless the script's ``requires-python`` excludes it;
     3. the script's ``requires-python``;
     4. nothing: the Python runx runs on (no subprocess: the fast default).
     """
@@ -103,10 +103,12 @@ def choose(python: str | None, *, script: str | None = None,
         return Choice(env, "UV_PYTHON")
     found = version_file(os.path.dirname(os.path.abspath(script)) if script else os.getcwd())
     if found is not None:
+        # uv takes the file's first request; a script whose requires-python
+        # it cannot meet ignores the file (measured with uv 0.13.9: "3.10\n3.13"
+        # and >=3.12 runs what >=3.12 finds, not 3.13).
         path, requests = found
-        for r in requests:
-            if not requires_python or _compatible(r, requires_python):
-                return Choice(r, path)
+        if requests and (not requires_python or _compatible(requests[0], requires_python)):
+            return Choice(requests[0], path)
     if requires_python:
         return Choice(requires_python, "requires-python")
     return Choice(None, "runx's own Python")
@@ -114,8 +116,8 @@ def choose(python: str | None, *, script: str | None = None,
 
 def _compatible(request: str, requires_python: str) -> bool:
     """Could a ``.python-version`` line name a Python that satisfies the
-    script's requires-python? uv skips the lines that cannot (measured:
-    "3.10\n3.12" with >=3.12 picks 3.12). Version-like lines are checked;
+    script's requires-python? uv ignores the file when it cannot.
+    Version-like lines are checked;
     anything else (a path, a name, a range) is left for uv to judge."""
     import re
 
@@ -191,7 +193,7 @@ def find(choice: "Choice | str | None", cache: str, *, uv_python_args=(),
 # (UV_PYTHON_PREFERENCE, UV_MANAGED_PYTHON, UV_PYTHON_INSTALL_DIR, ...), and
 # pyenv's, since a pyenv shim on PATH picks its target from them.
 _ENV_PREFIXES = ("UV_PYTHON", "UV_MANAGED_PYTHON", "UV_NO_MANAGED_PYTHON", "PYENV",
-                 "RUNX_UV", "UV_CONFIG_FILE", "UV_NO_CONFIG", "XDG_DATA_HOME")
+                 "UV_CONFIG_FILE", "UV_NO_CONFIG", "XDG_DATA_HOME")
 
 
 def _answer_key(request: str, uv_python_args: tuple) -> str:
@@ -234,6 +236,8 @@ def _cached_answer(entry: str):
         for sig in info["stats"]:
             if _stat_sig(sig[0]) != tuple(sig):
                 return None
+        if os.path.realpath(info["found"]) != info["real"]:
+            return None             # a link retargeted, even to an identical-looking file
         return info
     except (OSError, ValueError, EOFError, TypeError, KeyError):
         return None
@@ -280,7 +284,7 @@ def _resolve(choice: Choice, uv_python_args: tuple, script: str | None) -> dict:
     stats = []
     for p in dict.fromkeys((found, real, facts.executable)):
         stats.append(_stat_sig(p))
-    return {"found": found, "stats": stats, "facts": facts.as_dict()}
+    return {"found": found, "real": real, "stats": stats, "facts": facts.as_dict()}
 
 
 def _downloadable(err: str) -> bool:
