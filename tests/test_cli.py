@@ -79,7 +79,7 @@ def test_pep723_closing_line_inside_content_follows_the_pep():
 
 def test_pep723_unclosed_block_is_ignored():
     m = scripts.parse('#!/bin/env -S runx\n# /// script\n# dependencies = ["a"]\nprint()\n')
-    assert not m.found and m.dependencies == [] and m.unclosed == 2
+    assert not m.found and m.dependencies == [] and m.unclosed.line == 2 and m.unclosed.stop_line == 4
 
 
 def test_unclosed_block_warns_and_runs(runx, tmp_path):

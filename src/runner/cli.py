@@ -305,8 +305,9 @@ def _inputs(o: Options, log):
             log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
                 + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
         elif meta.unclosed and o.verbosity >= 0:
-            _say(f"runx: warning: {o.script}, line {meta.unclosed}: '# /// script' "
-                             "has no closing '# ///' line; ignored, as PEP 723 says\n")
+            _say(f"runx: warning: {o.script}, line {meta.unclosed.line}: "
+                 f"{meta.unclosed.describe()}; the block is ignored, so none of its "
+                 "dependencies are installed\n")
         else:
             log(f"script {o.script}: no '# /// script' block, no extra packages")
         reqs += meta.dependencies

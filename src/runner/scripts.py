@@ -15,8 +15,6 @@ import os
 
 from runner.errors import EXIT_ENV, RunxError, UsageError
 
-# The PEP's reference regex (packaging.python.org, "Inline script metadata").
-REGEX = r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
 _SHEBANG_PEEK = 512     # bytes read to see a shebang line
 
 
@@ -52,7 +50,7 @@ class Metadata:
         self.dependencies = list(dependencies)
         self.requires_python = requires_python
         self.found = found          # a ``# /// script`` block was there
-        self.unclosed = unclosed    # line of a '# /// script' without its '# ///'
+        self.unclosed = unclosed    # an Unclosed: a "# /// script" without its "# ///"
 
 
 def read(path: str, *, what: str = "script") -> Metadata:
@@ -75,23 +73,71 @@ def read(path: str, *, what: str = "script") -> Metadata:
     return parse(text, path)
 
 
-def parse(text: str, path: str = "<script>") -> Metadata:
-    import re
+_OPEN = "# /// script"
 
-    blocks = [m for m in re.finditer(REGEX, text) if m.group("type") == "script"]
-    if len(blocks) > 1:
-        lines = ", ".join(str(text.count("\n", 0, m.start()) + 1) for m in blocks)
-        raise UsageError(f"{path}: more than one '# /// script' block (lines {lines})",
-                         "PEP 723 allows one; merge them")
-    if not blocks:
-        # An opening line without its closing '# ///': PEP 723 says ignore
-        # it; the caller warns, since the script will then miss its packages.
-        m = re.search(r"(?m)^# /// script$", text)
-        return Metadata(unclosed=text.count("\n", 0, m.start()) + 1 if m else None)
-    m = blocks[0]
-    content = "".join(line[2:] if line.startswith("# ") else line[1:]
-                      for line in m.group("content").splitlines(keepends=True))
-    start = text.count("\n", 0, m.start()) + 1
+
+def _lines(text: str) -> list:
+    """Lines as uv (Rust's ``str::lines``) cuts them: at "\\n", one trailing
+    "\\r" dropped. So a CRLF script reads like an LF one, as in uv."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+class Unclosed:
+    """Where an opened block went wrong, for the warning."""
+
+    def __init__(self, line, stop_line=None, stop_text=None):
+        self.line = line                # the '# /// script' line
+        self.stop_line = stop_line      # the first line that is not a metadata comment
+        self.stop_text = stop_text
+
+    def describe(self) -> str:
+        if self.stop_line is None:
+            return ("the '# /// script' block has no closing '# ///' line before the end "
+                    "of the file")
+        shown = self.stop_text if len(self.stop_text) <= 40 else self.stop_text[:37] + "..."
+        why = ("is not a comment" if not self.stop_text.startswith("#") else
+               "has no space after '#'")
+        return (f"the '# /// script' block has no closing '# ///' line: line "
+                f"{self.stop_line} ({shown!r}) {why}, which ends the block; every line "
+                "up to '# ///' must be '#' alone or start with '# '")
+
+
+def parse(text: str, path: str = "<script>") -> Metadata:
+    """The block as uv reads it (crates/uv-scripts, ScriptTag::parse): the
+    first '# /// script', at the start of a line, opens it; it runs over the
+    lines that are '#' alone or start with '# '; the last '///' among them
+    closes it. CRLF line ends are the same as LF."""
+    i = text.find(_OPEN)
+    if i < 0 or (i > 0 and text[i - 1] not in "\r\n"):
+        return Metadata()
+    start = text.count("\n", 0, i) + 1
+    lines = _lines(text[i:])
+    if lines[0] != _OPEN:
+        return Metadata()
+    toml, stop = [], None
+    for n, line in enumerate(lines[1:], 1):
+        if line == "#":
+            toml.append("")
+        elif line.startswith("# "):
+            toml.append(line[2:])
+        else:
+            stop = n
+            break
+    closing = max((k for k, ln in enumerate(toml) if ln == "///"), default=None)
+    if closing is None:
+        # uv refuses such a script; PEP 723 says ignore the block. runx runs
+        # it and says exactly what is wrong (the caller warns).
+        return Metadata(unclosed=Unclosed(start, None if stop is None else start + stop,
+                                          None if stop is None else lines[stop]))
+    # PEP 723: a second script block is an error (uv reads only the first).
+    for k in range(closing + 2, len(lines)):
+        if lines[k] == _OPEN:
+            raise UsageError(f"{path}: more than one '# /// script' block (lines {start}, "
+                             f"{start + k})", "PEP 723 allows one; merge them")
+    content = "\n".join(toml[:closing]) + "\n"
     try:
         import tomllib
     except ImportError:      # Python 3.10

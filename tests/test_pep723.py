@@ -1,0 +1,110 @@
+"""PEP 723 blocks read as uv reads them (issue 15): CRLF, the warning for a
+block that does not close, the ``[tool.uv]`` table, requires-python as
+PEP 440 says (checked against ``packaging``'s own test cases)."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import RUNX, build_wheel
+from runner import scripts
+from runner.errors import UsageError
+
+SHOW = ("import sys, runxdemo; print(runxdemo.VERSION, "
+        "'%d.%d' % sys.version_info[:2])")
+
+
+def uv_bin() -> str:
+    from uv import find_uv_bin
+
+    return find_uv_bin()
+
+
+def both(runx, tmp_path, script, *, uv_args=(), runx_args=None, env=None):
+    """(uv run's output, runx's output) for one script, both hermetic."""
+    env = dict(env or runx.env)
+    hermetic = ["--find-links", runx.wheelhouse, "--no-index"]
+    u = subprocess.run([uv_bin(), "run", "--quiet", *hermetic, *uv_args, str(script)],
+                       env=dict(env, UV_CACHE_DIR=str(tmp_path / "uvcache")),
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    r = subprocess.run([RUNX, *hermetic, *(uv_args if runx_args is None else runx_args),
+                        str(script)], env=env, capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    return u, r
+
+
+# --- CRLF -------------------------------------------------------------------
+
+BLOCK = '# /// script\n# requires-python = ">=3.8"\n# dependencies = [\n#   "runxdemo",\n# ]\n# ///\n'
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])
+def test_crlf_script_gets_its_dependencies_like_uv(runx, tmp_path, newline):
+    # Old code: the reference regex's '$' stops before '\r\n' only in
+    # multiline mode on '\n': a CRLF block matched nothing, no dependencies.
+    s = tmp_path / "win.py"
+    s.write_bytes((BLOCK + SHOW + "\n").replace("\n", newline).encode())
+    u, r = both(runx, tmp_path, s)
+    assert u.returncode == 0, u.stderr
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == u.stdout.split()[0] == "1.0"
+    runx.wait_clean()
+
+
+def test_crlf_block_parses_in_process():
+    m = scripts.parse(BLOCK.replace("\n", "\r\n") + "print()\r\n")
+    assert m.found and m.dependencies == ["runxdemo"] and m.requires_python == ">=3.8"
+    # A CRLF last line with no newline at the end of the file, too.
+    m = scripts.parse('# /// script\r\n# dependencies = ["a"]\r\n# ///')
+    assert m.dependencies == ["a"]
+
+
+@pytest.mark.parametrize("text, deps", [
+    # The first '# /// script' decides, as in uv: inside a line, no block at all.
+    ('x = "# /// script"\n# /// script\n# dependencies = ["a"]\n# ///\n', None),
+    ('# /// scripts\n# dependencies = ["a"]\n# ///\n', None),
+    ('# /// script \n# dependencies = ["a"]\n# ///\n', None),
+    # The last '///' among the comment lines closes it.
+    ('# /// script\n# dependencies = ["a"]\n# x = """\n# ///\n# """\n# ///\nprint()\n', ["a"]),
+    # Comment lines after the closing '///' are not content.
+    ('# /// script\n# dependencies = ["a"]\n# ///\n#\n#\n', ["a"]),
+    # A bare '#' is an empty line of content.
+    ('# /// script\n#\n# dependencies = ["a"]\n#\n# ///\n', ["a"]),
+    # A lone '\r' is not a line end (Rust's str::lines), so this block does not close.
+    ('# /// script\r# dependencies = ["a"]\r# ///\r', None),
+])
+def test_block_boundaries_as_uv(text, deps):
+    m = scripts.parse(text)
+    if deps is None:
+        assert not m.found and m.dependencies == []
+    else:
+        assert m.found and m.dependencies == deps
+
+
+def test_the_last_closing_line_wins_as_in_uv():
+    # uv takes everything up to the last '# ///' of the comment run: here a
+    # '///' line inside the TOML, which is then malformed (uv refuses it too).
+    with pytest.raises(UsageError) as e:
+        scripts.parse('# /// script\n# dependencies = ["a"]\n# ///\n#\n# ///\nprint()\n', "x.py")
+    assert "malformed" in e.value.message
+
+
+@pytest.mark.parametrize("text, words", [
+    ('# /// script\n# dependencies = ["runxdemo"]\n\n# ///\nprint("ran")\n',
+     ["line 1", "line 3 ('')", "is not a comment"]),
+    ('# /// script\n#dependencies = ["runxdemo"]\n# ///\nprint("ran")\n',
+     ["line 2 ('#dependencies", "no space after '#'"]),
+    ('# /// script\n# dependencies = ["runxdemo"]\n',
+     ["before the end of the file"]),
+])
+def test_unclosed_block_warning_says_what_is_wrong(runx, tmp_path, text, words):
+    s = tmp_path / "open.py"
+    s.write_text(text)
+    r = runx.run(str(s))
+    assert r.returncode == 0 and r.stdout == ("ran\n" if "print" in text else ""), r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runx: warning:"), r.stderr
+    for w in words + ["no closing '# ///'", "none of its dependencies are installed"]:
+        assert w in lines[0], lines[0]
+    runx.wait_clean()
