@@ -108,3 +108,88 @@ def test_unclosed_block_warning_says_what_is_wrong(runx, tmp_path, text, words):
     for w in words + ["no closing '# ///'", "none of its dependencies are installed"]:
         assert w in lines[0], lines[0]
     runx.wait_clean()
+
+
+# --- requires-python: PEP 440, as packaging.specifiers says -------------------
+
+import pep440_cases as cases  # noqa: E402  (packaging's own cases, see that file)
+
+OPS = ["~=", "==", "!=", "<=", ">=", "<", ">"]
+
+
+def valid(spec: str) -> bool:
+    try:
+        scripts.parse_specifier(spec)
+        return True
+    except UsageError:
+        return False
+
+
+@pytest.mark.parametrize("spec", cases.VALID)
+def test_packaging_valid_specifiers(spec):
+    assert valid(spec)
+
+
+@pytest.mark.parametrize("spec", cases.INVALID)
+def test_packaging_invalid_specifiers(spec):
+    assert not valid(spec)
+
+
+@pytest.mark.parametrize("version", cases.NORMALIZED_VERSIONS)
+def test_packaging_normalized_spellings(version):
+    for op in (OPS if "+" not in version else ["==", "!="]):
+        assert valid(op + version), op + version
+
+
+@pytest.mark.parametrize("version, spec, expected", cases.CONTAINS)
+def test_packaging_contains(version, spec, expected):
+    assert scripts.satisfies(version, spec) is expected
+
+
+@pytest.mark.parametrize("spec, version, expected", cases.INVALID_VERSION)
+def test_packaging_contains_invalid_versions(spec, version, expected):
+    assert scripts.satisfies(version, spec) is expected
+
+
+@pytest.mark.parametrize("version, spec, expected", cases.ARBITRARY + cases.SET_ARBITRARY)
+def test_packaging_arbitrary_equality(version, spec, expected):
+    assert scripts.satisfies(version, spec) is expected
+
+
+# The issue's cases: valid specifiers refused by the old check, invalid ones
+# it accepted.
+ISSUE = [(">=3.8.dev0", True), (">=1!3.8", True), ("==3.11.0+local", True),
+         (">=3.7.post1", True), ("<3.13.0a1.dev2", True), ("~=3.10.post1", True),
+         ("==3.11rc1.*", False), ("==3.\u0661\u0661", False), (">=\uff13.8", False),
+         (">=3.8+local", False), ("~=3", False), (">= 3.8 ,< 4", True), ("=== 3.11.7", True),
+         ("", True), (",", True), (">=3.8,", True), ("=>3.8", False)]
+
+
+@pytest.mark.parametrize("spec, ok", ISSUE)
+def test_issue_cases(spec, ok):
+    assert valid(spec) is ok
+
+
+def test_every_specifier_agrees_with_packaging():
+    """Differential: validity and contains() over every spec and version
+    above, against packaging itself (the test extra installs it)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    specs = set(cases.VALID + cases.INVALID + [s for s, _ in ISSUE])
+    specs |= {op + v for v in cases.NORMALIZED_VERSIONS for op in OPS}
+    specs |= {s for _, s, _ in cases.CONTAINS} | {s for s, _, _ in cases.INVALID_VERSION}
+    versions = {v for v, _, _ in cases.CONTAINS} | {"3.8.0", "3.10.13", "3.11.7", "3.12.1",
+                                                     "3.13.0", "3.14.0", "2.7.18", "4.0"}
+    checked = 0
+    for spec in sorted(specs):
+        try:
+            theirs = SpecifierSet(spec, prereleases=True)
+        except InvalidSpecifier:
+            theirs = None
+        assert valid(spec) is (theirs is not None), spec
+        if theirs is None:
+            continue
+        for v in sorted(versions):
+            assert scripts.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
+            checked += 1
+    assert checked > 10000
