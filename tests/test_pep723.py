@@ -193,3 +193,134 @@ def test_every_specifier_agrees_with_packaging():
             assert scripts.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
             checked += 1
     assert checked > 10000
+
+
+# --- [tool.uv] in the block: as uv run does it, or refused ---------------------
+
+def wheels(d, *versions, name="uvtooldemo"):
+    os.makedirs(d, exist_ok=True)
+    for v in versions:
+        build_wheel(str(d), name=name, version=v,
+                    files={f"{name}/__init__.py": f'VERSION = "{v}"\n'}, scripts={})
+    return d
+
+
+TOOL_SHOW = "import uvtooldemo; print(uvtooldemo.VERSION)\n"
+
+
+def tool_script(path, deps, tool):
+    block = "\n".join(("# " + ln) if ln else "#" for ln in tool.strip("\n").split("\n"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# /// script\n# dependencies = {deps!r}\n".replace("'", '"')
+                    + block + "\n# ///\n" + TOOL_SHOW)
+    return path
+
+
+def uv_vs_runx(runx, tmp_path, script, cwd, uv_cache="uvcache"):
+    """Both tools on the script, from another directory than the script's."""
+    env = dict(runx.env, UV_CACHE_DIR=str(tmp_path / uv_cache))
+    u = subprocess.run([uv_bin(), "run", "--quiet", str(script)], env=env, cwd=cwd,
+                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([RUNX, str(script)], env=runx.env, cwd=cwd, capture_output=True,
+                       text=True, timeout=120)
+    assert u.returncode == 0, u.stderr
+    assert r.returncode == 0, r.stderr
+    return u.stdout.strip(), r.stdout.strip()
+
+
+@pytest.mark.parametrize("deps, tool, expected", [
+    (["uvtooldemo"], '[tool.uv]\nfind-links = ["../wh"]\nno-index = true\n'
+     'constraint-dependencies = ["uvtooldemo<2"]', "1.0"),
+    (["uvtooldemo>=2"], '[tool.uv]\nfind-links = ["../wh"]\nno-index = true\n'
+     'override-dependencies = ["uvtooldemo==1.0"]', "1.0"),
+    (["uvtooldemo"], '[tool.uv]\nno-index = true\n[tool.uv.sources]\n'
+     'uvtooldemo = { path = "../local/uvtooldemo-3.0-py3-none-any.whl" }', "3.0"),
+    (["uvtooldemo"], '[[tool.uv.index]]\nurl = "../wh"\nauthenticate = "always"', None),
+    (["uvtooldemo"], '[tool.uv]\nfind-links = ["../wh"]\nno-index = true', "2.0"),
+])
+def test_tool_uv_as_uv_run(runx, tmp_path, deps, tool, expected):
+    # Old code: [tool.uv] silently ignored (runx's fixture indexes hold no
+    # uvtooldemo: the run failed, or got another version).
+    wheels(tmp_path / "wh", "1.0", "2.0")
+    wheels(tmp_path / "local", "3.0")
+    s = tool_script(tmp_path / "tool" / "s.py", deps, tool)
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    if expected is None:        # refused: one line, exit 2, nothing made
+        r = subprocess.run([RUNX, str(s)], env=runx.env, cwd=cwd, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and r.stdout == ""
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and "authenticate" in lines[0] and "not supported" in lines[0]
+        assert runx.trees() == []
+        return
+    u, r = uv_vs_runx(runx, tmp_path, s, cwd)
+    assert u == r == expected
+    runx.wait_clean()
+
+
+def test_tool_uv_indexes_map_to_uv_pip_options(tmp_path):
+    # Not differential: uv run would reach PyPI for what the flat index lacks.
+    s = tmp_path / "d" / "s.py"
+    for tool, want in [
+        ('[[tool.uv.index]]\nurl = "wh"\nformat = "flat"', [f"--find-links {tmp_path}/d/wh"]),
+        ('[[tool.uv.index]]\nurl = "https://a/simple"\ndefault = true\n[[tool.uv.index]]\n'
+         'url = "https://b/simple"', ["--index-url https://a/simple",
+                                      "--extra-index-url https://b/simple"]),
+        ('[[tool.uv.index]]\nname = "x"\nurl = "https://x/simple"\nexplicit = true', []),
+        ('[[tool.uv.index]]\nurl = "wh"\nformat = "flat"\n[tool.uv]\nno-index = true',
+         ["--no-index"]),
+    ]:
+        tool_script(s, ["uvtooldemo"], tool)
+        meta = scripts.read(str(s))
+        t = scripts.tool_uv(meta, str(s), str(tmp_path / "cache"))
+        got = [] if t.requirements_file is None else [
+            ln for ln in open(t.requirements_file).read().splitlines() if not ln.startswith("#")]
+        assert got == want, tool
+
+
+def test_tool_uv_change_names_another_layer(runx, tmp_path):
+    # Same dependencies text, another [tool.uv]: another layer, another version.
+    wheels(tmp_path / "wh", "1.0", "2.0")
+    s = tmp_path / "tool" / "s.py"
+    for i, (bound, expected) in enumerate((("<2", "1.0"), ("<3", "2.0"), ("<2", "1.0"))):
+        tool_script(s, ["uvtooldemo"], f'[tool.uv]\nfind-links = ["../wh"]\nno-index = true\n'
+                    f'constraint-dependencies = ["uvtooldemo{bound}"]')
+        # A fresh uv each time: uv keeps a script environment that still
+        # satisfies the new constraint (1.0 under <3), runx resolves anew.
+        u, r = uv_vs_runx(runx, tmp_path, s, tmp_path, uv_cache=f"uvcache{i}")
+        assert u == r == expected
+    runx.wait_clean()
+
+
+def test_tool_uv_env_settings_reach_uv_not_the_payload(runx, tmp_path):
+    wheels(tmp_path / "wh", "1.0", "2.0rc1")
+    s = tmp_path / "s.py"
+    s.write_text('# /// script\n# dependencies = ["uvtooldemo"]\n# [tool.uv]\n'
+                 '# find-links = ["wh"]\n# no-index = true\n# prerelease = "allow"\n# ///\n'
+                 'import os, uvtooldemo\nprint(uvtooldemo.VERSION, os.environ.get("UV_PRERELEASE"))\n')
+    env = dict(runx.env, UV_CACHE_DIR=str(tmp_path / "uvcache"))
+    u = subprocess.run([uv_bin(), "run", "--quiet", str(s)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    r = subprocess.run([RUNX, str(s)], env=runx.env, capture_output=True, text=True,
+                       timeout=120)
+    assert u.returncode == 0 and r.returncode == 0, u.stderr + r.stderr
+    assert u.stdout.split()[0] == r.stdout.split()[0] == "2.0rc1"
+    assert r.stdout.split()[1] == "None", "the payload must not inherit runx's uv settings"
+    runx.wait_clean()
+
+
+@pytest.mark.parametrize("tool, words", [
+    ('[tool.uv]\nno-build-isolation = true', "'no-build-isolation'"),
+    ('[tool.uv.sources]\nuvtooldemo = { index = "mine" }', "'index'"),
+    ('[tool.uv.sources]\nuvtooldemo = [{ path = "a" }, { path = "b" }]', "one source table"),
+    ('[tool.uv]\nconstraint-dependencies = 1', "list of strings"),
+])
+def test_tool_uv_refusals_are_one_line(runx, tmp_path, tool, words):
+    s = tool_script(tmp_path / "s.py", ["uvtooldemo"], tool)
+    r = subprocess.run([RUNX, str(s)], env=runx.env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runx: error: ") and words in lines[0], r.stderr
+    assert runx.trees() == []

@@ -296,6 +296,7 @@ def _inputs(o: Options, log):
                 + (f" ({', '.join(values)})" if values else ""))
             extra_env.update(values)
     reqs: list = []
+    files: list = []
     meta = None
     if o.script:
         from runner import scripts
@@ -310,8 +311,19 @@ def _inputs(o: Options, log):
                  "dependencies are installed\n")
         else:
             log(f"script {o.script}: no '# /// script' block, no extra packages")
-        reqs += meta.dependencies
-    files: list = []
+        if meta.tool_uv:
+            from runner import paths
+
+            t = scripts.tool_uv(meta, o.script, paths.private_dir(paths.cache_dir()))
+            reqs += t.dependencies
+            if t.requirements_file:
+                files.append(t.requirements_file)
+            meta.uv_env = t.env
+            log(f"script {o.script}: [tool.uv] {', '.join(meta.tool_uv)}"
+                + (f" -> -r {t.requirements_file}" if t.requirements_file else "")
+                + (f", {' '.join(f'{k}={v}' for k, v in t.env.items())}" if t.env else ""))
+        else:
+            reqs += meta.dependencies
     for f in o.with_requirements:
         if f.endswith(".py"):
             from runner import scripts
@@ -352,6 +364,10 @@ def run(o: Options) -> None:
             log(f"requires-python {rp!r}: {interp.version} satisfies it")
     spec = Spec(o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
                 o.find_links, o.no_index)
+    # [tool.uv] settings uv takes from its environment: for the build only,
+    # not for the payload (the layer key covers them through the -r file).
+    uv_env = getattr(meta, "uv_env", None) or {}
+    os.environ.update(uv_env)
     layer = None
     if not spec.empty and not o.no_cache:
         paths.private_dir(cache)
@@ -413,6 +429,8 @@ def run(o: Options) -> None:
         uv.pip_install(os.path.join(tree.path, "bin", "python"), spec.uv_args(),
                        offline=o.offline, refresh=o.refresh, compile_bytecode=False,
                        verbosity=o.verbosity)
+    for k in uv_env:
+        os.environ.pop(k, None)
     base = os.environ if not extra_env else {**os.environ, **extra_env}
     env = launch.payload_env(tree.path, base)
     path = launch.resolve(o.command[0], env["PATH"])
