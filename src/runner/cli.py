@@ -41,8 +41,13 @@ COMMAND: same PID, same parent, signals and exit status as if started directly.
 SCRIPT is an existing file named *.py, or any file whose first line is a #!
 line that mentions runx: '#!/usr/bin/env -S runx' makes a script runnable
 on its own. It runs as 'python SCRIPT ARG...' on the environment's python,
-with the 'dependencies' of its PEP 723 block (plus --with) installed; a
-'requires-python' the interpreter does not meet is an error.
+with the 'dependencies' of its PEP 723 block (plus --with) installed, and
+its [tool.uv] settings applied as 'uv run' applies them.
+
+The interpreter, as uv chooses it: --python (or UV_PYTHON); else the
+nearest .python-version (next to the script, or up from the current
+directory); else the script's 'requires-python'; else the Python runx
+runs on.
 
 Options:
   --with REQ            install REQ (repeatable; commas separate several):
@@ -50,9 +55,9 @@ Options:
   --with-requirements FILE
                         install from a requirements file, or the dependencies
                         of a PEP 723 script (FILE.py); repeatable
-  -p, --python PY       base interpreter: a path, a command or a version:
-                          --python /usr/bin/python3.11, --python 3.12
-                        (default: the Python runx runs on)
+  -p, --python PY       base interpreter, any request uv accepts: 3.12,
+                          '>=3.12', cpython@3.13, 3.13t, pypy@3.10, a path
+                          or a command (found by 'uv python find')
   -m MODULE             run MODULE as 'python -m MODULE'; what follows are
                         its arguments
   --index-url URL       package index to use instead of PyPI
@@ -96,8 +101,8 @@ elsewhere it is silent unless it fails.
 
 Exit status: the command's own once it runs. Before that, runx exits with
   1    the environment could not be built (uv's explanation is shown above),
-       the --python interpreter was not found, or it does not satisfy the
-       script's requires-python
+       no interpreter matches --python, .python-version or the script's
+       requires-python (and uv may not download one)
   2    usage: unknown option, missing value, no command, missing script,
        malformed '# /// script' block, unreadable requirements or env file
   126  the command is not executable
