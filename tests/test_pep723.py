@@ -192,7 +192,7 @@ def test_every_specifier_agrees_with_packaging():
         for v in sorted(versions):
             assert scripts.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
             checked += 1
-    assert checked > 10000
+    assert checked > 50000, checked      # 57 000 with packaging's lists as copied
 
 
 # --- [tool.uv] in the block: as uv run does it, or refused ---------------------
