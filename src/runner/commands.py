@@ -188,6 +188,9 @@ def cache(args: list) -> int:
         if os.path.isdir(layers):
             remove_tree(root, "layers")
         shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
+        # Settings files of script blocks' [tool.uv] (see scripts.tool_uv):
+        # rewritten on the next run that needs one.
+        shutil.rmtree(os.path.join(root, "script-settings"), ignore_errors=True)
         print(f"removed {layers}")
         return 0
     raise UsageError(f"unknown cache command {cmd}", CACHE_HELP)
