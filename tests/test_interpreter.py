@@ -283,3 +283,28 @@ def test_uv_python_args_reach_uv_python_find(tmp_path, monkeypatch):
 ])
 def test_version_file_line_compatibility(line, spec, ok):
     assert interpreter._compatible(line, spec) is ok
+
+
+def test_a_missing_python_is_downloaded_when_uv_would(runx, tmp_path, env):
+    # No real download: RUNX_UV is a wrapper that logs each call, answers
+    # 'python install' itself (success, nothing installed) and hands the
+    # rest to uv. runx must ask for the download exactly when uv run would.
+    log = tmp_path / "uv.log"
+    wrapper = tmp_path / "uv"
+    wrapper.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\n"
+                       f"[ \"$1 $2\" = \"python install\" ] && exit 0\nexec {uv_bin()} \"$@\"\n")
+    wrapper.chmod(0o755)
+    env["RUNX_UV"] = str(wrapper)
+    s = script(tmp_path / "s.py", ">=3.99")
+    for downloads, asked in (("automatic", True), ("never", False), ("manual", False)):
+        log.write_text("")
+        env["UV_PYTHON_DOWNLOADS"] = downloads
+        r = subprocess.run([RUNX, str(s)], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+        calls = log.read_text().splitlines()
+        assert any(c.startswith("python find") for c in calls), calls
+        assert any(c.startswith("python install") for c in calls) is asked, (downloads, calls)
+        if asked:       # found nothing after the "download": both reasons shown
+            assert "no download either" not in r.stderr and ">=3.99" in r.stderr
+    assert runx.trees() == []
