@@ -1,5 +1,6 @@
-"""Scripts: what runs as ``python SCRIPT``, its PEP 723 metadata, and the
-small PEP 440 check for its ``requires-python``.
+"""Scripts: what runs as ``python SCRIPT``, its PEP 723 metadata (read as
+uv reads it, ``[tool.uv]`` included), and the PEP 440 check for its
+``requires-python``.
 
 Which first positional is a script (``runx SCRIPT [ARG...]``): an existing
 file whose name ends in ``.py``, or an existing file whose first line is a
@@ -13,7 +14,7 @@ block, never on a plain ``runx --with X cmd``.
 
 import os
 
-from runner.errors import EXIT_ENV, RunxError, UsageError
+from runner.errors import UsageError
 
 _SHEBANG_PEEK = 512     # bytes read to see a shebang line
 
