@@ -324,3 +324,30 @@ def test_tool_uv_refusals_are_one_line(runx, tmp_path, tool, words):
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("runx: error: ") and words in lines[0], r.stderr
     assert runx.trees() == []
+
+
+def test_tool_uv_sources_become_direct_references(tmp_path):
+    s = tmp_path / "d" / "s.py"
+    s.parent.mkdir()
+    s.write_text("""\
+# /// script
+# dependencies = ["uvtooldemo[x] >=1 ; python_version >= '3'", "other", "gitdep", "urldep",
+#                 "Edit_Me"]
+# [tool.uv.sources]
+# uvtooldemo = { path = "../pkgs/demo" }
+# gitdep = { git = "https://example.org/g.git", tag = "v1", subdirectory = "sub" }
+# urldep = { url = "https://example.org/u-1.0.tar.gz" }
+# edit-me = { path = "e", editable = true }
+# notadep = { path = "x" }
+# ///
+""")
+    meta = scripts.read(str(s))
+    t = scripts.tool_uv(meta, str(s), str(tmp_path / "cache"))
+    assert t.dependencies == ["other"]
+    got = [ln for ln in open(t.requirements_file).read().splitlines() if not ln.startswith("#")]
+    assert got == [
+        f"uvtooldemo[x] @ file://{tmp_path}/pkgs/demo ; python_version >= '3'",
+        "gitdep @ git+https://example.org/g.git@v1#subdirectory=sub",
+        "urldep @ https://example.org/u-1.0.tar.gz",
+        f"-e {tmp_path}/d/e",
+    ]
