@@ -104,7 +104,8 @@ Exit status: the command's own once it runs. Before that, runx exits with
        no interpreter matches --python, .python-version or the script's
        requires-python (and uv may not download one)
   2    usage: unknown option, missing value, no command, missing script,
-       malformed '# /// script' block, unreadable requirements or env file
+       malformed '# /// script' block or [tool.uv] key runx
+       cannot honour, unreadable requirements or env file
   126  the command is not executable
   127  the command was not found
 Each error is one line: 'runx: error: WHAT (HINT)'.
