@@ -308,3 +308,25 @@ def test_a_missing_python_is_downloaded_when_uv_would(runx, tmp_path, env):
         if asked:       # found nothing after the "download": both reasons shown
             assert "no download either" not in r.stderr and ">=3.99" in r.stderr
     assert runx.trees() == []
+
+
+def test_another_directory_reuses_the_answer_unless_a_venv_is_there(runx, tmp_path, env):
+    # The answer depends on the nearest .venv (uv considers it), not on the
+    # cwd itself: a script run from a new directory does not ask uv again.
+    s = script(tmp_path / "s.py", ">=3.12")
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    r = subprocess.run([RUNX, str(s)], cwd=a, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("3.12"), r.stderr
+    no_uv = dict(env, RUNX_UV=str(tmp_path / "no-such-uv"))
+    r = subprocess.run([RUNX, str(s)], cwd=b, env=no_uv, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("3.12"), r.stderr
+    # A .venv on 3.13 in c: uv would take it; runx must ask again, and agree.
+    subprocess.run([os.path.join(PY["3.13"], "python3"), "-m", "venv", "--without-pip",
+                    str(c / ".venv")], check=True)
+    r = subprocess.run([RUNX, str(s)], cwd=c, env=no_uv, capture_output=True, text=True)
+    assert r.returncode == 1 and "no-such-uv" in r.stderr, r.stderr
+    u, r = both(runx, tmp_path, [str(s)], env, c)
+    assert r == u
+    runx.wait_clean()

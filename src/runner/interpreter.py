@@ -198,14 +198,19 @@ _ENV_PREFIXES = ("UV_PYTHON", "UV_MANAGED_PYTHON", "UV_NO_MANAGED_PYTHON", "PYEN
 
 def _answer_key(request: str, uv_python_args: tuple) -> str:
     """Everything uv's answer depends on: the request and options, PATH, the
-    cwd (uv looks for a virtualenv there), uv's and pyenv's variables, and
+    nearest .venv (uv considers it), uv's and pyenv's variables, and
     the files pyenv reads to pick a version (``$PYENV_ROOT/version``, the
     nearest ``.python-version``). Stats and small reads only."""
     from runner.requirements import _hash
 
     h = _hash(digest_size=16)
-    h.update(("\0".join((request, *uv_python_args, os.environ.get("PATH", ""),
-                         os.getcwd())) + "\0").encode())
+    cwd = os.getcwd()
+    # uv looks at the nearest .venv up from the cwd, and a relative path is
+    # relative to it: key on those, not on the cwd itself, so a script run
+    # from a new directory does not ask uv again.
+    where = cwd if (os.sep in request or request.startswith(".")) else _nearest_venv(cwd)
+    h.update(("\0".join((request, *uv_python_args, os.environ.get("PATH", ""), where))
+              + "\0").encode())
     for k in sorted(os.environ):
         if k.startswith(_ENV_PREFIXES):
             h.update(f"{k}={os.environ[k]}\0".encode())
@@ -219,6 +224,17 @@ def _answer_key(request: str, uv_python_args: tuple) -> str:
             except OSError:
                 pass
     return h.hexdigest()
+
+
+def _nearest_venv(start: str) -> str:
+    d = start
+    while True:
+        if os.path.isdir(os.path.join(d, ".venv")):
+            return os.path.join(d, ".venv")
+        parent = os.path.dirname(d)
+        if parent == d:
+            return ""
+        d = parent
 
 
 def _stat_sig(path: str):

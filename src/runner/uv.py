@@ -88,12 +88,13 @@ def _python_env() -> dict:
 
 def python_find(request: str, extra_args=()) -> tuple[str | None, str]:
     """(path uv names for ``request``, uv's one-line reason when none)."""
+    uv = binary()
     try:
-        out = subprocess.run([binary(), "python", "find", "--no-project", *extra_args, request],
+        out = subprocess.run([uv, "python", "find", "--no-project", *extra_args, request],
                              capture_output=True, text=True, stdin=subprocess.DEVNULL,
                              env=_python_env(), errors="replace")
     except OSError as e:
-        return None, f"cannot run uv: {e.strerror}"
+        return None, f"cannot run uv ({uv}): {e.strerror}"
     path = out.stdout.strip()
     if out.returncode == 0 and path:
         return path, ""
@@ -119,14 +120,15 @@ def python_install(request: str, extra_args=()) -> str:
     """Download a managed Python for ``request``, as ``uv run`` would.
     Returns "" on success, else uv's one-line reason."""
     keep = [a for a in extra_args if a == "--offline"]   # the rest are find-only options
+    uv = binary()
     try:
-        out = subprocess.run([binary(), "python", "install", "--quiet", *keep, request],
+        out = subprocess.run([uv, "python", "install", "--quiet", *keep, request],
                              capture_output=True, text=True, stdin=subprocess.DEVNULL,
                              env=_python_env(), errors="replace",
                              preexec_fn=_die_with_parent if sys.platform.startswith("linux")
                              else None)
     except OSError as e:
-        return f"cannot run uv: {e.strerror}"
+        return f"cannot run uv ({uv}): {e.strerror}"
     if out.returncode == 0:
         return ""
     lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip()]
