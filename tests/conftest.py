@@ -89,7 +89,9 @@ class Runx:
         self.env = dict(os.environ)
         for var in ("RUNX_ENV", "VIRTUAL_ENV", "RUNX_TREE", "RUNX_REAPER_LOG"):
             self.env.pop(var, None)
-        self.env.update(RUNX_RUNTIME_DIR=runtime, RUNX_CACHE_DIR=cache)
+        # A test never downloads a Python: a request nothing local meets fails.
+        self.env.update(RUNX_RUNTIME_DIR=runtime, RUNX_CACHE_DIR=cache,
+                        UV_PYTHON_DOWNLOADS="never")
         if os.environ.get("RUNX_TEST_REAPER_LOG"):
             self.env["RUNX_REAPER_LOG"] = os.environ["RUNX_TEST_REAPER_LOG"]
 

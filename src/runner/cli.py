@@ -45,10 +45,15 @@ COMMAND: same PID, same parent, signals and exit status as if started directly.
 SCRIPT is an existing file named *.py, or any file whose first line is a #!
 line that mentions runx: '#!/usr/bin/env -S runx' makes a script runnable
 on its own. It runs as 'python SCRIPT ARG...' on the environment's python,
-with the 'dependencies' of its PEP 723 block (plus --with) installed; a
-'requires-python' the interpreter does not meet is an error. A *.py name
+with the 'dependencies' of its PEP 723 block (plus --with) installed, and
+its [tool.uv] settings applied as 'uv run' applies them. A *.py name
 that is no file but a command of the environment (jp.py) runs as that
 command. With no command, the error lists the environment's commands.
+
+The interpreter, as uv chooses it: --python (or UV_PYTHON); else the
+nearest .python-version (next to the script, or up from the current
+directory); else the script's 'requires-python'; else the Python runx
+runs on.
 
 Tool mode, as uvx: when no requirement is named (no --with,
 --with-requirements, --from or script), a COMMAND other than python/pythonX.Y
@@ -83,14 +88,15 @@ On a terminal a cold build shows uv's progress; elsewhere it prints one line,
 
 Exit status: the command's own once it runs. Before that, runx exits with
   1    the environment could not be built (uv's explanation is shown above),
-       the --python interpreter was not found, or it does not satisfy the
-       script's requires-python; the cache or runtime directory is not
-       yours, is writable by others, or is read-only; a process or
-       open-file limit (ulimit -u, -n) was reached
+       no interpreter matches --python, .python-version or the script's
+       requires-python (and uv may not download one); the cache or runtime
+       directory is not yours, is writable by others, or is read-only; a
+       process or open-file limit (ulimit -u, -n) was reached
   2    usage: unknown option (did you mean...), a uv option runx does not
        take (the error says why), missing value, no command, missing script,
        a script on stdin too long for python -c or with a NUL byte,
-       malformed '# /// script' block, unreadable requirements or env file
+       malformed '# /// script' block or [tool.uv] key runx cannot honour,
+       unreadable requirements or env file
        (or one that is not a regular file, or larger than 16 MiB)
   126  the command is not executable
   127  the command was not found
@@ -454,6 +460,7 @@ def _inputs(o: Options, log):
                 + (f" ({', '.join(values)})" if values else ""))
             extra_env.update(values)
     reqs: list = []
+    files: list = []
     meta = None
     if o.script == "-":
         meta = _stdin_script(o)
@@ -466,12 +473,24 @@ def _inputs(o: Options, log):
             log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
                 + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
         elif meta.unclosed and o.verbosity >= 0:
-            _say(f"runx: warning: {o.script}, line {meta.unclosed}: '# /// script' "
-                             "has no closing '# ///' line; ignored, as PEP 723 says\n")
+            _say(f"runx: warning: {o.script}, line {meta.unclosed.line}: "
+                 f"{meta.unclosed.describe()}; the block is ignored, so none of its "
+                 "dependencies are installed\n")
         else:
             log(f"script {o.script}: no '# /// script' block, no extra packages")
-        reqs += meta.dependencies
-    files: list = []
+        if meta.tool_uv:
+            from runner import paths
+
+            t = scripts.tool_uv(meta, o.script, paths.private_dir(paths.cache_dir()))
+            reqs += t.dependencies
+            if t.requirements_file:
+                files.append(t.requirements_file)
+            meta.uv_env = t.env
+            log(f"script {o.script}: [tool.uv] {', '.join(meta.tool_uv)}"
+                + (f" -> -r {t.requirements_file}" if t.requirements_file else "")
+                + (f", {' '.join(f'{k}={v}' for k, v in t.env.items())}" if t.env else ""))
+        else:
+            reqs += meta.dependencies
     for f in o.with_requirements:
         if f.endswith(".py"):
             from runner import scripts
@@ -541,17 +560,25 @@ def run(o: Options) -> None:
     # Before anything in the cache is read (interpreter facts, layers): ours
     # and private, or refused (issue 10, defect 5). One stat on the warm path.
     cache_exists = paths.trusted(cache)
-    interp = interpreter.find(o.python, cache)
-    log(f"interpreter: {interp.executable} ({interp.version})")
-    if meta is not None and meta.requires_python:
+    rp = meta.requires_python if meta is not None else None
+    choice = interpreter.choose(o.python, script=o.script, requires_python=rp)
+    interp = interpreter.find(choice, cache, uv_python_args=o.uv_python_args,
+                              script=o.script)
+    log(f"interpreter: {interp.executable} ({interp.version}), "
+        + (f"for {choice.request!r} from {choice.source}" if choice.request else choice.source))
+    if rp:
         from runner import scripts
 
-        scripts.check_python(meta, interp.version, o.script, chosen=bool(o.python))
-        log(f"requires-python {meta.requires_python!r}: {interp.version} satisfies it")
+        if scripts.check_python(meta, interp.version, o.script, o.verbosity):
+            log(f"requires-python {rp!r}: {interp.version} satisfies it")
     spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
                 o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable)
     if o.tool:
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
+    # [tool.uv] settings uv takes from its environment: for the build only,
+    # not for the payload (the layer key covers them through the -r file).
+    uv_env = getattr(meta, "uv_env", None) or {}
+    os.environ.update(uv_env)
     layer = None
     if not spec.empty and not o.no_cache:
         if not cache_exists:
@@ -624,6 +651,8 @@ def run(o: Options) -> None:
         uv.pip_install(os.path.join(tree.path, "bin", "python"),
                        spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
                        compile_bytecode=False, verbosity=o.verbosity)
+    for k in uv_env:
+        os.environ.pop(k, None)
     base = os.environ if not extra_env else {**os.environ, **extra_env}
     env = launch.payload_env(tree.path, base)
     try:

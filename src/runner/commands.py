@@ -316,6 +316,9 @@ def cache(args: list) -> int:
                              "wait for them, or use 'runx cache clean --force'")
         removed, kept = _maintain(root, lambda *_: True, dry=False)
         shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
+        # Settings files of script blocks' [tool.uv] (see scripts.tool_uv):
+        # rewritten on the next run that needs one.
+        shutil.rmtree(os.path.join(root, "script-settings"), ignore_errors=True)
         for p, why in kept:
             print(f"kept {p}: {why}")
         n = len(removed)

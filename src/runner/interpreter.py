@@ -14,7 +14,7 @@ runx tree gets an environment independent of it.
 import os
 import sys
 
-from runner.errors import RunxError
+from runner.errors import EXIT_ENV, RunxError
 
 # Warm path: the default interpreter's facts come from this process; the
 # imports a foreign interpreter needs (subprocess, json, re) are made there.
@@ -75,86 +75,272 @@ def current() -> Interpreter:
     )
 
 
-def find(request: str | None, cache: str) -> Interpreter:
-    if not request:
-        return current()
+class Choice:
+    """Which interpreter a run asks for, and why (for -v and error messages)."""
+
+    __slots__ = ("request", "source")
+
+    def __init__(self, request, source):
+        self.request = request      # a uv request string, or None: runx's own Python
+        self.source = source        # "--python", "UV_PYTHON", a .python-version path, ...
+
+
+def choose(python: str | None, *, script: str | None = None,
+           requires_python: str | None = None) -> Choice:
+    """What to ask uv for, in uv's order for ``uv run [--with X] [script.py]``:
+
+    1. ``--python`` (or ``UV_PYTHON``, which uv treats as the same option);
+    2. the nearest ``.python-version`` (from the script's directory for a
+       script, as uv does, else from the cwd), then the user-level one: its
+       first line, unless the script's ``requires-python`` excludes it;
+    3. the script's ``requires-python``;
+    4. nothing: the Python runx runs on (no subprocess: the fast default).
+    """
+    if python:
+        return Choice(python, "--python")
+    env = os.environ.get("UV_PYTHON")
+    if env:
+        return Choice(env, "UV_PYTHON")
+    found = version_file(os.path.dirname(os.path.abspath(script)) if script else os.getcwd())
+    if found is not None:
+        # uv takes the file's first request; a script whose requires-python
+        # it cannot meet ignores the file (measured with uv 0.13.9: "3.10\n3.13"
+        # and >=3.12 runs what >=3.12 finds, not 3.13).
+        path, requests = found
+        if requests and (not requires_python or _compatible(requests[0], requires_python)):
+            return Choice(requests[0], path)
+    if requires_python:
+        return Choice(requires_python, "requires-python")
+    return Choice(None, "runx's own Python")
+
+
+def _compatible(request: str, requires_python: str) -> bool:
+    """Could a ``.python-version`` line name a Python that satisfies the
+    script's requires-python? uv ignores the file when it cannot.
+    Version-like lines are checked;
+    anything else (a path, a name, a range) is left for uv to judge."""
     import re
-    import shutil
 
-    if os.sep in request or os.path.exists(request):
-        path = os.path.abspath(request)
-        if not os.path.isfile(path):
-            raise RunxError(f"--python {request}: no such interpreter",
-                            "give a path to a python executable, a command on PATH or a version like 3.11")
-    elif re.fullmatch(r"(?:(?:cpython|python|pypy|cp)-?)?\d+(?:\.\d+){0,2}[t]?", request):
-        exe = shutil.which(f"python{request}") if re.fullmatch(r"\d+\.\d+", request) else None
-        path = exe or _uv_find(request)
+    from runner import scripts
+
+    m = re.fullmatch(r"(?:(?:cpython|python|pypy|graalpy|cp|pp)[@-]?)?"
+                     r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+@]?[a-z0-9_]*)?", request.lower())
+    if not m:
+        return True
+    major, minor, patch = m.groups()
+    if patch is not None:
+        candidates = [f"{major}.{minor}.{patch}"]
+    elif minor is not None:
+        candidates = [f"{major}.{minor}.{p}" for p in range(100)]
     else:
-        path = shutil.which(request)
-        if path is None:
-            raise RunxError(f"--python {request}: not found on PATH",
-                            "give a path to a python executable, a command on PATH or a version like 3.11")
-    real = os.path.realpath(path)
-    if real == _base_of_current():
-        return current()
-    return _probe_cached(real, cache)
+        candidates = [f"{major}.{n}.{p}" for n in range(40) for p in range(0, 100, 33)]
+    return any(scripts.satisfies(v, requires_python) for v in candidates)
 
 
-def _uv_find(request: str) -> str:
-    from runner import uv
+def version_file(start: str) -> tuple[str, list[str]] | None:
+    """The ``.python-version`` uv would read: the nearest one in ``start`` and
+    its ancestors, else the user-level one (``uv python pin --global``).
+    Returns (path, requests): one request per line, comments and blank lines
+    dropped, as uv parses it. Stats and one small read: warm-path safe."""
+    d = os.path.abspath(start)
+    while True:
+        found = _read_version_file(os.path.join(d, ".python-version"))
+        if found is not None:
+            return found
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return _read_version_file(os.path.join(config, "uv", ".python-version"))
 
-    path = uv.python_find(request)
-    if not path:
-        raise RunxError(f"--python {request}: no such Python found",
-                        f"install it (e.g. 'uv python install {request}') or give a path")
-    return path
 
-
-def _probe_cached(path: str, cache: str) -> Interpreter:
-    import hashlib
-    import json
-
+def _read_version_file(path: str):
     try:
-        st = os.stat(path)
-    except OSError as e:
-        raise RunxError(f"--python {path}: {e.strerror}")
-    key = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
+        with open(path, "rb") as f:
+            data = f.read(65536)
+    except OSError:
+        return None
+    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines()]
+    return path, [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def find(choice: "Choice | str | None", cache: str, *, uv_python_args=(),
+         script: str | None = None) -> Interpreter:
+    """The interpreter for ``choice``. No request: runx's own Python, with no
+    subprocess. Otherwise ask ``uv python find`` (every form uv accepts:
+    ``3.12``, ``>=3.12``, ``cpython@3.12``, ``3.13t``, ``pypy@3.10``, paths,
+    commands) once, and cache the answer under everything that can change it
+    (see _answer_key); a cached answer is used only while the executables it
+    named keep their (size, mtime)."""
+    if isinstance(choice, str) or choice is None:
+        choice = Choice(choice, "--python") if choice else Choice(None, "runx's own Python")
+    if not choice.request:
+        return current()
+    request = choice.request
+    key = _answer_key(request, tuple(uv_python_args))
+    entry = os.path.join(cache, "interpreters", "find-" + key + ".marshal")
+    info = _cached_answer(entry)
+    if info is None:
+        info = _resolve(choice, tuple(uv_python_args), script)
+        _store_answer(entry, info)
+    if info["facts"]["executable"] == _base_of_current():
+        return current()
+    return Interpreter(**info["facts"])
+
+
+# Environment variables that change what ``uv python find`` answers: uv's own
+# (UV_PYTHON_PREFERENCE, UV_MANAGED_PYTHON, UV_PYTHON_INSTALL_DIR, ...), and
+# pyenv's, since a pyenv shim on PATH picks its target from them.
+_ENV_PREFIXES = ("UV_PYTHON", "UV_MANAGED_PYTHON", "UV_NO_MANAGED_PYTHON", "PYENV",
+                 "UV_CONFIG_FILE", "UV_NO_CONFIG", "XDG_DATA_HOME")
+
+
+def _answer_key(request: str, uv_python_args: tuple) -> str:
+    """Everything uv's answer depends on: the request and options, PATH, the
+    nearest .venv (uv considers it), uv's and pyenv's variables, and
+    the files pyenv reads to pick a version (``$PYENV_ROOT/version``, the
+    nearest ``.python-version``). Stats and small reads only."""
+    from runner.requirements import _hash
+
+    h = _hash(digest_size=16)
+    cwd = os.getcwd()
+    # uv looks at the nearest .venv up from the cwd, and a relative path is
+    # relative to it: key on those, not on the cwd itself, so a script run
+    # from a new directory does not ask uv again.
+    where = cwd if (os.sep in request or request.startswith(".")) else _nearest_venv(cwd)
+    h.update(("\0".join((request, *uv_python_args, os.environ.get("PATH", ""), where))
+              + "\0").encode())
+    for k in sorted(os.environ):
+        if k.startswith(_ENV_PREFIXES):
+            h.update(f"{k}={os.environ[k]}\0".encode())
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.join(os.path.expanduser("~"), ".pyenv")
+    local = version_file(os.getcwd())
+    for path in (os.path.join(pyenv_root, "version"), local[0] if local else None):
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    h.update(path.encode() + b"\0" + f.read(65536) + b"\0")
+            except OSError:
+                pass
+    return h.hexdigest()
+
+
+def _nearest_venv(start: str) -> str:
+    d = start
+    while True:
+        if os.path.isdir(os.path.join(d, ".venv")):
+            return os.path.join(d, ".venv")
+        parent = os.path.dirname(d)
+        if parent == d:
+            return ""
+        d = parent
+
+
+def _stat_sig(path: str):
+    st = os.stat(path)
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+def _cached_answer(entry: str):
+    """The cached answer, if every executable it named is unchanged."""
+    import marshal
+
     from runner import paths
 
-    # Facts name the program every run will exec as python: believed only
-    # from a directory chain and a file that are ours and private (issue 10,
-    # defect 5). The cache root was checked by the caller.
-    facts_dir = os.path.join(cache, "interpreters")
-    paths.trusted(facts_dir)
-    entry = os.path.join(facts_dir, key + ".json")
+    # The answer names the program every run will exec as python: believed
+    # only from a directory and a file that are ours and private (another
+    # user could plant one in a shared cache). The cache root was checked
+    # by the caller.
+    paths.trusted(os.path.dirname(entry))
     try:
         fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
-        fd = None
-    if fd is not None:
-        with open(fd) as f:
+        return None
+    try:
+        with open(fd, "rb") as f:
             paths.trusted_file(fd, entry)
-            try:
-                return Interpreter(**json.load(f))
-            except (OSError, ValueError, TypeError):
-                pass
+            info = marshal.loads(f.read())
+        for sig in info["stats"]:
+            if _stat_sig(sig[0]) != tuple(sig):
+                return None
+        if os.path.realpath(info["found"]) != info["real"]:
+            return None             # a link retargeted, even to an identical-looking file
+        return info
+    except (OSError, ValueError, EOFError, TypeError, KeyError):
+        return None
+
+
+def _store_answer(entry: str, info: dict) -> None:
+    import marshal
+
+    try:
+        os.makedirs(os.path.dirname(entry), mode=0o700, exist_ok=True)
+        tmp = f"{entry}.{os.getpid()}"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, 0o600), "wb") as f:
+            f.write(marshal.dumps(info))
+        os.replace(tmp, entry)
+    except OSError:
+        pass        # a cache that cannot be written costs a lookup, nothing more
+
+
+def _resolve(choice: Choice, uv_python_args: tuple, script: str | None) -> dict:
+    """Ask uv (cold path), downloading a managed Python when uv run would."""
+    from runner import uv
+
+    request = choice.request
+    what = _describe(choice)
+    found, err = uv.python_find(request, uv_python_args)
+    if not found and uv.downloads_allowed(uv_python_args) and _downloadable(err):
+        failed = uv.python_install(request, uv_python_args)
+        if failed:
+            err = f"{err}; no download either: {failed}"
+        else:
+            found, err = uv.python_find(request, uv_python_args)
+    if not found:
+        if choice.source == "requires-python":
+            raise RunxError(f"{script} requires Python {request}: {err or 'none found'}",
+                            f"install one (e.g. 'uv python install \"{request}\"') "
+                            "or choose one with --python", EXIT_ENV)
+        raise RunxError(f"{what}: {err or 'no such Python found'}",
+                        f"install it (e.g. 'uv python install {request}') or give a path",
+                        EXIT_ENV)
+    real = os.path.realpath(found)
+    facts = current() if real == _base_of_current() else _probe(real, what)
+    # Re-validated on every use: what uv named, where its links lead, and the
+    # base interpreter it runs (a shim or a venv's python runs another file).
+    stats = []
+    for p in dict.fromkeys((found, real, facts.executable)):
+        stats.append(_stat_sig(p))
+    return {"found": found, "real": real, "stats": stats, "facts": facts.as_dict()}
+
+
+def _downloadable(err: str) -> bool:
+    # uv says "No interpreter found for ..." when nothing local matches; other
+    # errors (a malformed request, a missing path) are not fixed by a download.
+    return "No interpreter found" in (err or "")
+
+
+def _describe(choice: Choice) -> str:
+    if choice.source in ("--python", "UV_PYTHON"):
+        return f"{choice.source} {choice.request}"
+    if choice.source == "requires-python":
+        return f"requires-python {choice.request!r}"
+    return f"{choice.request!r} from {choice.source}"
+
+
+def _probe(path: str, what: str) -> Interpreter:
+    """Run ``path`` once to learn its facts. Not cached by the binary's own
+    (size, mtime): a pyenv shim is the same file whatever it runs (the
+    answer cache above keys on what makes the shim choose)."""
+    import json
     import subprocess
 
     try:
         out = subprocess.run([path, "-I", "-S", "-c", _PROBE], capture_output=True,
                              stdin=subprocess.DEVNULL, timeout=30, check=True).stdout
-        info = Interpreter(**json.loads(out))
+        return Interpreter(**json.loads(out))
     except (OSError, subprocess.SubprocessError, ValueError, TypeError):
-        raise RunxError(f"--python {path}: not a working Python interpreter",
+        raise RunxError(f"{what}: {path} is not a working Python interpreter",
                         "give a path to a python executable, a command on PATH or a version like 3.11")
-    try:
-        paths.private_dir(cache)
-        paths.private_dir(facts_dir)
-        tmp = f"{entry}.{os.getpid()}"
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
-                  "w") as f:
-            json.dump(info.as_dict(), f)
-        os.replace(tmp, entry)
-    except (OSError, RunxError):
-        pass      # a read-only cache: the facts are learned again next time
-    return info

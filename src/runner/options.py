@@ -81,8 +81,10 @@ OPTIONS = [
     Opt(("--tree",), "MODE", "dir (default) or fuse: a FUSE mount served by the reaper; "
         "also RUNX_TREE", RUN, "runx", kind="tree"),
     # --- interpreter
-    Opt(("-p", "--python"), "PY", "base interpreter: a path, a command or a version "
-        "(default: the Python runx runs on)", PY, "runx", kind="python"),
+    Opt(("-p", "--python"), "PY", "base interpreter, any request uv accepts: 3.12, '>=3.12', "
+        "cpython@3.13, 3.13t, pypy@3.10, a path or a command (default: .python-version, "
+        "the script's requires-python, else the Python runx runs on)", PY, "runx",
+        kind="python"),
     Opt(("--python-preference",), "PREF", "prefer managed or system Pythons when looking "
         "one up", PY, "python", kind=("only-managed", "managed", "system", "only-system")),
     Opt(("--managed-python",), None, "only uv-managed Pythons", PY, "python"),

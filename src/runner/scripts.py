@@ -1,5 +1,6 @@
-"""Scripts: what runs as ``python SCRIPT``, its PEP 723 metadata, and the
-small PEP 440 check for its ``requires-python``.
+"""Scripts: what runs as ``python SCRIPT``, its PEP 723 metadata (read as
+uv reads it, ``[tool.uv]`` included), and the PEP 440 check for its
+``requires-python``.
 
 Which first positional is a script (``runx SCRIPT [ARG...]``): an existing
 file whose name ends in ``.py``, or an existing file whose first line is a
@@ -13,10 +14,8 @@ block, never on a plain ``runx --with X cmd``.
 
 import os
 
-from runner.errors import EXIT_ENV, RunxError, UsageError
+from runner.errors import UsageError
 
-# The PEP's reference regex (packaging.python.org, "Inline script metadata").
-REGEX = r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
 _SHEBANG_PEEK = 512     # bytes read to see a shebang line
 
 
@@ -48,11 +47,14 @@ def missing_script(arg: str) -> bool:
 
 
 class Metadata:
-    def __init__(self, dependencies=(), requires_python=None, found=False, unclosed=None):
+    def __init__(self, dependencies=(), requires_python=None, found=False, unclosed=None,
+                 tool_uv=None):
         self.dependencies = list(dependencies)
         self.requires_python = requires_python
         self.found = found          # a ``# /// script`` block was there
-        self.unclosed = unclosed    # line of a '# /// script' without its '# ///'
+        self.unclosed = unclosed    # an Unclosed: a "# /// script" without its "# ///"
+        self.tool_uv = tool_uv      # the block's [tool.uv] table, or None
+        self.uv_env = {}            # what tool_uv() sends to uv by its variables
 
 
 def read(path: str, *, what: str = "script") -> Metadata:
@@ -72,23 +74,71 @@ def read(path: str, *, what: str = "script") -> Metadata:
     return parse(text, path)
 
 
-def parse(text: str, path: str = "<script>") -> Metadata:
-    import re
+_OPEN = "# /// script"
 
-    blocks = [m for m in re.finditer(REGEX, text) if m.group("type") == "script"]
-    if len(blocks) > 1:
-        lines = ", ".join(str(text.count("\n", 0, m.start()) + 1) for m in blocks)
-        raise UsageError(f"{path}: more than one '# /// script' block (lines {lines})",
-                         "PEP 723 allows one; merge them")
-    if not blocks:
-        # An opening line without its closing '# ///': PEP 723 says ignore
-        # it; the caller warns, since the script will then miss its packages.
-        m = re.search(r"(?m)^# /// script$", text)
-        return Metadata(unclosed=text.count("\n", 0, m.start()) + 1 if m else None)
-    m = blocks[0]
-    content = "".join(line[2:] if line.startswith("# ") else line[1:]
-                      for line in m.group("content").splitlines(keepends=True))
-    start = text.count("\n", 0, m.start()) + 1
+
+def _lines(text: str) -> list:
+    """Lines as uv (Rust's ``str::lines``) cuts them: at "\\n", one trailing
+    "\\r" dropped. So a CRLF script reads like an LF one, as in uv."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+class Unclosed:
+    """Where an opened block went wrong, for the warning."""
+
+    def __init__(self, line, stop_line=None, stop_text=None):
+        self.line = line                # the '# /// script' line
+        self.stop_line = stop_line      # the first line that is not a metadata comment
+        self.stop_text = stop_text
+
+    def describe(self) -> str:
+        if self.stop_line is None:
+            return ("the '# /// script' block has no closing '# ///' line before the end "
+                    "of the file")
+        shown = self.stop_text if len(self.stop_text) <= 40 else self.stop_text[:37] + "..."
+        why = ("is not a comment" if not self.stop_text.startswith("#") else
+               "has no space after '#'")
+        return (f"the '# /// script' block has no closing '# ///' line: line "
+                f"{self.stop_line} ({shown!r}) {why}, which ends the block; every line "
+                "up to '# ///' must be '#' alone or start with '# '")
+
+
+def parse(text: str, path: str = "<script>") -> Metadata:
+    """The block as uv reads it (crates/uv-scripts, ScriptTag::parse): the
+    first '# /// script', at the start of a line, opens it; it runs over the
+    lines that are '#' alone or start with '# '; the last '///' among them
+    closes it. CRLF line ends are the same as LF."""
+    i = text.find(_OPEN)
+    if i < 0 or (i > 0 and text[i - 1] not in "\r\n"):
+        return Metadata()
+    start = text.count("\n", 0, i) + 1
+    lines = _lines(text[i:])
+    if lines[0] != _OPEN:
+        return Metadata()
+    toml, stop = [], None
+    for n, line in enumerate(lines[1:], 1):
+        if line == "#":
+            toml.append("")
+        elif line.startswith("# "):
+            toml.append(line[2:])
+        else:
+            stop = n
+            break
+    closing = max((k for k, ln in enumerate(toml) if ln == "///"), default=None)
+    if closing is None:
+        # uv refuses such a script; PEP 723 says ignore the block. runx runs
+        # it and says exactly what is wrong (the caller warns).
+        return Metadata(unclosed=Unclosed(start, None if stop is None else start + stop,
+                                          None if stop is None else lines[stop]))
+    # PEP 723: a second script block is an error (uv reads only the first).
+    for k in range(closing + 2, len(lines)):
+        if lines[k] == _OPEN:
+            raise UsageError(f"{path}: more than one '# /// script' block (lines {start}, "
+                             f"{start + k})", "PEP 723 allows one; merge them")
+    content = "\n".join(toml[:closing]) + "\n"
     try:
         import tomllib
     except ImportError:      # Python 3.10
@@ -114,90 +164,374 @@ def parse(text: str, path: str = "<script>") -> Metadata:
                          'e.g. requires-python = ">=3.11"')
     if rp is not None:
         parse_specifier(rp, path)      # malformed: say so now, whatever the interpreter
-    return Metadata(deps, rp, True)
+    tool = table.get("tool", {})
+    tool_uv = tool.get("uv") if isinstance(tool, dict) else None
+    if tool_uv is not None and not isinstance(tool_uv, dict):
+        raise UsageError(f"{path}: 'tool.uv' in the '# /// script' block must be a table",
+                         "see https://docs.astral.sh/uv/guides/scripts/")
+    return Metadata(deps, rp, True, tool_uv=tool_uv or None)
 
 
-# --- requires-python: a PEP 440 specifier check, not a resolver ---------------
+# --- [tool.uv] in a script block -----------------------------------------------
+#
+# ``uv run script.py`` applies the block's [tool.uv] settings. runx builds its
+# layer with ``uv pip install``, so each key is mapped to what makes uv pip do
+# the same, or refused: never ignored. The mapped settings are written to a
+# requirements file named by its content (it also carries the whole table as
+# a comment), passed with ``-r``: the layer key hashes that file, so any change
+# to the table names another layer. Settings a requirements file cannot carry
+# go to uv through its environment variables (unless the user set them: uv
+# ranks its variables above the script's settings).
 
-_OPS = ("===", "~=", "==", "!=", "<=", ">=", "<", ">")
-_PRE = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+_UV_ENV = {"exclude-newer": "UV_EXCLUDE_NEWER", "prerelease": "UV_PRERELEASE",
+           "resolution": "UV_RESOLUTION", "index-strategy": "UV_INDEX_STRATEGY"}
+_UV_FILES = {"override-dependencies": "UV_OVERRIDE",
+             "build-constraint-dependencies": "UV_BUILD_CONSTRAINT"}
+_UV_KEYS = set(_UV_ENV) | set(_UV_FILES) | {
+    "sources", "index", "index-url", "extra-index-url", "find-links", "no-index",
+    "constraint-dependencies"}
+_HINT = "remove it, or run the script with 'uv run'"
 
 
-def _version(text: str):
-    """(release tuple, pre-release rank) of a PEP 440 version, or None.
-    Enough for Python versions: epochs, post and dev releases are refused."""
+class ToolUv:
+    """What a [tool.uv] table becomes: the dependencies left as they are, one
+    generated requirements file (or None), and variables for uv."""
+
+    def __init__(self, dependencies, requirements_file, env):
+        self.dependencies = dependencies
+        self.requirements_file = requirements_file
+        self.env = env
+
+
+def tool_uv(meta: Metadata, script: str, cache: str) -> ToolUv:
+    table = meta.tool_uv or {}
+    for k in table:
+        if k not in _UV_KEYS:
+            raise UsageError(f"{script}: [tool.uv] '{k}' in the script block is not "
+                             "supported by runx", _HINT)
+    base = os.path.dirname(os.path.abspath(script))
+    lines, env, deps = [], {}, list(meta.dependencies)
+
+    def strings(key, value):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise UsageError(f"{script}: [tool.uv] '{key}' must be a list of strings", _HINT)
+        return value
+
+    def local(value):
+        # A relative path in the block is relative to the script, as in uv.
+        if "://" in value:
+            return value
+        return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+    def companion(key, reqs):
+        text = "".join(r.strip() + "\n" for r in strings(key, reqs))
+        return _content_file(cache, text)
+
+    indexes = table.get("index", [])
+    if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
+        raise UsageError(f"{script}: [[tool.uv.index]] must be an array of tables", _HINT)
+    for ix in indexes:
+        url = ix.get("url")
+        if not isinstance(url, str):
+            raise UsageError(f"{script}: [[tool.uv.index]] needs a 'url'", _HINT)
+        other = set(ix) - {"name", "url", "default", "explicit", "format"}
+        if ix.get("format", "simple") not in ("simple", "flat"):
+            other.add("format")
+        if other:
+            raise UsageError(f"{script}: [[tool.uv.index]] '{sorted(other)[0]}' is not "
+                             "supported by runx", _HINT)
+        if ix.get("explicit") or table.get("no-index"):
+            continue    # explicit: only for sources naming it (refused); no-index: all off
+        if ix.get("format") == "flat":         # a directory or page of files
+            lines.append("--find-links " + local(url))
+        else:
+            lines.append(("--index-url " if ix.get("default") else "--extra-index-url ")
+                         + local(url))
+    if "index-url" in table:
+        lines.append("--index-url " + local(strings("index-url", table["index-url"])[0]))
+    for u in strings("extra-index-url", table.get("extra-index-url", [])):
+        lines.append("--extra-index-url " + local(u))
+    for u in strings("find-links", table.get("find-links", [])):
+        lines.append("--find-links " + local(u))
+    if table.get("no-index"):
+        lines.append("--no-index")
+    if "constraint-dependencies" in table:
+        lines.append("-c " + companion("constraint-dependencies",
+                                       table["constraint-dependencies"]))
+    for key, var in _UV_FILES.items():
+        if key in table and not os.environ.get(var):
+            env[var] = companion(key, table[key])
+    for key, var in _UV_ENV.items():
+        if key in table and not os.environ.get(var):
+            value = table[key]
+            if not isinstance(value, str):
+                raise UsageError(f"{script}: [tool.uv] '{key}' must be a string", _HINT)
+            env[var] = value
+    sources = table.get("sources", {})
+    if not isinstance(sources, dict):
+        raise UsageError(f"{script}: [tool.uv.sources] must be a table", _HINT)
+    if sources:
+        deps, sourced = _apply_sources(deps, sources, script, local)
+        lines += sourced
+    if not lines and not env:
+        return ToolUv(deps, None, env)
+    head = "# runx: [tool.uv] of a script block: " + repr(sorted(table.items())) + "\n"
+    return ToolUv(deps, _content_file(cache, head + "".join(ln + "\n" for ln in lines)), env)
+
+
+def _apply_sources(deps, sources, script, local):
+    """Direct dependencies named in [tool.uv.sources] become direct references
+    (``name[extras] @ URL ; marker``), as uv resolves them for a script."""
     import re
 
-    m = re.fullmatch(r"v?(\d+(?:\.\d+)*)(?:[-_.]?(a|alpha|b|beta|c|rc|pre|preview)[-_.]?(\d*))?",
-                     text.strip().lower())
-    if not m:
-        return None
-    release = tuple(int(x) for x in m.group(1).split("."))
-    pre = (_PRE[m.group(2)], int(m.group(3) or 0)) if m.group(2) else (9, 0)
-    return release, pre
+    def key(name):
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    by_name = {key(n): v for n, v in sources.items()}
+    kept, sourced = [], []
+    for d in deps:
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;]*?)\s*(;.*)?$", d)
+        src = by_name.pop(key(m.group(1)), None) if m else None
+        if src is None:
+            kept.append(d)
+            continue
+        name, extras, marker = m.group(1), m.group(2) or "", m.group(4) or ""
+        if not isinstance(src, dict):
+            raise UsageError(f"{script}: [tool.uv.sources] '{name}': runx supports one "
+                             "source table per package (path, git or url)", _HINT)
+        extra_keys = set(src) - {"path", "editable", "git", "rev", "tag", "branch", "url",
+                                 "subdirectory"}
+        if extra_keys:
+            raise UsageError(f"{script}: [tool.uv.sources] '{name}': "
+                             f"'{sorted(extra_keys)[0]}' is not supported by runx", _HINT)
+        sub = "#subdirectory=" + src["subdirectory"] if src.get("subdirectory") else ""
+        if "path" in src:
+            path = local(src["path"])
+            if src.get("editable"):
+                sourced.append(f"-e {path}")
+                continue
+            url = "file://" + path
+        elif "git" in src:
+            ref = src.get("rev") or src.get("tag") or src.get("branch")
+            url = "git+" + src["git"] + (f"@{ref}" if ref else "") + sub
+        elif "url" in src:
+            url = src["url"] + sub
+        else:
+            raise UsageError(f"{script}: [tool.uv.sources] '{name}' needs path, git or url",
+                             _HINT)
+        sourced.append(f"{name}{extras} @ {url}" + (f" {marker}" if marker else ""))
+    # A source for a package that is not a direct dependency does nothing in
+    # uv either (sources apply to direct dependencies only).
+    return kept, sourced
 
 
-def _pad(release: tuple, n: int) -> tuple:
-    return release + (0,) * (n - len(release))
+def _content_file(cache: str, text: str) -> str:
+    """A file under the cache named by its content: written once, then only
+    looked at, so equal settings give an equal path (and layer key)."""
+    from runner.requirements import _hash
+
+    d = os.path.join(cache, "script-settings")
+    path = os.path.join(d, _hash(text.encode(), digest_size=16).hexdigest() + ".txt")
+    if not os.path.exists(path):
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return path
 
 
-def _cmp(a, b) -> int:
-    n = max(len(a[0]), len(b[0]))
-    ka, kb = (_pad(a[0], n), a[1]), (_pad(b[0], n), b[1])
-    return (ka > kb) - (ka < kb)
+# --- requires-python: PEP 440 specifiers, as packaging.specifiers reads them ---
+#
+# A port of packaging's rules (its Specifier regex, Version ordering and the
+# operator semantics, with prereleases=True), so that runx accepts exactly the
+# specifiers packaging (and uv) accept and agrees with packaging on which
+# versions they contain. tests/test_pep723.py checks both against packaging's
+# own test cases and against packaging itself. ``re`` loads only here: a
+# script with requires-python, never a plain ``--with`` run.
+
+_PRE_RE = r"[-_\.]?(alpha|beta|preview|pre|a|b|c|rc)[-_\.]?[0-9]*"
+_POST_RE = r"(?:-[0-9]+)|(?:[-_\.]?(post|rev|r)[-_\.]?[0-9]*)"
+_DEV_RE = r"[-_\.]?dev[-_\.]?[0-9]*"
+_SPEC_RE = (
+    r"\s*(?:"
+    r"(?:===\s*[^\s;)]*)"
+    r"|(?:(?:==|!=)\s*v?(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*"
+    r"(?:\.\*|(?:" + _PRE_RE + r")?(?:" + _POST_RE + r")?(?:" + _DEV_RE + r")?"
+    r"(?:\+[a-z0-9]+(?:[-_\.][a-z0-9]+)*)?)?)"
+    r"|(?:~=\s*v?(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)+"
+    r"(?:" + _PRE_RE + r")?(?:" + _POST_RE + r")?(?:" + _DEV_RE + r")?)"
+    r"|(?:(?:<=|>=|<|>)\s*v?(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*"
+    r"(?:" + _PRE_RE + r")?(?:" + _POST_RE + r")?(?:" + _DEV_RE + r")?)"
+    r")\s*")
+_VERSION_RE = (
+    r"\s*v?(?:(?P<epoch>[0-9]+)!)?(?P<release>[0-9]+(?:\.[0-9]+)*)"
+    r"(?P<pre>[-_\.]?(?P<pre_l>alpha|a|beta|b|preview|pre|c|rc)[-_\.]?(?P<pre_n>[0-9]+)?)?"
+    r"(?P<post>(?:-(?P<post_n1>[0-9]+))|(?:[-_\.]?(?P<post_l>post|rev|r)[-_\.]?"
+    r"(?P<post_n2>[0-9]+)?))?"
+    r"(?P<dev>[-_\.]?(?P<dev_l>dev)[-_\.]?(?P<dev_n>[0-9]+)?)?"
+    r"(?:\+(?P<local>[a-z0-9]+(?:[-_\.][a-z0-9]+)*))?\s*")
+_PRE_NAMES = {"alpha": "a", "a": "a", "beta": "b", "b": "b", "c": "rc", "rc": "rc",
+              "pre": "rc", "preview": "rc"}
+_INF = float("inf")
+
+
+def _key(epoch, release, pre=None, post=None, dev=None, local=None) -> tuple:
+    """packaging's Version sort key (_cmpkey), as one comparable tuple."""
+    release = list(release)
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    if pre is None and post is None and dev is not None:
+        pre_k = (-_INF,)                        # 1.0.dev0 < 1.0a0
+    elif pre is None:
+        pre_k = (_INF,)
+    else:
+        pre_k = ("abr".index(pre[0][0]), pre[1])    # a < b < rc
+    post_k = (-_INF,) if post is None else (post,)
+    dev_k = (_INF,) if dev is None else (dev,)
+    loc_k = ((-_INF,),) if local is None else tuple(
+        (p, "") if isinstance(p, int) else (-_INF, p) for p in local)
+    return (epoch, tuple(release), pre_k, post_k, dev_k, loc_k)
+
+
+class _V:
+    """A parsed PEP 440 version."""
+
+    __slots__ = ("epoch", "release", "pre", "post", "dev", "local", "key")
+
+    def __init__(self, m):
+        self.epoch = int(m.group("epoch") or 0)
+        self.release = tuple(int(x) for x in m.group("release").split("."))
+        self.pre = ((_PRE_NAMES[m.group("pre_l").lower()], int(m.group("pre_n") or 0))
+                    if m.group("pre") else None)
+        self.post = (int(m.group("post_n1") or m.group("post_n2") or 0)
+                     if m.group("post") else None)
+        self.dev = int(m.group("dev_n") or 0) if m.group("dev") else None
+        local = m.group("local")
+        self.local = (tuple(int(p) if p.isdigit() else p.lower()
+                            for p in local.replace("-", ".").replace("_", ".").split("."))
+                      if local else None)
+        self.key = _key(self.epoch, self.release, self.pre, self.post, self.dev, self.local)
+
+    @property
+    def is_prerelease(self):
+        return self.pre is not None or self.dev is not None
+
+    def same_family(self, v: "_V", *, post: bool) -> bool:
+        """Is ``v`` this version but for a local label (post=False) or also
+        any post-release (post=True)? packaging's AFTER_LOCALS/AFTER_POSTS."""
+        mine = _trim(self.release)
+        if v.epoch != self.epoch or len(v.release) < len(mine):
+            return False
+        if v.release[:len(mine)] != mine or any(v.release[len(mine):]):
+            return False
+        if v.pre != self.pre:
+            return False
+        if post:
+            return True
+        return v.post == self.post and v.dev == self.dev
+
+
+def _trim(release: tuple) -> tuple:
+    release = list(release)
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    return tuple(release)
+
+
+def _parse_version(text: str):
+    import re
+
+    m = re.fullmatch(_VERSION_RE, text, re.ASCII | re.IGNORECASE)
+    return _V(m) if m else None
+
+
+def _next_prefix_dev0(epoch: int, release: tuple) -> tuple:
+    """1.2 -> the key of 1.3.dev0: the first version past the prefix."""
+    return _key(epoch, (*release[:-1], release[-1] + 1), dev=0)
+
+
+_MIN_KEY = _key(0, (0,), dev=0)     # 0.dev0, the smallest version
+
+
+def _contains(op: str, text: str, v: "_V", raw: str) -> bool:
+    """packaging's Specifier.contains(raw, prereleases=True), by its ranges
+    (packaging/_ranges.py: standard_ranges, wildcard_ranges)."""
+    if op == "===":
+        return raw.strip().lower() == text.lower()
+    if v is None:
+        return False
+    k = v.key
+    if text.endswith(".*"):
+        base = _parse_version(text[:-2])
+        inside = _key(base.epoch, base.release, dev=0) <= k < _next_prefix_dev0(
+            base.epoch, base.release)
+        return inside if op == "==" else not inside
+    spec = _parse_version(text)
+    if op == ">=":
+        return k >= spec.key
+    if op == "<=":
+        return k <= spec.key or spec.same_family(v, post=False)
+    if op == "<":
+        # <V excludes V's pre-releases unless V is one: the bound is V.dev0.
+        bound = spec.key if spec.is_prerelease else _key(spec.epoch, spec.release, spec.pre,
+                                                         spec.post, 0)
+        return bound > _MIN_KEY and k < bound
+    if op == ">":
+        if spec.dev is not None:
+            return k >= _key(spec.epoch, spec.release, spec.pre, spec.post, spec.dev + 1)
+        if spec.post is not None:
+            return k >= _key(spec.epoch, spec.release, spec.pre, spec.post + 1, 0)
+        # >V excludes V itself, V+local and V's post-releases (PEP 440).
+        return k > spec.key and not spec.same_family(v, post=True)
+    if op == "~=":
+        return spec.key <= k < _next_prefix_dev0(spec.epoch, spec.release[:-1])
+    # == and !=: a spec without a local label matches V's local versions too.
+    if spec.local is not None:
+        inside = k == spec.key
+    else:
+        inside = k == spec.key or (k > spec.key and spec.same_family(v, post=False))
+    return inside if op == "==" else not inside
 
 
 def parse_specifier(spec: str, path: str = "<script>") -> list:
-    """``">=3.9, !=3.10.*"`` → [(op, version text, parsed, wildcard)]."""
+    """``">=3.9, !=3.10.*"`` → [(op, version text)], or a UsageError naming
+    the first clause packaging would refuse."""
+    import re
+
     out = []
     for clause in spec.split(","):
-        clause = clause.strip()
-        op = next((o for o in _OPS if clause.startswith(o)), None)
-        ver = clause[len(op):].strip() if op else ""
-        wildcard = ver.endswith(".*")
-        parsed = _version(ver[:-2] if wildcard else ver)
-        if (op is None or parsed is None or (wildcard and op not in ("==", "!="))
-                or (op == "~=" and len(parsed[0]) < 2)):
-            if op == "===" and ver:
-                out.append((op, ver, None, False))
-                continue
-            raise UsageError(f"{path}: invalid requires-python {spec!r} (at {clause!r})",
+        if not clause.strip():
+            continue        # as packaging: empty clauses ("", ">=3.8,") drop out
+        if not re.fullmatch(_SPEC_RE, clause, re.ASCII | re.IGNORECASE):
+            raise UsageError(f"{path}: invalid requires-python {spec!r} (at {clause.strip()!r})",
                              'write e.g. ">=3.10" or ">=3.9, <3.13" (PEP 440)')
-        out.append((op, ver, parsed, wildcard))
+        clause = clause.strip()
+        op = next(o for o in ("===", "~=", "==", "!=", "<=", ">=", "<", ">")
+                  if clause.startswith(o))
+        out.append((op, clause[len(op):].strip()))
     return out
 
 
 def satisfies(version: str, spec: str) -> bool:
-    """Does interpreter ``version`` ("3.11.7") satisfy ``spec`` (PEP 440)?"""
-    v = _version(version)
-    for op, text, want, wildcard in parse_specifier(spec):
-        if op == "===":
-            ok = version.strip() == text
-        elif wildcard:
-            prefix = want[0]
-            ok = _pad(v[0], len(prefix))[:len(prefix)] == prefix
-            ok = ok if op == "==" else not ok
-        elif op == "~=":
-            prefix = want[0][:-1]
-            ok = _cmp(v, want) >= 0 and _pad(v[0], len(prefix))[:len(prefix)] == prefix
-        else:
-            c = _cmp(v, want)
-            ok = {"==": c == 0, "!=": c != 0, "<=": c <= 0, ">=": c >= 0,
-                  "<": c < 0, ">": c > 0}[op]
-        if not ok:
-            return False
-    return True
+    """Does ``version`` ("3.11.7") satisfy ``spec``? packaging's
+    ``SpecifierSet(spec).contains(version, prereleases=True)``."""
+    v = _parse_version(version)
+    return all(_contains(op, text, v, version) for op, text in parse_specifier(spec))
 
 
-def check_python(meta: Metadata, version: str, path: str, chosen: bool) -> None:
-    """A clear error when the interpreter does not satisfy requires-python."""
+def check_python(meta: Metadata, version: str, path: str, verbosity: int = 0) -> bool:
+    """Does the chosen interpreter satisfy requires-python? When it does not
+    (only an explicit --python / UV_PYTHON can choose such a one), warn and
+    run anyway, as ``uv run --python X script.py`` does."""
     if not meta.requires_python or satisfies(version, meta.requires_python):
-        return
-    hint = "choose another interpreter with --python"
-    for op, text, want, _ in parse_specifier(meta.requires_python):
-        if op in (">=", "~=", "==") and want:
-            hint = f"run it with a Python that does, e.g. --python {'.'.join(map(str, want[0][:2]))}"
-            break
-    by = "--python gives" if chosen else "runx runs on"
-    raise RunxError(f"{path} requires Python {meta.requires_python}, but {by} {version}",
-                    hint, EXIT_ENV)
+        return True
+    if verbosity >= 0:
+        import sys
+
+        sys.stderr.write(f"runx: warning: the requested interpreter is Python {version}, "
+                         f"which does not satisfy {path}'s requires-python "
+                         f"{meta.requires_python!r}; running it anyway, as uv does\n")
+    return False

@@ -99,11 +99,57 @@ def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool
     run(args + uv_args, what="installing the requirements", verbosity=verbosity, summary=True)
 
 
-def python_find(request: str) -> str | None:
+def _python_env() -> dict:
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)    # runx's default ignores an active venv; so does a request
+    return env
+
+
+def python_find(request: str, extra_args=()) -> tuple[str | None, str]:
+    """(path uv names for ``request``, uv's one-line reason when none)."""
+    uv = binary()
     try:
-        out = subprocess.run([binary(), "python", "find", "--no-project", request],
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    except OSError:
-        return None
+        out = subprocess.run([uv, "python", "find", "--no-project", *extra_args, request],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                             env=_python_env(), errors="replace")
+    except OSError as e:
+        return None, f"cannot run uv ({uv}): {e.strerror}"
     path = out.stdout.strip()
-    return path if out.returncode == 0 and path else None
+    if out.returncode == 0 and path:
+        return path, ""
+    lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip()]
+    reason = lines[0] if lines else ""
+    if reason.startswith("error: "):
+        reason = reason[len("error: "):]
+    return None, reason
+
+
+def downloads_allowed(extra_args=()) -> bool:
+    """Would ``uv run`` fetch a managed Python it does not find? uv's default
+    ("automatic") yes; ``--no-python-downloads``, ``UV_PYTHON_DOWNLOADS=never``
+    or ``manual``, and ``--offline`` say no."""
+    if "--no-python-downloads" in extra_args or "--offline" in extra_args:
+        return False
+    if os.environ.get("UV_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    return os.environ.get("UV_PYTHON_DOWNLOADS", "automatic").lower() not in ("never", "manual")
+
+
+def python_install(request: str, extra_args=()) -> str:
+    """Download a managed Python for ``request``, as ``uv run`` would.
+    Returns "" on success, else uv's one-line reason."""
+    keep = [a for a in extra_args if a == "--offline"]   # the rest are find-only options
+    uv = binary()
+    try:
+        out = subprocess.run([uv, "python", "install", "--quiet", *keep, request],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                             env=_python_env(), errors="replace",
+                             preexec_fn=_die_with_parent if sys.platform.startswith("linux")
+                             else None)
+    except OSError as e:
+        return f"cannot run uv ({uv}): {e.strerror}"
+    if out.returncode == 0:
+        return ""
+    lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip()]
+    reason = lines[0] if lines else f"uv exited with {out.returncode}"
+    return reason[len("error: "):] if reason.startswith("error: ") else reason
