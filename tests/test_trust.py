@@ -2,42 +2,44 @@
 defect 5): another user must not be able to plant interpreter facts or a
 layer and have this user's runx execute their program."""
 
-import hashlib
-import json
+import marshal
 import os
+import subprocess
 import sys
 
 import pytest
 
-from conftest import runtime_entries
+from conftest import RUNX, runtime_entries
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown to another user)")
 
 NOBODY = 65534
 
 
-def plant(cache: str, tmp_path) -> tuple:
-    """Interpreter facts for a harmless-looking --python that point at a
-    program writing a marker. Returns (the --python path, the marker)."""
+def plant(cache: str, tmp_path, runx) -> tuple:
+    """A cached interpreter answer for a harmless --python whose facts were
+    rewritten to name a program that writes a marker (what another user
+    could plant in a cache they can write to). Returns (the --python path,
+    the marker)."""
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil"
     evil.write_text(f"#!/bin/sh\ntouch {marker}\nexec {sys.executable} \"$@\"\n")
     evil.chmod(0o755)
-    fake = tmp_path / "python3-fake"
-    fake.write_text("#!/bin/sh\nexit 1\n")
-    fake.chmod(0o755)
-    real = os.path.realpath(fake)
-    st = os.stat(real)
-    key = hashlib.sha256(f"{real}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
+    python = os.path.realpath(sys.executable)
+    env = dict(runx.env, RUNX_CACHE_DIR=cache)
+    r = subprocess.run([RUNX, "-p", python, "python", "-c", "pass"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    runx.wait_clean()
     facts = os.path.join(cache, "interpreters")
-    os.makedirs(facts, exist_ok=True)
-    v = sys.version_info
-    with open(os.path.join(facts, key + ".json"), "w") as f:
-        json.dump({"executable": str(evil), "version": f"{v[0]}.{v[1]}.{v[2]}",
-                   "implementation": sys.implementation.name,
-                   "abiflags": getattr(sys, "abiflags", ""),
-                   "platform": sys.platform + "-" + os.uname().machine}, f)
-    return str(fake), marker
+    (entry,) = [os.path.join(facts, n) for n in os.listdir(facts) if n.startswith("find-")]
+    with open(entry, "rb") as f:
+        info = marshal.load(f)
+    info["facts"]["executable"] = str(evil)
+    with open(entry, "wb") as f:
+        marshal.dump(info, f)
+    # Planted, but in a private cache: believed (the attack is real).
+    return python, marker
 
 
 def refused(r, runx, marker, what: str):
@@ -54,9 +56,9 @@ def refused(r, runx, marker, what: str):
 def test_planted_interpreter_facts_never_run(runx, tmp_path, how, reqs):
     cache = str(tmp_path / "evil-cache")
     os.makedirs(cache, mode=0o700)
-    fake, marker = plant(cache, tmp_path)
+    fake, marker = plant(cache, tmp_path, runx)
     facts = os.path.join(cache, "interpreters")
-    entry = os.path.join(facts, os.listdir(facts)[0])
+    (entry,) = [os.path.join(facts, n) for n in os.listdir(facts) if n.startswith("find-")]
     os.chmod(facts, 0o700)
     os.chmod(entry, 0o600)
     target = {"world-writable": cache, "other-owner": cache,
@@ -86,3 +88,15 @@ def test_world_writable_cache_refused_by_every_command(runx, tmp_path, command):
         f"runx: error: {cache} is writable by other users (mode 777) "
         f"(run 'chmod go-w {cache}', after checking what is in it)"], r.stderr
     assert r.stdout == ""
+
+
+def test_a_planted_answer_in_a_private_cache_is_believed(runx, tmp_path):
+    """The control for the refusals above: the planted answer is what a run
+    would exec, so only the ownership and mode checks stand in the way."""
+    cache = str(tmp_path / "own-cache")
+    os.makedirs(cache, mode=0o700)
+    python, marker = plant(cache, tmp_path, runx)
+    runx.env["RUNX_CACHE_DIR"] = cache
+    r = runx.run("-p", python, "python", "-c", "pass")
+    assert r.returncode == 0, r.stderr
+    assert marker.exists(), "the planted facts were not used: the refusal tests prove nothing"
