@@ -130,13 +130,6 @@ def _raw_sigaction(sigs: list, handler: int) -> None:
 def detach() -> None:
     """Name, signals, cwd (the fds were released by the middle process)."""
     signal = _signal_module()
-    # Forked from the runner, the reaper would show in ps as a copy of the
-    # runx command line; its name says what it is (Linux: comm).
-    try:
-        with open("/proc/self/comm", "w") as f:
-            f.write("runx-reaper")
-    except OSError:
-        pass
     for sig in ignored_signals():
         try:
             signal.signal(sig, signal.SIG_IGN)
@@ -144,6 +137,14 @@ def detach() -> None:
             pass
     _raw_sigaction(_glibc_reserved(), 1)          # SIG_IGN
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    # Forked from the runner, the reaper would show in ps as a copy of the
+    # runx command line; its name says what it is (Linux: comm). Named only
+    # once deaf to stray signals: whoever finds it by name may signal it.
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write("runx-reaper")
+    except OSError:
+        pass
     os.chdir("/")
 
 

@@ -205,10 +205,7 @@ class Scan:
         return _check(pid, self.match)[0]
 
     def once(self):
-        pids = _pids()
-        # Identities first, in one quick pass right after the listdir: the
-        # shorter this window, the fewer processes vanish without a name.
-        ids = {p: _ident(p) for p in pids if p not in self.exclude}
+        pids = [p for p in _pids() if p not in self.exclude]
         prev, memo = self.memo, {}
         found = {}
         sure = True
@@ -217,11 +214,15 @@ class Scan:
             old = prev.get(pid)
             return old if old is not None and old[0] == start else None
 
-        # Processes we know nothing about first: they are the ones whose
-        # vanishing before their check would make this scan inconclusive.
-        order = sorted(ids, key=lambda p: ids[p] is not None and remembered(p, ids[p][0]) is not None)
+        # The PIDs the last scan did not see first, newest (highest) first,
+        # right after the listdir: a process that vanishes before its check
+        # makes the scan inconclusive, and those are the short-lived ones.
+        # Checked in time, they are learned (and their vanishing is then
+        # harmless), so a busy machine converges.
+        order = sorted((p for p in pids if p not in prev), reverse=True)
+        order += [p for p in pids if p in prev]
         for pid in order:
-            ident = ids[pid]
+            ident = _ident(pid)
             if ident is None:
                 sure = False               # gone before we learnt who it was
                 continue
