@@ -373,19 +373,22 @@ def test_sweep_scans_proc_once(runx, monkeypatch):
 
 def test_non_utf8_names_do_not_break_sweeps(runx):
     odd = stale_tree(runx.runtime, b"\xff")
-    os.mkdir(os.path.join(os.fsencode(runx.runtime), b"\xfe-foreign"))   # no lock: not ours
-    ls = runx.run("ls", local=False)
-    assert ls.returncode == 0 and "Traceback" not in ls.stderr and not ls.stderr, ls.stderr
-    assert "stale" in ls.stdout
-    gc = runx.run("gc", local=False)
-    assert gc.returncode == 0 and not gc.stderr, gc.stderr
-    assert gc.stdout.startswith("removed ")
-    assert not os.path.exists(odd) and not os.path.exists(odd + b".lock")
-    # a run's own sweep meets the foreign odd name too, and carries on
-    assert runx.run("python", "-c", "pass").returncode == 0
-    wait_until(lambda: runtime_entries(runx.runtime) == ["\udcfe-foreign"] and
-               not reapers(runx.runtime), 15, "the run's tree to go")
-    os.rmdir(os.path.join(os.fsencode(runx.runtime), b"\xfe-foreign"))
+    foreign = os.path.join(os.fsencode(runx.runtime), b"\xfe-foreign")   # no lock: not ours
+    os.mkdir(foreign)
+    try:
+        ls = runx.run("ls", local=False, errors="surrogateescape")
+        assert ls.returncode == 0 and not ls.stderr, ls.stderr
+        assert "stale" in ls.stdout
+        gc = runx.run("gc", local=False, errors="surrogateescape")
+        assert gc.returncode == 0 and not gc.stderr, gc.stderr
+        assert gc.stdout == f"removed {os.fsdecode(odd)}\n"
+        assert not os.path.exists(odd) and not os.path.exists(odd + b".lock")
+        # a run's own sweep meets the foreign odd name too, and carries on
+        assert runx.run("python", "-c", "pass").returncode == 0
+        wait_until(lambda: runtime_entries(runx.runtime) == ["\udcfe-foreign"] and
+                   not reapers(runx.runtime), 15, "the run's tree to go")
+    finally:
+        os.rmdir(foreign)
 
 
 def test_adopted_trees_are_waited_for_at_once(runx, tmp_path):
