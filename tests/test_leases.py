@@ -409,7 +409,20 @@ def test_adopted_trees_are_waited_for_at_once(runx, tmp_path):
     # The old code waited in name order: make the first one the long-lived one.
     (first, first_stop, first_p), (second, second_stop, second_p) = sorted(payloads)
     assert runx.run("python", "-c", "pass").returncode == 0   # its reaper adopts both
-    wait_until(lambda: reapers(runx.runtime), 10, "the adopting reaper")
+
+    def adopted():
+        for pid in reapers(runx.runtime):
+            held = set()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+            if {first + ".lock", second + ".lock"} <= held:
+                return True
+        return False
+
+    wait_until(adopted, 10, "a reaper to adopt both orphans")
     open(second_stop, "w").close()
     second_p.wait(timeout=30)
     try:
