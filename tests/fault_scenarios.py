@@ -374,6 +374,124 @@ def maintenance_loop_vs_50_runs(runx):
         t.join()
     assert not errors, errors[0]
     settled(run, 60)
+# --- issue 10: holders that relay, daemonize at exit, or hide behind a symlink ---
+
+DAEMONIZE_AT_EXIT = r"""
+import os, random, sys, time
+ready, trigger, out = sys.argv[1], sys.argv[2], sys.argv[3]
+if os.fork():
+    os._exit(0)                       # the payload exits at once...
+os.setsid()
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+for _ in range(4):                    # ...while the daemon hops (fork, exit) into the scan
+    time.sleep(random.random() * 0.004)
+    if os.fork():
+        os._exit(0)
+open(ready, "w").close()
+while not os.path.exists(trigger):
+    time.sleep(0.01)
+import subprocess
+r = subprocess.run([os.environ["RUNX_ENV"] + "/bin/python", "-c",
+                    "import runxdemo; print(runxdemo.VERSION)"], capture_output=True, text=True)
+with open(out + ".tmp", "w") as f:
+    f.write(r.stdout.strip() or r.stderr)
+os.rename(out + ".tmp", out)
+"""
+
+
+def daemonize_at_exit(runx):
+    """``runx --with X sh -c 'python daemon.py'``: the daemon double-forks and
+    setsids as the payload exits, then keeps using the environment."""
+    tmp = scratch(runx, "daemon-")
+    ready, trigger, out = (os.path.join(tmp, n) for n in ("ready", "go", "out"))
+    script = os.path.join(tmp, "daemon.py")
+    with open(script, "w") as f:
+        f.write(DAEMONIZE_AT_EXIT)
+    try:
+        r = runx.run("--with", "runxdemo", "sh", "-c", f"python {script} {ready} {trigger} {out}")
+        assert r.returncode == 0, r.stderr
+        assert poll(lambda: os.path.exists(ready), 10), "the daemon never settled"
+        if not runx.trees():
+            raise EarlyRemoval("tree removed while the daemon still used it")
+    finally:
+        open(trigger, "w").close()
+    assert poll(lambda: os.path.exists(out), 30), "the daemon never reported"
+    if open(out).read() != "1.0":
+        raise EarlyRemoval(f"the daemon could not use its environment: {open(out).read()}")
+    settled(runx)
+
+
+RELAY = r"""
+import os, sys, time
+out, seconds = sys.argv[1], float(sys.argv[2])
+end = time.monotonic() + seconds
+if os.fork():
+    os._exit(0)                       # the payload exits; the relay goes on
+os.setsid()
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+while time.monotonic() < end:         # fork the successor, exit, again and again
+    if os.fork():
+        os._exit(0)
+    time.sleep(0.002)
+import subprocess
+r = subprocess.run([os.environ["RUNX_ENV"] + "/bin/python", "-c",
+                    "import runxdemo; print(runxdemo.VERSION)"], capture_output=True, text=True)
+with open(out + ".tmp", "w") as f:
+    f.write(r.stdout.strip() or r.stderr)
+os.rename(out + ".tmp", out)
+"""
+
+
+def relay_chain(runx):
+    """A holder that relays through fork+exit chains for 0.5 s after the
+    payload exits, then uses the environment."""
+    tmp = scratch(runx, "relay-")
+    out = os.path.join(tmp, "out")
+    r = runx.run("--with", "runxdemo", "python", "-c", RELAY, out, "0.5")
+    assert r.returncode == 0, r.stderr
+    assert poll(lambda: os.path.exists(out), 30), "the relay never reported"
+    if open(out).read() != "1.0":
+        raise EarlyRemoval(f"the relay's environment went under it: {open(out).read()}")
+    settled(runx)
+
+
+CWD_HOLDER = r"""
+import os, subprocess, sys
+# A user of the tree by its cwd only: no RUNX_ENV, no VIRTUAL_ENV, the
+# base interpreter; it checks, after a while, that its cwd still exists.
+env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+env["PATH"] = "/usr/bin:/bin"
+code = ("import os, sys, time; time.sleep(float(sys.argv[1])); "
+        "open(sys.argv[2], 'w').write('ok' if os.path.isdir('bin') else 'gone')")
+subprocess.Popen([sys.argv[1], "-c", code, sys.argv[3], sys.argv[2]], env=env,
+                 cwd=os.environ["RUNX_ENV"], start_new_session=True,
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+"""
+
+
+def symlinked_runtime_dir(runx):
+    """RUNX_RUNTIME_DIR named through a symlink: a process whose only tie to
+    the tree is its cwd (reported resolved by the kernel) keeps it."""
+    os.makedirs(runx.runtime, mode=0o700, exist_ok=True)
+    link = runx.runtime + "-link"
+    os.symlink(runx.runtime, link)
+    try:
+        linked = Runx(runx.runtime, runx.cache, runx.wheelhouse)
+        linked.env["RUNX_RUNTIME_DIR"] = link
+        out = os.path.join(scratch(runx, "cwd-"), "out")
+        base = os.path.realpath(__import__("sys").executable)
+        r = linked.run("python", "-c", CWD_HOLDER, base, out, "0.5")
+        assert r.returncode == 0, r.stderr
+        assert poll(lambda: os.path.exists(out), 30), "the cwd holder never reported"
+        if open(out).read() != "ok":
+            raise EarlyRemoval("tree removed while a process had its cwd in it")
+        settled(linked)
+    finally:
+        os.unlink(link)
 
 
 SCENARIOS = {f.__name__: f for f in (
@@ -381,7 +499,7 @@ SCENARIOS = {f.__name__: f for f in (
     runx_killed_during_install, runx_killed_after_tree, runx_killed_before_exec,
     uv_dies_with_runx, reaper_killed_mid_run, reaper_killed_then_adopted,
     reaper_sigterm_mid_run, daemonized_grandchild, disk_full, unresolvable,
-    concurrent_32, sequential_200,
+    concurrent_32, sequential_200, daemonize_at_exit, relay_chain, symlinked_runtime_dir,
     maintenance_before_exec, maintenance_during_build, maintenance_spares_kept_tree,
     maintenance_loop_vs_50_runs,
 )}

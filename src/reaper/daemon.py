@@ -68,34 +68,104 @@ def log_to(path: str | None):
     return log
 
 
-# Terminal-generated and session signals never concern the reaper. SIGTERM
-# (systemd's KillMode=control-group sends it to every process of the unit)
-# must not lose the cleanup either: the reaper ignores it, keeps waiting, and
-# removes the tree as soon as the payload is gone.
-_IGNORED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGPIPE",
-            "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+# Signals. The reaper needs none: it learns of the payload's exit from a
+# pidfd (or kqueue, or polling), never from a signal. So every catchable
+# signal whose default action would kill or stop it is ignored: the terminal
+# and session ones (it has no terminal anyway), SIGTERM (systemd's
+# KillMode=control-group sends it to every process of the unit: the reaper
+# keeps waiting and removes the tree as soon as the payload is gone), and
+# the stray ones (ALRM, USR1/2, IO, PROF, VTALRM, PWR, XCPU, XFSZ, STKFLT,
+# the real-time signals, and glibc's reserved 32 and 33). Left at their
+# default on purpose:
+# - SIGKILL, SIGSTOP: cannot be caught; SIGKILL is how to stop a reaper.
+# - SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT: synchronous
+#   faults (or abort()); ignoring one makes a fault loop forever.
+# - SIGCHLD, SIGURG, SIGWINCH, SIGCONT: their default is harmless, and an
+#   ignored SIGCHLD would make the kernel reap the finisher behind our back.
+_KEEP_DEFAULT = ("SIGKILL", "SIGSTOP", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP",
+                 "SIGSYS", "SIGABRT", "SIGIOT", "SIGCHLD", "SIGCLD", "SIGURG", "SIGWINCH",
+                 "SIGCONT")
 
 
-def detach() -> None:
-    """Name, signals, cwd (the fds were released by the middle process)."""
+def _signal_module():
     try:
         import _signal as signal    # not `signal`: it imports enum, CPU the payload wants
     except ImportError:  # pragma: no cover
         import signal
+    return signal
 
+
+def ignored_signals() -> list:
+    """The signal numbers detach() ignores."""
+    signal = _signal_module()
+    keep = {getattr(signal, n) for n in _KEEP_DEFAULT if hasattr(signal, n)}
+    return sorted(s for s in signal.valid_signals() if s not in keep)
+
+
+def _glibc_reserved() -> list:
+    """32 and 33 are real-time signals glibc keeps for itself (thread
+    cancellation, setxid): its sigaction refuses them, Python does not list
+    them, yet their default action kills. Linux only."""
+    signal = _signal_module()
+    rtmin = getattr(signal, "SIGRTMIN", None)
+    if not os.uname().sysname == "Linux" or rtmin is None:
+        return []
+    return list(range(32, rtmin))
+
+
+def _raw_sigaction(sigs: list, handler: int) -> None:
+    """rt_sigaction(2) straight to the kernel, bypassing glibc's refusal.
+    The kernel's struct starts with the handler on every architecture, and
+    flags, restorer and mask are all zero here; only the syscall number
+    differs."""
+    nr = {"x86_64": 13, "aarch64": 134, "riscv64": 134, "ppc64le": 173,
+          "s390x": 174}.get(os.uname().machine)
+    if nr is None or not sigs:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        act = (ctypes.c_ulong * 8)(handler)
+        for sig in sigs:
+            libc.syscall(ctypes.c_long(nr), ctypes.c_long(sig), ctypes.byref(act),
+                         None, ctypes.c_long(8))
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
+def detach() -> None:
+    """Name, signals, cwd (the fds were released by the middle process)."""
+    signal = _signal_module()
+    for sig in ignored_signals():
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (OSError, ValueError):
+            pass
+    _raw_sigaction(_glibc_reserved(), 1)          # SIG_IGN
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     # Forked from the runner, the reaper would show in ps as a copy of the
-    # runx command line; its name says what it is (Linux: comm).
+    # runx command line; its name says what it is (Linux: comm). Named only
+    # once deaf to stray signals: whoever finds it by name may signal it.
     try:
         with open("/proc/self/comm", "w") as f:
             f.write("runx-reaper")
     except OSError:
         pass
-    for name in _IGNORED:
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     os.chdir("/")
+
+
+def restore_signals() -> None:
+    """Undo detach()'s dispositions in a child of the reaper (the layer
+    finisher): SIG_IGN survives fork and exec, and its compile subprocess
+    must be killable like any program."""
+    signal = _signal_module()
+    for sig in ignored_signals():
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    _raw_sigaction(_glibc_reserved(), 0)          # SIG_DFL
 
 
 def release_caller_fds(keep: list) -> None:
@@ -178,6 +248,7 @@ def start_layer_finisher(job: Job, log) -> None:
         log(f"layer finisher: pid {pid}")
         return
     try:
+        restore_signals()
         for fd in job.fds():
             os.close(fd)
         try:
@@ -207,21 +278,35 @@ def finish(job: Job, log) -> None:
     killed goes as soon as its last user does."""
     release(job.runtime, job.tree_id, job.lock_fd)
     log(f"removed {job.tree_path}")
-    from reaper.sweep import sweep, unmount_if_dead
+    from reaper.sweep import sweep
 
     adopted: list = []
     sweep(job.runtime, job.cache, adopt=adopted, log=log)
-    for tid, fd in adopted:
-        path = os.path.join(job.runtime, tid)
+    if adopted:
+        reap_adopted(job.runtime, adopted, log)
+
+
+def reap_adopted(runtime: str, adopted: list, log) -> None:
+    """Wait for the holders of every adopted tree at once (one long-lived
+    holder must not hold the others hostage) and remove each tree as soon
+    as nothing uses it."""
+    from reaper.sweep import unmount_if_dead
+
+    fds = {os.path.join(runtime, tid): (tid, fd) for tid, fd in adopted}
+    for path in fds:
         log(f"adopted {path}")
-        wait_for_leases(path, log)
+
+    def free(path):
+        tid, fd = fds[path]
         unmount_if_dead(path)             # a --tree fuse tree whose server died with its watcher
-        if remove_tree(job.runtime, tid):
-            release(job.runtime, tid, fd)
+        if remove_tree(runtime, tid):
+            release(runtime, tid, fd)
             log(f"removed adopted {path}")
         else:                             # keep the lock file: the next sweep retries
             os.close(fd)
             log(f"could not remove adopted {path}")
+
+    leases.wait_free(list(fds), free, log)
 
 
 def release(runtime: str, tree_id: str, lock_fd: int) -> None:

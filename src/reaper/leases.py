@@ -7,42 +7,137 @@ tree. Linux reads /proc directly (no psutil: the reaper stays small);
 elsewhere psutil answers the same questions.
 
 Zombies hold nothing: their environ, cwd and maps are gone.
+
+A scan is a listdir of /proc followed by a check of each PID, so it is not
+atomic: a holder can fork its successor and exit between the listdir and
+its own check, and the scan then looks empty although the successor lives
+on. ``Scan`` therefore says whether an empty answer is *certain* (see
+docs/reliability.md, "Leases", for the argument): it remembers each
+process's verdict under its identity (PID, start time) from one scan to the
+next, and a scan is conclusive only if every PID of its listdir was checked
+alive, or is gone with a remembered non-holder verdict, or was already a
+zombie in the previous scan. Otherwise the caller scans again.
 """
 
 import os
+import time
 
 _PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/environ")
+
+_ENV = b"RUNX_ENV="
 
 
 def _inside(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree + "/")
 
 
-def _proc_holds(pid: int, tree: str, marker: bytes, tree_b: bytes) -> bool:
-    base = f"/proc/{pid}/"
+class _Match:
+    """Which of a set of trees an RUNX_ENV value or a path designates.
+
+    The kernel reports cwd, exe and maps resolved: paths are compared with
+    the tree's resolved spelling (its parent resolved, not the tree itself:
+    a FUSE tree's mountpoint would ask its own server). RUNX_ENV is a
+    string the runner wrote: both spellings match."""
+
+    def __init__(self, trees):
+        self.trees = list(trees)
+        self.env = {}
+        self.path = {}
+        roots = set()
+        for t in self.trees:
+            tb = os.fsencode(t.rstrip("/") or "/")
+            parent, name = os.path.split(tb)
+            real = os.path.join(os.path.realpath(parent), name)
+            for spelling in (tb, real):
+                self.env[spelling] = t
+                self.path[spelling] = t
+                roots.add(os.path.dirname(spelling).rstrip(b"/") + b"/")
+        self.roots = sorted(roots)
+
+    def of_path(self, p: bytes):
+        for r in self.roots:
+            if p.startswith(r):
+                end = p.find(b"/", len(r))
+                t = self.path.get(p if end < 0 else p[:end])
+                if t is not None:
+                    return t
+        return None
+
+
+def _ident(pid: int):
+    """(start time, state, kernel thread) of a PID, or None if it is gone. The start time
+    (clock ticks since boot) tells a reused PID from the process it names."""
+    if not _PROC:
+        return _psutil_ident(pid)
     try:
-        with open(base + "environ", "rb") as f:
-            if marker in b"\0" + f.read():
-                return True
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
     except OSError:
-        pass
-    for link in ("cwd", "exe"):
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    try:
+        return int(fields[19]), fields[0], bool(int(fields[6]) & 0x00200000)  # PF_KTHREAD
+    except (IndexError, ValueError):
+        return None
+
+
+_DEAD = (b"Z", b"X", "zombie", "dead")
+
+
+def _proc_check(pid: int, m: _Match, kthread: bool = False):
+    """(the trees ``pid`` holds, whether that answer can be trusted).
+
+    Not trusted: an exiting process whose memory is already gone (empty
+    environ and maps) but which is not a zombie yet; it may have forked a
+    successor after the listdir. Unreadable (another user's process, not
+    root): trusted as a non-holder, a documented limitation."""
+    base = f"/proc/{pid}/".encode()
+    held = set()
+    try:
+        with open(base + b"environ", "rb") as f:
+            env = f.read()
+    except OSError:
+        env = b""
+    env = b"\0" + env
+    i = env.find(b"\0" + _ENV)
+    while i >= 0:
+        start = i + 1 + len(_ENV)
+        end = env.find(b"\0", start)
+        t = m.env.get(env[start:] if end < 0 else env[start:end])
+        if t is not None:
+            held.add(t)
+        i = env.find(b"\0" + _ENV, start)
+    for link in (b"cwd", b"exe"):
         try:
-            if _inside(os.readlink(base + link), tree):
-                return True
+            t = m.of_path(os.readlink(base + link))
         except OSError:
-            pass
+            continue
+        if t is not None:
+            held.add(t)
     try:
-        with open(base + "maps", "rb") as f:
-            for line in f:
-                i = line.find(b" /")
-                if i >= 0:
-                    p = line[i + 1:].rstrip(b"\n")
-                    if p == tree_b or p.startswith(tree_b + b"/"):
-                        return True
+        with open(base + b"maps", "rb") as f:
+            maps = f.read()
+        ok = bool(maps) or kthread
     except OSError:
-        pass
-    return False
+        maps, ok = b"", True
+    if any(r in maps for r in m.roots):           # most processes map nothing of ours
+        for line in maps.split(b"\n"):
+            j = line.find(b" /")
+            if j >= 0:
+                t = m.of_path(line[j + 1:])
+                if t is not None:
+                    held.add(t)
+    return frozenset(held), ok
+
+
+def _psutil_ident(pid: int):
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return p.create_time(), p.status(), False
+    except psutil.Error:
+        return None
 
 
 def _psutil_holds(pid: int, tree: str) -> bool:
@@ -71,59 +166,208 @@ def _psutil_holds(pid: int, tree: str) -> bool:
         return False
 
 
-def holds(pid: int, tree: str) -> bool:
+def _check(pid: int, m: _Match, kthread: bool = False):
     if _PROC:
-        return _proc_holds(pid, tree, b"\0RUNX_ENV=" + tree.encode() + b"\0",
-                           tree.encode())
-    return _psutil_holds(pid, tree)
+        return _proc_check(pid, m, kthread)
+    return frozenset(t for t in m.trees if _psutil_holds(pid, t.rstrip("/"))), True
+
+
+def _pids() -> list:
+    if _PROC:
+        return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+    import psutil
+
+    return psutil.pids()
+
+
+class Scan:
+    """Repeated scans for the holders of a set of trees, with the memory
+    that makes an empty answer trustworthy.
+
+    ``once()`` returns ({tree: [pid, ...]} for trees with live holders,
+    conclusive). When ``conclusive`` is True, a tree without holders in the
+    answer has none (short of a process that starts using it afresh, with
+    no holder among its ancestors). When False, trees without holders may
+    still have some: scan again (``settle``)."""
+
+    def __init__(self, trees, exclude=frozenset()):
+        self.match = _Match(trees)
+        self.exclude = frozenset(exclude) | {os.getpid()}
+        self.memo = {}        # pid -> (start, trees held | None if unknown, zombie)
+
+    def retarget(self, trees) -> None:
+        """Watch a different set of trees; forget the verdicts (they were
+        about the old set)."""
+        self.match = _Match(trees)
+        self.memo = {}
+
+    def check(self, pid: int) -> frozenset:
+        return _check(pid, self.match)[0]
+
+    def once(self):
+        pids = [p for p in _pids() if p not in self.exclude]
+        prev, memo = self.memo, {}
+        found = {}
+        sure = True
+
+        def remembered(pid, start):
+            old = prev.get(pid)
+            return old if old is not None and old[0] == start else None
+
+        # The PIDs the last scan did not see first, newest (highest) first,
+        # right after the listdir: a process that vanishes before its check
+        # makes the scan inconclusive, and those are the short-lived ones.
+        # Checked in time, they are learned (and their vanishing is then
+        # harmless), so a busy machine converges.
+        order = sorted((p for p in pids if p not in prev), reverse=True)
+        order += [p for p in pids if p in prev]
+        for pid in order:
+            ident = _ident(pid)
+            if ident is None:
+                sure = False               # gone before we learnt who it was
+                continue
+            start, state, kthread = ident
+            old = remembered(pid, start)
+            if state in _DEAD:
+                # A zombie forks nothing more; what it forked before it died
+                # is in this listdir only if it died before the listdir,
+                # which is certain only if it was a zombie in the last scan.
+                memo[pid] = (start, old[1] if old else None, True)
+                if not (old and (old[2] or old[1] == frozenset())):
+                    sure = False
+                continue
+            held, ok = _check(pid, self.match, kthread)
+            after = _ident(pid)
+            if not ok or after is None or after[0] != start or after[1] in _DEAD:
+                # It died during the check: what we read may be partial, and
+                # it may have forked a successor after the listdir.
+                zombie = after is not None and after[0] == start
+                memo[pid] = (start, old[1] if old else None, zombie)
+                if not (old and old[1] == frozenset() and not held):
+                    sure = False
+                continue
+            memo[pid] = (start, held, False)
+            for t in held:
+                found.setdefault(t, []).append(pid)
+        self.memo = memo
+        return found, sure
+
+    def settle(self, timeout: float = 5.0):
+        """Scan until the answer is conclusive or ``timeout`` passes (then
+        the answer is returned with conclusive False: treat every tree
+        without holders as possibly held). Bounded back-off, never a busy
+        loop; each scan learns the short-lived processes it saw alive, so a
+        busy machine converges."""
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            found, sure = self.once()
+            if sure or time.monotonic() >= deadline:
+                return found, sure
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def holds(pid: int, tree: str) -> bool:
+    return bool(_check(pid, _Match([tree]))[0])
 
 
 def holders(tree: str, exclude: frozenset = frozenset()) -> list:
-    """PIDs of live processes that still use ``tree``."""
-    tree = tree.rstrip("/")
-    exclude = exclude | {os.getpid()}
-    if _PROC:
-        marker = b"\0RUNX_ENV=" + tree.encode() + b"\0"
-        tree_b = tree.encode()
-        pids = (int(n) for n in os.listdir("/proc") if n.isdigit())
-        return [p for p in pids if p not in exclude and _proc_holds(p, tree, marker, tree_b)]
-    import psutil
-
-    return [p for p in psutil.pids() if p not in exclude and _psutil_holds(p, tree)]
+    """PIDs of live processes that still use ``tree`` (scanned until the
+    answer is conclusive, for a few seconds at most)."""
+    found, _ = Scan([tree], exclude).settle()
+    return found.get(tree, [])
 
 
-def watch_holders(tree: str) -> list:
-    """A Watch (see reaper.watch) on every current lease holder. Each holder is
-    re-checked once its watch is open, so a PID reused between the scan and
-    the watch is not mistaken for it."""
+def _watch(scan: Scan, tree: str, pids: list) -> list:
+    """A Watch (see reaper.watch) on each of ``pids``. Each is re-checked
+    once its watch is open, so a PID reused between the scan and the watch
+    is not mistaken for it."""
     from reaper import watch
 
     watches = []
-    for pid in holders(tree):
+    for pid in pids:
         try:
             w = watch.watch(pid)
         except (ProcessLookupError, PermissionError):
             continue
-        if holds(pid, tree):
+        if tree in scan.check(pid):
             watches.append(w)
         else:
             w.close()
     return watches
 
 
+def watch_holders(tree: str) -> list:
+    """Watches on every current lease holder of ``tree``."""
+    scan = Scan([tree])
+    found, _ = scan.settle()
+    return _watch(scan, tree, found.get(tree, []))
+
+
 def rounds(tree: str, log=lambda msg: None):
     """The lease rounds, shared by the plain and the FUSE reaper, which only
     differ in how they wait (blocking poll, or trio): yields the watches of
     every current holder; once the caller has waited for all of them, scans
-    again (holders may have started others), until no holder is left. The
-    watches of a round are closed when the next round is asked for."""
+    again (holders may have started others), until a conclusive scan finds
+    no holder. The watches of a round are closed when the next round is
+    asked for. A scan that found holders which all vanished before they
+    could be watched, or that is not conclusive, is not "no holder": scan
+    again after a short back-off (their successors are in the next listdir)."""
+    scan = Scan([tree])
+    delay = 0.001
     while True:
-        watches = watch_holders(tree)
-        if not watches:
+        found, sure = scan.once()
+        pids = found.get(tree, [])
+        if not pids and sure:
             return
+        watches = _watch(scan, tree, pids)
+        if not watches:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+            continue
+        delay = 0.001
         log(f"waiting for {len(watches)} lease holder(s): {[w.pid for w in watches]}")
         try:
             yield watches
         finally:
             for w in watches:
                 w.close()
+
+
+def wait_free(trees, on_free, log=lambda msg: None) -> None:
+    """Wait for the holders of several trees at once (adoption): one scan
+    covers them all; each tree is handed to ``on_free`` as soon as a
+    conclusive scan finds it unused, whatever the other trees' holders do.
+    Rounds are per tree: when every watched holder of some tree has exited,
+    everything is scanned again."""
+    from reaper import watch
+
+    pending = list(trees)
+    scan = Scan(pending)
+    delay = 0.001
+    while pending:
+        found, sure = scan.once()
+        if sure:
+            free = [t for t in pending if t not in found]
+            if free:
+                for t in free:
+                    on_free(t)
+                pending = [t for t in pending if t in found]
+                scan.retarget(pending)
+                continue
+        groups = [g for g in (_watch(scan, t, found[t]) for t in pending if t in found) if g]
+        try:
+            if not groups:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            delay = 0.001
+            log(f"waiting for {sum(map(len, groups))} lease holder(s) of {len(groups)} tree(s)")
+            # Not conclusive: the trees without a watched holder may be
+            # free already; look again soon rather than after a holder.
+            watch.wait_group(groups, None if sure else 0.1)
+        finally:
+            for g in groups:
+                for w in g:
+                    w.close()

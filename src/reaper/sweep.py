@@ -82,7 +82,7 @@ def _fuse_mountpoint(path: str) -> bool | None:
     """Whether a FUSE file system is mounted at ``path``, from
     /proc/self/mountinfo (None where there is none). Not from stat: a dead
     mount whose attributes the kernel still caches stats fine."""
-    want = path.encode()
+    want = os.fsencode(path)
     try:
         with open("/proc/self/mountinfo", "rb") as f:
             for line in f:
@@ -131,8 +131,9 @@ def unmount_if_dead(path: str) -> None:
 
 
 def survey(runtime: str) -> list:
-    """Every tree runx made under ``runtime``, with its state (for ``runx ls``)."""
-    out = []
+    """Every tree runx made under ``runtime``, with its state (for ``runx ls``).
+    One /proc scan for all the ownerless trees."""
+    out, free = [], []
     for tid, lock_path in _owned_locks(runtime):
         path = os.path.join(runtime, tid)
         fd = _try_lock(lock_path)
@@ -148,12 +149,16 @@ def survey(runtime: str) -> list:
             out.append(TreeState(tid, path, meta, "running", []))
             continue
         try:
-            meta = _read_meta(fd)
-            holders = leases.holders(path)
-            state = "kept" if meta.get("keep") else ("waiting" if holders else "stale")
-            out.append(TreeState(tid, path, meta, state, holders))
+            t = TreeState(tid, path, _read_meta(fd), "stale", [])
         finally:
             os.close(fd)
+        out.append(t)
+        free.append(t)
+    if free:
+        found, _ = leases.Scan([t.path for t in free]).settle()
+        for t in free:
+            t.holders = found.get(t.path, [])
+            t.state = "kept" if t.meta.get("keep") else ("waiting" if t.holders else "stale")
     return out
 
 
@@ -166,40 +171,60 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
     An ownerless tree that is still in use (its reaper was killed, its
     payload runs on) is skipped — or, when ``adopt`` is a list, appended to
     it as (tree id, lock fd): the caller now owns the lock and must reap it.
+
+    One /proc scan covers every candidate (2,000 stale trees used to cost
+    2,000 scans). Candidates are found with their lock taken and released
+    (thousands of held locks would exhaust the fd limit), then each lock is
+    taken again to act: a lock that is free then still proves there is no
+    owner, and no process starts using an ownerless tree by inheritance.
     """
-    removed = []
+    cands = []
     for tid, lock_path in _owned_locks(runtime):
         fd = _try_lock(lock_path)
         if fd is None:
             continue                       # a live reaper or runner owns it
         try:
-            meta = _read_meta(fd)
-            path = os.path.join(runtime, tid)
-            if meta.get("keep") and not include_kept:
+            if _read_meta(fd).get("keep") and not include_kept:
                 continue
-            holders = leases.holders(path)
-            if holders:
-                log(f"sweep: {path} still used by {holders}")
-                if adopt is not None and not dry_run:
-                    adopt.append((tid, fd))
-                    fd = None
-                continue
-            if dry_run:
-                removed.append(path)
-                continue
-            unmount_if_dead(path)
-            if remove_tree(runtime, tid):
-                os.unlink(lock_path)        # tree first, lock last
-                removed.append(path)
-                log(f"sweep: removed {path}")
-            else:
-                log(f"sweep: could not remove {path}")
         finally:
-            if fd is not None:
-                os.close(fd)
+            os.close(fd)
+        cands.append((tid, lock_path, os.path.join(runtime, tid)))
+    removed = []
+    if cands:
+        found, sure = leases.Scan([path for _, _, path in cands]).settle()
+        for tid, lock_path, path in cands:
+            removed += _sweep_one(runtime, tid, lock_path, path, found.get(path), sure,
+                                  dry_run, adopt, log)
     if cache:
         removed += sweep_layers(cache, dry_run=dry_run, log=log)
     return removed
+
+
+def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log) -> list:
+    fd = _try_lock(lock_path)
+    if fd is None:
+        return []                          # adopted or removed by another sweep meanwhile
+    try:
+        if holders or not sure:
+            # In use, or not certainly unused (the scans never settled).
+            log(f"sweep: {path} still used by {holders}" if holders
+                else f"sweep: {path}: could not be sure it is unused")
+            if adopt is not None and not dry_run:
+                adopt.append((tid, fd))
+                fd = None
+            return []
+        if dry_run:
+            return [path]
+        unmount_if_dead(path)
+        if remove_tree(runtime, tid):
+            os.unlink(lock_path)        # tree first, lock last
+            log(f"sweep: removed {path}")
+            return [path]
+        log(f"sweep: could not remove {path}")
+        return []
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> list:

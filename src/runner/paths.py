@@ -20,13 +20,18 @@ def cache_dir() -> str:
 
 
 def runtime_dir() -> str:
+    """Resolved (realpath): the kernel reports a holder's cwd, exe and maps
+    resolved, so the tree path, RUNX_ENV and VIRTUAL_ENV must be spelt the
+    same way, or a process working in a tree reached through a symlink
+    (/home -> /var/home, a symlinked XDG_RUNTIME_DIR) would not count as
+    using it. lstat per component: cheap enough for the warm path."""
     d = os.environ.get("RUNX_RUNTIME_DIR")
     if d:
-        return os.path.abspath(d)
+        return os.path.realpath(d)
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return os.path.join(xdg, "runx")
-    return os.path.join(cache_dir(), "runs")
+        return os.path.realpath(os.path.join(xdg, "runx"))
+    return os.path.realpath(os.path.join(cache_dir(), "runs"))
 
 
 def private_dir(path: str) -> str:

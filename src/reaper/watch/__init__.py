@@ -68,3 +68,27 @@ def wait_all(watches: list, timeout: float | None = None) -> list:
             delay = min(delay * 2, 0.5)
         alive = [w for w in alive if not w.exited()]
     return alive
+
+
+def wait_group(groups: list, timeout: float | None = None) -> None:
+    """Block until every watch of at least one of ``groups`` (lists of
+    watches) has exited, or ``timeout`` passes: adoption waits for several
+    trees at once and handles each as soon as its holders are gone."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        alive = [[w for w in g if not w.exited()] for g in groups]
+        if any(not g for g in alive):
+            return
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        ws = [w for g in alive for w in g]
+        if all(w.fileno() is not None for w in ws):
+            p = select.poll()
+            for w in ws:
+                p.register(w.fileno(), select.POLLIN)
+            p.poll(None if remaining is None else max(0, int(remaining * 1000)) + 1)
+        else:
+            time.sleep(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * 2, 0.5)

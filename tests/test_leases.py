@@ -1,0 +1,435 @@
+"""Issue 10, defects 1, 3, 6, 7: the lease scan cannot be fooled by a fork+exit
+race, a runtime dir behind a symlink, stray signals to the reaper, or many
+(or oddly named) stale trees."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import Runx, alive, proc_state, reapers, runtime_entries, wait_until
+from reaper import daemon, leases
+from reaper.sweep import sweep
+
+
+def start_relay(tmp_path, tree: str, pause: float = 0.0005):
+    """A relay chain: a process carrying RUNX_ENV=tree forks its successor
+    and exits, over and over, until ``stop`` exists; then the last one
+    writes ``done``. Its top is a subreaper (without RUNX_ENV) that reaps
+    the relays, so no zombies pile up whatever PID 1 does."""
+    stop, done = str(tmp_path / "stop"), str(tmp_path / "done")
+    chain = ("import os, sys, time\n"
+             "stop, done, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])\n"
+             "while not os.path.exists(stop):\n"
+             "    if os.fork():\n"
+             "        os._exit(0)\n"
+             "    time.sleep(pause)\n"
+             "open(done, 'w').close()\n")
+    top = ("import ctypes, os, subprocess, sys\n"
+           "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER\n"
+           "env = dict(os.environ, RUNX_ENV=sys.argv[1])\n"
+           "subprocess.Popen([sys.executable, '-c', sys.argv[2], *sys.argv[3:]], env=env, cwd='/')\n"
+           "print('up', flush=True)\n"
+           "while True:\n"
+           "    try:\n"
+           "        os.wait()\n"
+           "    except ChildProcessError:\n"
+           "        break\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    p = subprocess.Popen([sys.executable, "-c", top, tree, chain, stop, done, str(pause)],
+                         env=env, cwd="/", stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "up\n"
+    return p, stop, done
+
+
+def stop_relay(p, stop, done):
+    open(stop, "w").close()
+    p.wait(timeout=30)
+    assert os.path.exists(done)
+
+
+# --- defect 1: a scan must never say "nobody" while a relay chain lives -------------
+
+def test_relay_chain_is_never_missed(tmp_path):
+    """600 scans against a holder that keeps forking its successor and
+    exiting: each either finds a holder or knows it cannot be sure (the old
+    single snapshot said "nobody" in most of them)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    p, stop, done = start_relay(tmp_path, str(tree))
+    try:
+        scan = leases.Scan([str(tree)])
+        verdicts = []
+        for i in range(600):
+            found, sure = scan.once()
+            assert not os.path.exists(done)
+            assert found or not sure, f"scan {i}: nobody holds the tree, says the scan"
+            verdicts.append(bool(found))
+        assert any(verdicts), "the relay was never seen at all"
+    finally:
+        stop_relay(p, stop, done)
+    assert leases.Scan([str(tree)]).settle() == ({}, True), "the chain is over"
+
+
+def test_lease_rounds_outlast_a_relay_chain(tmp_path):
+    """The reaper's decision (leases.rounds runs out = remove the tree) is not
+    taken while a relay chain holds the tree, and is taken once it ends."""
+    import threading
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for _ in range(5):
+        for f in ("stop", "done"):
+            if (tmp_path / f).exists():
+                (tmp_path / f).unlink()
+        p, stop, done = start_relay(tmp_path, str(tree))
+        ended = threading.Event()
+
+        def reaper():
+            from reaper import watch
+
+            for watches in leases.rounds(str(tree)):
+                watch.wait_all(watches)
+            ended.set()
+
+        t = threading.Thread(target=reaper, daemon=True)
+        t.start()
+        try:
+            assert not ended.wait(1.0), "the lease rounds ended while the relay chain runs"
+        finally:
+            stop_relay(p, stop, done)
+        assert ended.wait(10), "the lease rounds never ended after the chain did"
+        t.join()
+
+
+def test_busy_machine_still_converges(tmp_path):
+    """Many short-lived processes that hold nothing: a scan of an unused tree
+    must still conclude, and soon (they are learned, or outlived)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    churn = [subprocess.Popen(["sh", "-c", "while :; do /bin/true; done"], env=env)
+             for _ in range(2)]
+    try:
+        for _ in range(20):
+            t0 = time.monotonic()
+            assert next(leases.rounds(str(tree)), None) is None
+            assert time.monotonic() - t0 < 5, "the scan did not settle on a busy machine"
+    finally:
+        for c in churn:
+            c.kill()
+            c.wait()
+
+
+def test_zombie_holder_does_not_spin(tmp_path):
+    """A holder that died and stays a zombie (its parent never reaps it) is
+    no holder: the rounds conclude, after at most one extra scan."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    p = subprocess.Popen(["true"], env=dict(os.environ, RUNX_ENV=str(tree)))
+    try:
+        wait_until(lambda: proc_state(p.pid) == "Z", 10, "the child to become a zombie")
+        scan = leases.Scan([str(tree)])
+        found, sure = scan.once()
+        assert not found and not sure, "a zombie first seen may have forked: not conclusive yet"
+        assert scan.settle() == ({}, True)
+        assert next(leases.rounds(str(tree)), None) is None
+    finally:
+        p.wait()
+
+
+DAEMON = r"""
+import os, random, sys, time
+ready, trigger, out, hops = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+# The usual daemonization, done as the payload exits, with a few extra hops
+# (fork, exit) like a supervisor re-spawning itself, each after a short
+# random pause so that some land right in the reaper's scan.
+if os.fork():
+    os._exit(0)
+os.setsid()
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+for _ in range(hops):
+    time.sleep(random.random() * 0.004)
+    if os.fork():
+        os._exit(0)
+open(ready, "w").close()
+while not os.path.exists(trigger):
+    time.sleep(0.01)
+# still using the environment: its interpreter, a requested package
+import subprocess
+r = subprocess.run([os.environ["RUNX_ENV"] + "/bin/python", "-c",
+                    "import runxdemo; print(runxdemo.VERSION)"], capture_output=True, text=True)
+with open(out + ".tmp", "w") as f:
+    f.write(r.stdout.strip() or r.stderr)
+os.rename(out + ".tmp", out)
+"""
+
+
+def daemonize_at_exit(runx: Runx, scratch: str, hops: int = 4) -> None:
+    """``runx --with runxdemo sh -c 'python daemon.py'``: the daemon must
+    keep its tree until it exits, then the tree goes. Raises AssertionError
+    (with "early" in the message) on an early removal."""
+    ready, trigger, out = (os.path.join(scratch, n) for n in ("ready", "go", "out"))
+    for f in (ready, trigger, out):
+        if os.path.exists(f):
+            os.unlink(f)
+    daemon_py = os.path.join(scratch, "daemon.py")
+    with open(daemon_py, "w") as f:
+        f.write(DAEMON)
+    try:
+        r = runx.run("--with", "runxdemo", "sh", "-c",
+                     f'python {daemon_py} {ready} {trigger} {out} {hops}')
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: os.path.exists(ready), 10, "the daemon to settle")
+        (tree,) = runx.trees() or [None]
+        assert tree is not None, "early removal: the tree went while the daemon runs"
+    finally:
+        open(trigger, "w").close()
+    wait_until(lambda: os.path.exists(out), 30, "the daemon to report")
+    assert open(out).read() == "1.0", f"early removal: {open(out).read()}"
+    runx.wait_clean()
+
+
+def test_daemonize_at_exit_keeps_the_tree(runx, tmp_path):
+    for _ in range(30):
+        daemonize_at_exit(runx, str(tmp_path))
+
+
+# --- defect 3: runtime dir behind a symlink ----------------------------------------
+
+HOLDER = r"""
+import mmap, os, sys
+kind, path = sys.argv[1], sys.argv[2]
+if kind == "cwd":
+    os.chdir(path)
+else:
+    f = open(path, "rb")
+    m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    f.close()
+print("held", flush=True)
+import signal
+while True:
+    signal.pause()
+"""
+
+
+@pytest.mark.parametrize("via", ["RUNX_RUNTIME_DIR", "XDG_RUNTIME_DIR"])
+@pytest.mark.parametrize("kind", ["cwd", "map"])
+def test_runtime_dir_behind_a_symlink(tmp_path, layer_cache, wheelhouse, via, kind):
+    """A process whose only tie to the tree is its cwd, or one mapped file, keeps
+    it, though the runtime dir was named through a symlink."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    runtime = str(real) if via == "RUNX_RUNTIME_DIR" else str(real / "runx")
+    r = Runx(runtime, layer_cache, wheelhouse)
+    if via == "RUNX_RUNTIME_DIR":
+        r.env["RUNX_RUNTIME_DIR"] = str(link)
+    else:
+        del r.env["RUNX_RUNTIME_DIR"]
+        r.env["XDG_RUNTIME_DIR"] = str(link)
+    # The payload starts the holder with no RUNX_ENV/VIRTUAL_ENV, outside the
+    # tree but for its cwd or one mapped file, and the base interpreter.
+    payload = ("import os, subprocess, sys\n"
+               "tree = os.environ['RUNX_ENV']\n"
+               "data = os.path.join(tree, 'data.bin')\n"
+               "open(data, 'wb').write(b'x' * 4096)\n"
+               "env = {k: v for k, v in os.environ.items() if k not in ('RUNX_ENV', 'VIRTUAL_ENV')}\n"
+               "env['PATH'] = '/usr/bin:/bin'\n"
+               f"target = tree if {kind!r} == 'cwd' else data\n"
+               "p = subprocess.Popen([sys.argv[1], '-c', sys.argv[2], sys.argv[3], target],\n"
+               "                     env=env, cwd='/', stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,\n"
+               "                     text=True, start_new_session=True)\n"
+               "assert p.stdout.readline() == 'held\\n'\n"
+               "print(p.pid, flush=True)\n")
+    base = os.path.realpath(sys.executable)
+    runner = subprocess.Popen(r.argv("python", "-c", payload, base, HOLDER, kind),
+                              env=r.env, stdout=subprocess.PIPE, text=True, cwd="/")
+    holder = int(runner.stdout.readline())
+    runner.wait(timeout=30)
+    try:
+        assert runner.returncode == 0
+        (reaper,) = wait_until(lambda: reapers(runtime), 10, "the reaper")
+        # The payload is gone; the holder's only lease is its cwd or map.
+        trees = [e for e in runtime_entries(runtime) if not e.endswith(".lock")]
+        assert len(trees) == 1
+        tree = os.path.join(runtime, trees[0])
+        deadline = time.monotonic() + 1.0     # a wrong reaper removes it within ms
+        while time.monotonic() < deadline:
+            assert os.path.isdir(tree), "early removal: the tree went while a process used it"
+            time.sleep(0.02)
+        assert alive(reaper)
+    finally:
+        os.kill(holder, signal.SIGKILL)
+    r.wait_clean()
+
+
+# --- defect 6: stray signals do not kill the reaper -------------------------------
+
+FAULTS = {signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE,
+          signal.SIGILL, signal.SIGTRAP, signal.SIGSYS, signal.SIGABRT}
+
+
+def test_reaper_survives_every_catchable_signal(runx, tmp_path):
+    go = tmp_path / "go"
+    p = runx.popen("python", "-c", "import os, sys, time\n"
+                   "print('up', flush=True)\n"
+                   "while not os.path.exists(sys.argv[1]): time.sleep(0.01)\n"
+                   "sys.exit(0 if os.path.isdir(os.environ['RUNX_ENV'] + '/bin') else 42)",
+                   str(go), stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "up\n"
+    (reaper,) = wait_until(lambda: reapers(runx.runtime), 10, "the reaper")
+    sent = []
+    for sig in range(1, signal.SIGRTMAX + 1):
+        if sig in FAULTS:
+            continue
+        os.kill(reaper, sig)
+        sent.append(sig)
+        assert proc_state(reaper) not in (None, "Z", "X"), f"signal {sig} killed the reaper"
+    assert 32 in sent and signal.SIGRTMAX in sent and signal.SIGALRM in sent
+    state = proc_state(reaper)
+    assert state not in (None, "Z", "X", "T"), f"the reaper is {state} after {len(sent)} signals"
+    go.touch()
+    assert p.wait(timeout=30) == 0, "the tree vanished while the payload ran"
+    runx.wait_clean()      # and the reaper still removed the tree
+
+
+def _sigign() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                return int(line.split()[1], 16)
+    raise AssertionError("no SigIgn")
+
+
+def test_finisher_does_not_inherit_ignored_signals(tmp_path):
+    """detach() ignores every stray signal; restore_signals() (run by the layer
+    finisher right after its fork) gives its children the defaults back."""
+    out = tmp_path / "out"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            daemon.detach()
+            detached = _sigign()
+            daemon.restore_signals()
+            with open(out, "w") as f:
+                f.write(f"{detached} ")
+                f.flush()
+                os.dup2(f.fileno(), 1)
+                os.execv("/bin/sh", ["sh", "-c", "grep SigIgn: /proc/self/status"])
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    detached, _, child = out.read_text().split()
+    detached, child = int(detached), int(child, 16)
+    bit = lambda s: 1 << (s - 1)   # noqa: E731
+    for sig in (signal.SIGALRM, signal.SIGPROF, signal.SIGIO, signal.SIGPWR, signal.SIGVTALRM,
+                signal.SIGTERM, 32, 33, signal.SIGRTMIN, signal.SIGRTMAX):
+        assert detached & bit(sig), f"detach() left signal {sig} at its default"
+    for sig in FAULTS | {signal.SIGCHLD, signal.SIGCONT}:
+        assert not detached & bit(sig), f"detach() ignored signal {sig}"
+    assert child == 0, f"a child of the finisher inherits ignored signals: {child:#x}"
+
+
+# --- defect 7: sweeps and adoption --------------------------------------------------
+
+def stale_tree(runtime: str, name) -> str:
+    """A lock nobody holds, its tree, no user: what a SIGKILLed run leaves."""
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
+    join = os.path.join
+    tree = join(os.fsencode(runtime), name) if isinstance(name, bytes) else join(runtime, name)
+    os.makedirs(join(tree, b"bin" if isinstance(name, bytes) else "bin"))
+    with open(tree + (b".lock" if isinstance(name, bytes) else ".lock"), "w") as f:
+        json.dump({"pid": 0}, f)
+    return tree
+
+
+def test_sweep_scans_proc_once(runx, monkeypatch):
+    trees = [stale_tree(runx.runtime, f"{i:012x}") for i in range(50)]
+    calls = []
+    real = os.listdir
+
+    def listdir(path="."):
+        if path == "/proc":
+            calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    removed = sweep(runx.runtime)
+    monkeypatch.undo()
+    assert sorted(removed) == trees
+    # One pass, plus a few if short-lived processes elsewhere made a scan
+    # inconclusive (it learns them); the old code made one per tree.
+    assert len(calls) <= 10, f"{len(calls)} scans of /proc for one sweep of 50 trees"
+
+
+def test_non_utf8_names_do_not_break_sweeps(runx):
+    odd = stale_tree(runx.runtime, b"\xff")
+    foreign = os.path.join(os.fsencode(runx.runtime), b"\xfe-foreign")   # no lock: not ours
+    os.mkdir(foreign)
+    try:
+        ls = runx.run("ls", local=False, errors="surrogateescape")
+        assert ls.returncode == 0 and not ls.stderr, ls.stderr
+        assert "stale" in ls.stdout
+        gc = runx.run("gc", local=False, errors="surrogateescape")
+        assert gc.returncode == 0 and not gc.stderr, gc.stderr
+        assert gc.stdout == f"removed {os.fsdecode(odd)}\n"
+        assert not os.path.exists(odd) and not os.path.exists(odd + b".lock")
+        # a run's own sweep meets the foreign odd name too, and carries on
+        assert runx.run("python", "-c", "pass").returncode == 0
+        wait_until(lambda: runtime_entries(runx.runtime) == ["\udcfe-foreign"] and
+                   not reapers(runx.runtime), 15, "the run's tree to go")
+    finally:
+        os.rmdir(foreign)
+
+
+def test_adopted_trees_are_waited_for_at_once(runx, tmp_path):
+    """Two orphans (reapers SIGKILLed): the one whose user exits first goes
+    first, though the other one's user lives on."""
+    wait_script = ("import os, sys, time\n"
+                   "print(os.environ['RUNX_ENV'], flush=True)\n"
+                   "while not os.path.exists(sys.argv[1]): time.sleep(0.01)\n")
+    payloads = []
+    for i in range(2):
+        stop = str(tmp_path / f"stop{i}")
+        p = runx.popen("python", "-c", wait_script, stop, stdout=subprocess.PIPE, text=True)
+        payloads.append((p.stdout.readline().strip(), stop, p))
+    for pid in wait_until(lambda: len(reapers(runx.runtime)) == 2 and reapers(runx.runtime),
+                          10, "two reapers"):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not reapers(runx.runtime), 10, "the reapers to die")
+    # The old code waited in name order: make the first one the long-lived one.
+    (first, first_stop, first_p), (second, second_stop, second_p) = sorted(payloads)
+    assert runx.run("python", "-c", "pass").returncode == 0   # its reaper adopts both
+
+    def adopted():
+        for pid in reapers(runx.runtime):
+            held = set()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+            if {first + ".lock", second + ".lock"} <= held:
+                return True
+        return False
+
+    wait_until(adopted, 10, "a reaper to adopt both orphans")
+    open(second_stop, "w").close()
+    second_p.wait(timeout=30)
+    try:
+        wait_until(lambda: not os.path.exists(second), 10,
+                   "the adopted tree whose user exited to go, while the other's user lives")
+        assert os.path.isdir(first) and alive(first_p.pid)
+    finally:
+        open(first_stop, "w").close()
+        first_p.wait(timeout=30)
+    runx.wait_clean()
