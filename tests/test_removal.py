@@ -6,6 +6,7 @@ kept, so it stays runx's) and `runx gc` must say why. Real bind mounts, as
 root; every mount is undone in teardown.
 """
 
+import fcntl
 import os
 import subprocess
 
@@ -44,13 +45,27 @@ def run_and_mount(runx, mounts, target: str, source: str, kind: str) -> str:
     """A payload that bind-mounts ``source`` at ``$RUNX_ENV/target`` and exits."""
     prep = f'mkdir "$RUNX_ENV/{target}"' if kind == "dir" else f': > "$RUNX_ENV/{target}"'
     script = f'{prep} && mount --bind "{source}" "$RUNX_ENV/{target}" && echo "$RUNX_ENV"'
-    r = runx.run("sh", "-c", script, local=False)
+    r = runx.run("--no-project", "sh", "-c", script, local=False)
     assert r.returncode == 0, r.stderr
     tree = r.stdout.strip()
     mounts.append(os.path.join(tree, target))
-    # The reaper tried, refused, and is gone: no fixed sleep, its exit is the signal.
-    wait_until(lambda: not reapers(runx.runtime), 15, "the reaper to exit")
+    # The reaper tried, refused, and is gone: no fixed sleep, its exit (the
+    # tree's lock coming free) is the signal. Not "no runx-reaper process":
+    # right after the payload exits the reaper may not have named itself yet.
+    wait_until(lambda: lock_free(tree + ".lock") and not reapers(runx.runtime), 15,
+               "the reaper to exit")
     return tree
+
+
+def lock_free(path: str) -> bool:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("kind", ["dir", "file"])
@@ -63,9 +78,13 @@ def test_reaper_never_enters_a_bind_mount(runx, tmp_path, mounts, kind):
     assert os.path.isdir(tree), "the tree with a mount inside must be left whole"
     assert os.path.exists(tree + ".lock"), "its lock file keeps it runx's"
 
+    mp = os.path.join(tree, "bm")
+    dry = runx.run("gc", "--dry-run", local=False)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would keep {tree}: {mp} is a mount point (umount it, then runx gc)" in dry.stdout
+    assert "would remove" not in dry.stdout, "a dry run must not promise what gc will not do"
     gc = runx.run("gc", local=False)
     assert gc.returncode == 0, gc.stderr
-    mp = os.path.join(tree, "bm")
     assert f"kept {tree}: {mp} is a mount point (umount it, then runx gc)" in gc.stdout
     assert "nothing to remove" not in gc.stdout
     assert os.path.exists(os.path.join(out, "precious"))
@@ -82,7 +101,7 @@ def test_reaper_never_enters_a_bind_mount(runx, tmp_path, mounts, kind):
 
 def test_nested_bind_mount_deep_in_the_tree(runx, tmp_path, mounts):
     out = outside_dir(tmp_path)
-    r = runx.run("sh", "-c", f'mkdir -p "$RUNX_ENV/a/b/c" && mount --bind "{out}" '
+    r = runx.run("--no-project", "sh", "-c", f'mkdir -p "$RUNX_ENV/a/b/c" && mount --bind "{out}" '
                  f'"$RUNX_ENV/a/b/c" && echo "$RUNX_ENV"', local=False)
     assert r.returncode == 0, r.stderr
     tree = r.stdout.strip()
@@ -121,7 +140,7 @@ def test_tree_itself_bind_mounted_over(runx, tmp_path, mounts):
     """`mount --bind /some/dir $RUNX_ENV`: the tree's path now shows another
     directory (same st_dev); neither the reaper nor gc may empty it."""
     out = outside_dir(tmp_path)
-    r = runx.run("sh", "-c", f'mount --bind "{out}" "$RUNX_ENV" && echo "$RUNX_ENV"',
+    r = runx.run("--no-project", "sh", "-c", f'mount --bind "{out}" "$RUNX_ENV" && echo "$RUNX_ENV"',
                  local=False)
     assert r.returncode == 0, r.stderr
     tree = r.stdout.strip()

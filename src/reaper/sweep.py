@@ -214,7 +214,11 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
                 fd = None
             return []
         if dry_run:
-            return [path]
+            # A tree with a mount inside would be left whole (removal never
+            # enters a mount): not a "would remove".
+            from reaper.removal import mounts_under
+
+            return [] if mounts_under(path) else [path]
         unmount_if_dead(path)
         if remove_tree(runtime, tid):
             os.unlink(lock_path)        # tree first, lock last

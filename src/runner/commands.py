@@ -45,24 +45,27 @@ def gc(args: list) -> int:
     removed = sweep(runtime, cache_dir, dry_run=dry, include_kept="--kept" in flags)
     for p in removed:
         print(f"{'would remove' if dry else 'removed'} {p}")
-    kept = [] if dry else _left_behind(runtime, "--kept" in flags)
+    kept = _left_behind(runtime, "--kept" in flags, only_mounts=dry)
     for p, why in kept:
-        print(f"kept {p}: {why}")
+        print(f"{'would keep' if dry else 'kept'} {p}: {why}")
     if not removed and not kept:
         print("nothing to remove")
     return 0
 
 
-def _left_behind(runtime: str, include_kept: bool) -> list:
+def _left_behind(runtime: str, include_kept: bool, only_mounts: bool = False) -> list:
     """Ownerless, unused trees the sweep could not remove, and why: a tree
     with a mount inside is left whole, and saying "nothing to remove" about
-    it would hide it."""
-    from reaper.removal import why_kept
+    it would hide it. With ``only_mounts`` (a dry run, where nothing was
+    removed), only the trees a real gc would leave: those with a mount."""
+    from reaper.removal import mounts_under, why_kept
     from reaper.sweep import survey
 
     out = []
     for t in survey(runtime):
         if t.state == "stale" or (include_kept and t.state == "kept" and not t.holders):
+            if only_mounts and not mounts_under(t.path):
+                continue
             out.append((t.path, why_kept(runtime, t.id)))
     return out
 
