@@ -393,10 +393,14 @@ open(ready, "w").close()
 while not os.path.exists(trigger):
     time.sleep(0.01)
 import subprocess
-r = subprocess.run([os.environ["RUNX_ENV"] + "/bin/python", "-c",
-                    "import runxdemo; print(runxdemo.VERSION)"], capture_output=True, text=True)
+try:
+    r = subprocess.run([os.environ["RUNX_ENV"] + "/bin/python", "-c",
+                        "import runxdemo; print(runxdemo.VERSION)"], capture_output=True, text=True)
+    said = r.stdout.strip() or r.stderr
+except OSError as e:                  # the tree's interpreter is gone
+    said = str(e)
 with open(out + ".tmp", "w") as f:
-    f.write(r.stdout.strip() or r.stderr)
+    f.write(said)
 os.rename(out + ".tmp", out)
 """
 
@@ -438,10 +442,14 @@ while time.monotonic() < end:         # fork the successor, exit, again and agai
         os._exit(0)
     time.sleep(0.002)
 import subprocess
-r = subprocess.run([os.environ["RUNX_ENV"] + "/bin/python", "-c",
-                    "import runxdemo; print(runxdemo.VERSION)"], capture_output=True, text=True)
+try:
+    r = subprocess.run([os.environ["RUNX_ENV"] + "/bin/python", "-c",
+                        "import runxdemo; print(runxdemo.VERSION)"], capture_output=True, text=True)
+    said = r.stdout.strip() or r.stderr
+except OSError as e:                  # the tree's interpreter is gone
+    said = str(e)
 with open(out + ".tmp", "w") as f:
-    f.write(r.stdout.strip() or r.stderr)
+    f.write(said)
 os.rename(out + ".tmp", out)
 """
 

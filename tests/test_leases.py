@@ -89,7 +89,7 @@ def test_lease_rounds_outlast_a_relay_chain(tmp_path):
         p, stop, done = start_relay(tmp_path, str(tree))
         ended = threading.Event()
 
-        def reaper():
+        def reaper(ended=ended):
             from reaper import watch
 
             for watches in leases.rounds(str(tree)):
@@ -330,7 +330,7 @@ def test_finisher_does_not_inherit_ignored_signals(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     detached, _, child = out.read_text().split()
     detached, child = int(detached), int(child, 16)
-    bit = lambda s: 1 << (s - 1)   # noqa: E731
+    bit = lambda s: 1 << (s - 1)
     for sig in (signal.SIGALRM, signal.SIGPROF, signal.SIGIO, signal.SIGPWR, signal.SIGVTALRM,
                 signal.SIGTERM, 32, 33, signal.SIGRTMIN, signal.SIGRTMAX):
         assert detached & bit(sig), f"detach() left signal {sig} at its default"

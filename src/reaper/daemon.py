@@ -108,7 +108,7 @@ def _glibc_reserved() -> list:
     them, yet their default action kills. Linux only."""
     signal = _signal_module()
     rtmin = getattr(signal, "SIGRTMIN", None)
-    if not os.uname().sysname == "Linux" or rtmin is None:
+    if os.uname().sysname != "Linux" or rtmin is None:
         return []
     return list(range(32, rtmin))
 
