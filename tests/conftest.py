@@ -72,6 +72,29 @@ def reapers(runtime: str) -> list:
     return out
 
 
+def owners_gone(runtime: str) -> bool:
+    """No tree under ``runtime`` has an owner: every lock file can be taken.
+    The robust sign that a reaper is done (it may not even have named itself
+    runx-reaper yet right after its payload exits, so ``reapers()`` alone is
+    not)."""
+    import fcntl
+
+    for name in runtime_entries(runtime):
+        if not name.endswith(".lock"):
+            continue
+        try:
+            fd = os.open(os.path.join(runtime, name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+    return not reapers(runtime)
+
+
 def runtime_entries(runtime: str) -> list:
     try:
         return sorted(os.listdir(runtime))

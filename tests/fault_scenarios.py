@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from conftest import Runx, alive, build_wheel, proc_state, reapers, runtime_entries
+from conftest import Runx, alive, build_wheel, owners_gone, proc_state, reapers, runtime_entries
 
 
 class Leak(AssertionError):
@@ -330,7 +330,7 @@ def maintenance_spares_kept_tree(runx):
     r = run.run("--keep", "--with", "runxdemo", "sh", "-c", 'echo "$RUNX_ENV"')
     assert r.returncode == 0, r.stderr
     tree = r.stdout.strip()
-    assert poll(lambda: not reapers(run.runtime), 15)
+    assert poll(lambda: owners_gone(run.runtime), 15)
     maintain(run)
     r = subprocess.run([os.path.join(tree, "bin", "python"), "-c", IMPORTS],
                        capture_output=True, text=True)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import alive, reapers, wait_until
+from conftest import alive, owners_gone, reapers, wait_until
 from reaper import leases
 from reaper.removal import remove_tree
 from reaper.sweep import sweep
@@ -214,7 +214,7 @@ def test_keep_leaves_the_tree_and_gc_kept_removes_it(runx):
     r = runx.run("--keep", "python", "-c", "import os; print(os.environ['RUNX_ENV'])")
     tree = r.stdout.strip()
     assert f"runx: keeping {tree}" in r.stderr
-    wait_until(lambda: not reapers(runx.runtime), 10, "the reaper to exit")
+    wait_until(lambda: owners_gone(runx.runtime), 10, "the reaper to exit")
     assert os.path.isdir(os.path.join(tree, "bin"))
     assert runx.run("gc", local=False).stdout.strip() == "nothing to remove"
     assert runx.run("gc", "--kept", local=False).stdout.strip() == f"removed {tree}"

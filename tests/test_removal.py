@@ -6,13 +6,12 @@ kept, so it stays runx's) and `runx gc` must say why. Real bind mounts, as
 root; every mount is undone in teardown.
 """
 
-import fcntl
 import os
 import subprocess
 
 import pytest
 
-from conftest import reapers, wait_until
+from conftest import owners_gone, wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
 
@@ -52,20 +51,8 @@ def run_and_mount(runx, mounts, target: str, source: str, kind: str) -> str:
     # The reaper tried, refused, and is gone: no fixed sleep, its exit (the
     # tree's lock coming free) is the signal. Not "no runx-reaper process":
     # right after the payload exits the reaper may not have named itself yet.
-    wait_until(lambda: lock_free(tree + ".lock") and not reapers(runx.runtime), 15,
-               "the reaper to exit")
+    wait_until(lambda: owners_gone(runx.runtime), 15, "the reaper to exit")
     return tree
-
-
-def lock_free(path: str) -> bool:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("kind", ["dir", "file"])
@@ -106,7 +93,7 @@ def test_nested_bind_mount_deep_in_the_tree(runx, tmp_path, mounts):
     assert r.returncode == 0, r.stderr
     tree = r.stdout.strip()
     mounts.append(os.path.join(tree, "a/b/c"))
-    wait_until(lambda: not reapers(runx.runtime), 15, "the reaper to exit")
+    wait_until(lambda: owners_gone(runx.runtime), 15, "the reaper to exit")
     assert sorted(os.listdir(out)) == ["precious", "sub"]
     subprocess.run(["umount", os.path.join(tree, "a/b/c")], check=True)
     assert "removed " + tree in runx.run("gc", local=False).stdout
@@ -145,7 +132,7 @@ def test_tree_itself_bind_mounted_over(runx, tmp_path, mounts):
     assert r.returncode == 0, r.stderr
     tree = r.stdout.strip()
     mounts.append(tree)
-    wait_until(lambda: not reapers(runx.runtime), 15, "the reaper to exit")
+    wait_until(lambda: owners_gone(runx.runtime), 15, "the reaper to exit")
     gc = runx.run("gc", local=False)
     assert f"kept {tree}: {tree} is a mount point (umount it, then runx gc)" in gc.stdout
     assert sorted(os.listdir(out)) == ["precious", "sub"]
