@@ -144,128 +144,12 @@ def _live_trees(runtime: str) -> list:
     return [t for t in survey(runtime) if t.meta.get("layer")]
 
 
-def _maintain(root: str, select, *, dry: bool) -> tuple:
-    """Remove the layer builds ``select(build, is_current, last_used)`` picks,
-    unless in use. Returns (builds removed, [(build, why kept)]).
+def _prune(root: str, select, *, dry: bool) -> tuple:
+    from runner import layers
 
-    Lock order, so that no interleaving breaks a run or a build:
-      1. the key's ``lock``, exclusively, without waiting: builders and the
-         finisher (byte-compile) hold it (busy: the key is skipped and
-         reported; a build in progress, its ``.tmp-*`` and ``current`` are
-         never touched under a builder, and maintenance never hangs on one);
-      2. each build dir, exclusively, without waiting: every run holds it
-         shared from its lookup until its reaper exits (busy: in use, skip);
-      3. holding both, unlink ``current`` if it names the build, rename the
-         build aside (``.tmp-pruned-*``: a run that wins the shared lock
-         afterwards sees the rename and treats it as a miss), let the
-         build's lock go, then remove it.
-    A builder never waits on readers: it only takes the key's lock, which
-    maintenance holds for a key's renames, never while a run is waiting.
-    Kept trees (--keep) hold no lock once their reaper is gone: their
-    lock file's metadata names their layer, and that layer stays too.
-    """
-    import fcntl
+    from reaper.sweep import layers_in_use
 
-    from reaper.removal import remove_tree
-
-    layers = os.path.join(root, "layers")
-    kept_by_trees = {os.path.realpath(t.meta["layer"]) for t in _live_trees(paths.runtime_dir())}
-    removed, kept = [], []
-    try:
-        keys = sorted(os.listdir(layers))
-    except FileNotFoundError:
-        return removed, kept
-    except OSError as e:
-        raise RunxError(f"cannot read {layers}: {e.strerror}", "check its permissions")
-    for k in keys:
-        kdir = os.path.join(layers, k)
-        if k.startswith("."):            # a key moved aside by a `clean` that died
-            if k.startswith(".trash-") and not dry:
-                remove_tree(layers, k)
-            continue
-        lock_path = os.path.join(kdir, "lock")
-        try:
-            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                           0o600)
-        except FileNotFoundError:        # moved aside by a concurrent `clean`
-            continue
-        except OSError as e:             # a read-only or unwritable cache: nothing can go
-            raise RunxError(f"cannot change the cache: {kdir}: {e.strerror}",
-                            "check that it is writable (mount options, permissions)")
-        try:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                kept.append((kdir, "a build or a byte-compile is in progress"))
-                continue
-            try:
-                st, now = os.fstat(lock), os.stat(lock_path, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
-                continue                 # moved aside meanwhile by a concurrent `clean`
-            try:
-                current = os.readlink(os.path.join(kdir, "current"))
-            except OSError:
-                current = None
-            left = 0
-            for build in sorted(os.listdir(kdir)):
-                if build in ("lock", "current"):
-                    continue
-                if build.startswith("."):       # a dead builder's, or a pruned build's
-                    if not dry:
-                        if build.startswith(".link-"):
-                            os.unlink(os.path.join(kdir, build))
-                        else:
-                            remove_tree(kdir, build)
-                    continue
-                bpath = os.path.join(kdir, build)
-                try:
-                    used = os.stat(os.path.join(bpath, "runx-layer.marshal")).st_mtime
-                except OSError:
-                    used = 0
-                if not select(build, build == current, used):
-                    left += 1
-                    continue
-                if os.path.realpath(bpath) in kept_by_trees:
-                    kept.append((bpath, "a live or kept environment uses it"))
-                    left += 1
-                    continue
-                try:
-                    bfd = os.open(bpath, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                                  | os.O_CLOEXEC)
-                except OSError:
-                    continue
-                try:
-                    try:
-                        fcntl.flock(bfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        kept.append((bpath, "a running environment uses it"))
-                        left += 1
-                        continue
-                    removed.append(bpath)
-                    if dry:
-                        continue
-                    if build == current:
-                        os.unlink(os.path.join(kdir, "current"))
-                        current = None
-                    aside = ".tmp-pruned-" + build
-                    os.rename(bpath, os.path.join(kdir, aside))
-                finally:
-                    os.close(bfd)
-                remove_tree(kdir, aside)
-            if not left and not dry and current is None:
-                # Nothing left in the key: the directory goes too, lock file
-                # and all. Moved aside first, while this holds its lock: a
-                # builder waiting on that lock file then sees the path name
-                # another file and starts over (layers._key_lock), and none
-                # can create anything in a directory being emptied.
-                aside = f".trash-{k}-{os.urandom(4).hex()}"
-                os.rename(kdir, os.path.join(layers, aside))
-                remove_tree(layers, aside)
-        finally:
-            os.close(lock)
-    return removed, kept
+    return layers.prune(root, select, dry=dry, in_use=layers_in_use(paths.runtime_dir()))
 
 
 def cache(args: list) -> int:
@@ -294,12 +178,19 @@ def cache(args: list) -> int:
                 i += 1
             else:
                 raise UsageError(f"unknown argument {rest[i]}", CACHE_HELP)
+        from runner import layers
+
+        # Superseded builds go whatever their age (new runs never pick them;
+        # one a run still holds is kept); a current one once unused for
+        # --older-than, or by default RUNX_CACHE_MAX_AGE, as the sweep does.
         now = time.time()
+        age = layers.max_age() if older is None else older
 
         def select(build, is_current, used):
-            return not is_current or (older is not None and now - used > older)
+            return not is_current or now - used > age
 
-        removed, kept = _maintain(root, select, dry=dry)
+        removed, kept = _prune(root, select, dry=dry)
+        removed += layers.expire_files(root, now - age, dry=dry)
         for p in removed:
             print(f"{'would remove' if dry else 'removed'} {p}")
         for p, why in kept:
@@ -314,7 +205,7 @@ def cache(args: list) -> int:
             n = len(live)
             raise UsageError(f"{n} live environment{'s' if n != 1 else ''} use the cache",
                              "wait for them, or use 'runx cache clean --force'")
-        removed, kept = _maintain(root, lambda *_: True, dry=False)
+        removed, kept = _prune(root, lambda *_: True, dry=False)
         shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
         # Settings files of script blocks' [tool.uv] (see scripts.tool_uv):
         # rewritten on the next run that needs one.
