@@ -181,3 +181,59 @@ def test_last_use_is_recorded_on_a_frozen_layer(cold):
     assert cold.run("--with", "runxdemo", "runxdemo").returncode == 0
     assert time.time() - os.stat(os.path.join(a, "runx-layer.marshal")).st_mtime < 600
     cold.wait_clean()
+
+
+def _bytes(text: str) -> float:
+    n, unit = text.split()
+    return float(n) * {"B": 1, "KiB": 1024, "MiB": 1 << 20, "GiB": 1 << 30}[unit]
+
+
+def summary(cold) -> dict:
+    import re
+
+    r = cold.run("cache", local=False)
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    out = r.stdout
+    m = re.search(r"size:\s+(\S+ \S+) on disk .*?, of which (\S+ \S+) shared with uv's cache, "
+                  r"(\S+ \S+) runx's own\nlayers: (\d+) builds? of (\d+) environments?"
+                  r"(?:; oldest last use (.*) ago)?\nprune:\s+would free (\S+ \S+) ", out)
+    assert m and out.startswith(f"cache:  {cold.cache}\n"), out
+    return {"total": _bytes(m[1]), "shared": _bytes(m[2]), "own": _bytes(m[3]),
+            "builds": int(m[4]), "keys": int(m[5]), "oldest": m[6], "free": _bytes(m[7])}
+
+
+def test_cache_summary_is_honest_about_hardlinks(cold):
+    """`runx cache`: where, how big (each file once; what is shared with
+    uv's cache), how many layers, the oldest last use, what prune frees."""
+    assert summary(cold)["builds"] == 0, "an empty (even missing) cache is summarized"
+    assert not os.path.exists(cold.cache), "the summary creates nothing"
+    assert cold.run("--with", "runxdemo", "true").returncode == 0
+    cold.wait_clean()
+    frozen(cold)
+    ((a,),) = builds(cold.cache).values()
+    (src,) = [os.path.join(d, "__init__.py") for d, _, _ in os.walk(a)
+              if d.endswith("site-packages/runxdemo")]
+    assert os.stat(src).st_nlink > 1, "precondition: uv hardlinked the layer from its cache"
+    s = summary(cold)
+    assert (s["builds"], s["keys"], s["free"]) == (1, 1, 0), s
+    assert s["oldest"] in ("0 seconds", "1 seconds", "2 seconds"), s
+    assert s["shared"] > 0 and abs(s["shared"] + s["own"] - s["total"]) < 2048, s
+    # du counts each hardlinked file once too: the two must agree.
+    du = int(subprocess.run(["du", "-sB1", cold.cache], capture_output=True, text=True,
+                            check=True).stdout.split()[0])
+    assert abs(du - s["total"]) <= max(8192, du * 0.06), (du, s)
+
+    assert cold.run("--refresh", "--with", "runxdemo", "true").returncode == 0
+    cold.wait_clean()
+    frozen(cold)
+    s2 = summary(cold)
+    assert (s2["builds"], s2["keys"]) == (2, 1), s2
+    assert s2["free"] > 0, "the superseded build is prune's"
+    assert s2["free"] <= s2["own"], "files shared with uv's cache are not freed by prune"
+    age(a, 86400 * 3)
+    assert summary(cold)["oldest"] == "3 days"
+    r = cold.run("cache", "prune", local=False)
+    assert f"removed {a}" in r.stdout, r.stdout
+    s3 = summary(cold)
+    assert (s3["builds"], s3["free"]) == (1, 0), s3
+    assert s3["total"] <= s2["total"] - s2["free"] + 8192, (s2, s3)

@@ -9,12 +9,12 @@ from runner.errors import RunxError, UsageError
 
 GC_HELP = "usage: runx gc [--dry-run] [--kept]"
 LS_HELP = "usage: runx ls"
-CACHE_HELP = ("usage: runx cache dir | prune [--older-than DAYS] [--dry-run] | clean [--force]")
+CACHE_HELP = ("usage: runx cache [dir | prune [--older-than DAYS] [--dry-run] | clean [--force]]")
 
 
 def main(argv: list) -> int:
     cmd, args = argv[0], argv[1:]
-    if not (cmd == "cache" and (not args or args[0] in ("dir", "-h", "--help"))) \
+    if not (cmd == "cache" and args and args[0] in ("dir", "-h", "--help")) \
             and not any(a in ("-h", "--help") for a in args):
         # Before anything in the cache is read or removed (issue 10, defect 5).
         paths.trusted(paths.cache_dir())
@@ -152,10 +152,74 @@ def _prune(root: str, select, *, dry: bool) -> tuple:
     return layers.prune(root, select, dry=dry, in_use=layers_in_use(paths.runtime_dir()))
 
 
+def _summary(root: str) -> int:
+    """``runx cache``: where, how big, how many layers, the oldest last use,
+    what ``prune`` would free. Each file's blocks count once, however many
+    links it has; a file with links outside the cache (layers hardlink uv's
+    cache) is shown as shared with it: removing the layer would not free it."""
+    from runner import layers
+
+    now = time.time()
+    age = layers.max_age()
+    builds = layers.builds(root)
+    prunable = {b.path for b in builds if not b.current or now - b.last_used > age}
+    seen: dict = {}    # (dev, ino) -> [blocks, nlink, links in cache, in prunable, in store]
+    store = os.path.join(root, layers.BYTECODE)
+    stack = [(root, False, False)]
+    while stack:
+        d, in_prunable, in_store = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append((e.path, in_prunable or e.path in prunable,
+                                      in_store or e.path == store))
+                    ident = (st.st_dev, st.st_ino)
+                    rec = seen.get(ident)
+                    if rec is None:
+                        rec = seen[ident] = [st.st_blocks * 512, st.st_nlink, 0, 0, 0]
+                    rec[2] += 1
+                    rec[3] += in_prunable or e.path in prunable
+                    rec[4] += in_store
+        except OSError:
+            pass
+    total = sum(r[0] for r in seen.values())
+    shared = sum(r[0] for r in seen.values() if r[1] > r[2])
+    # Freed: every link is in a prunable build, or the rest is the byte-code
+    # store's, which prune drops once no layer links it.
+    free = sum(r[0] for r in seen.values() if r[3] and r[1] - r[3] - r[4] <= 0)
+    keys = len({b.key for b in builds})
+    print(f"cache:  {root}")
+    print(f"size:   {_human(total)} on disk (each file counted once), of which "
+          f"{_human(shared)} shared with uv's cache, {_human(total - shared)} runx's own")
+    print(f"layers: {len(builds)} build{'s' if len(builds) != 1 else ''} of {keys} "
+          f"environment{'s' if keys != 1 else ''}" + (
+              f"; oldest last use {_ago(now - min(b.last_used for b in builds))} ago"
+              if builds else ""))
+    n = len(prunable)
+    print(f"prune:  would free {_human(free)} ({n} build{'s' if n != 1 else ''} superseded or "
+          f"unused for {_ago(age)}; a build in use is kept)")
+    return 0
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{int(seconds)} seconds"
+
+
 def cache(args: list) -> int:
-    if not args or args[0] in ("-h", "--help"):
+    if not args:
+        return _summary(paths.cache_dir())
+    if args[0] in ("-h", "--help"):
         print(CACHE_HELP)
-        return 0 if args else 2
+        return 0
     cmd, rest = args[0], args[1:]
     root = paths.cache_dir()
     if cmd == "dir":
