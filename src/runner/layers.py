@@ -914,7 +914,7 @@ def expire_if_due(cache: str, in_use_fn, log=lambda msg: None) -> list:
             return []               # one just finished
         os.utime(fd)
         removed, _kept = expire(cache, in_use_fn(), now=now, age=age)
-    except RunxError as e:
+    except (RunxError, OSError) as e:    # a read-only cache, a permission: the reaper goes on
         log(f"expiry: {e}")
         return []
     finally:
