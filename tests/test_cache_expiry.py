@@ -237,3 +237,34 @@ def test_cache_summary_is_honest_about_hardlinks(cold):
     s3 = summary(cold)
     assert (s3["builds"], s3["free"]) == (1, 0), s3
     assert s3["total"] <= s2["total"] - s2["free"] + 8192, (s2, s3)
+
+
+def test_expiry_in_every_sweep_never_breaks_a_run(cold):
+    """RUNX_CACHE_MAX_AGE=0: every reaper's sweep expires every layer it can
+    while other runs look layers up, build them and run on them. 60 runs, 10
+    at a time, two specs: each one must run its payload from its layer."""
+    cold.env["RUNX_CACHE_MAX_AGE"] = "0"
+    specs = [("--with", "runxdemo"), ("--with", "runxdemo==1.0")]
+    procs, failures = [], []
+    for i in range(60):
+        procs.append(cold.popen(*specs[i % 2], "runxdemo", stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True))
+        if len(procs) >= 10:
+            p = procs.pop(0)
+            out, err = p.communicate(timeout=120)
+            if p.returncode != 0 or not out.startswith("runxdemo 1.0 "):
+                failures.append((p.returncode, out, err))
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        if p.returncode != 0 or not out.startswith("runxdemo 1.0 "):
+            failures.append((p.returncode, out, err))
+    assert not failures, failures[:3]
+    cold.wait_clean(60)
+    # The last reapers expire what nobody holds any more: nothing half-built
+    # or empty is left once they are done (a reaper that let its tree go is
+    # no longer counted by wait_clean while it sweeps: wait for the result).
+    from runner import layers
+
+    wait_until(lambda: not layers.half_built(cold.cache) and not empty_dirs(cold.cache), 30,
+               f"the sweeps to finish: {layers.half_built(cold.cache)} "
+               f"{empty_dirs(cold.cache)}")
