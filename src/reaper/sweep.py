@@ -1,5 +1,6 @@
 """Find and remove what dead runs left: trees whose lock is free and that no
-process uses, and half-built layers whose builder died.
+process uses, and half-built layers whose builder died; and, at most once an
+hour, layers nobody used for RUNX_CACHE_MAX_AGE (runner.layers.expire).
 
 Run by every reaper after it removed its own tree, and by ``runx gc``. A
 tree's lock is held by its reaper for the tree's whole life, so taking it
@@ -197,6 +198,10 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
                                   dry_run, adopt, log)
     if cache:
         removed += sweep_layers(cache, dry_run=dry_run, log=log)
+        if not dry_run:
+            from runner.layers import expire_if_due
+
+            removed += expire_if_due(cache, lambda: layers_in_use(runtime), log)
     return removed
 
 
@@ -233,25 +238,18 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
 
 def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> list:
     """Half-built layers (``.tmp-*``) whose builder is gone."""
-    root = os.path.join(cache, "layers")
+    from runner import layers
+
     removed = []
-    try:
-        keys = os.listdir(root)
-    except OSError:
-        return removed
-    for k in keys:
-        kdir = os.path.join(root, k)
-        if k.startswith(".trash-"):        # a key `runx cache clean` moved aside, then died
-            removed.append(kdir)
+    by_key: dict = {}
+    for kdir, name in layers.half_built(cache):
+        if name.startswith(".trash-"):     # a key `runx cache clean` moved aside, then died
+            removed.append(os.path.join(kdir, name))
             if not dry_run:
-                remove_tree(root, k)
-            continue
-        try:
-            junk = [n for n in os.listdir(kdir) if n.startswith((".tmp-", ".link-"))]
-        except OSError:
-            continue
-        if not junk:
-            continue
+                remove_tree(kdir, name)
+        else:
+            by_key.setdefault(kdir, []).append(name)
+    for kdir, junk in by_key.items():
         fd = _try_lock(os.path.join(kdir, "lock"))
         if fd is None:
             continue                       # a builder is at work
@@ -260,11 +258,13 @@ def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> 
                 removed.append(os.path.join(kdir, n))
                 if dry_run:
                     continue
-                if n.startswith(".link-"):
-                    os.unlink(os.path.join(kdir, n))
-                else:
-                    remove_tree(kdir, n)
+                layers.remove_half_built(kdir, n)
                 log(f"sweep: removed half-built {kdir}/{n}")
         finally:
             os.close(fd)
     return removed
+
+
+def layers_in_use(runtime: str) -> set:
+    """The layer builds that trees (running, waiting or kept) name."""
+    return {t.meta["layer"] for t in survey(runtime) if t.meta.get("layer")}

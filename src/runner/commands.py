@@ -9,12 +9,12 @@ from runner.errors import RunxError, UsageError
 
 GC_HELP = "usage: runx gc [--dry-run] [--kept]"
 LS_HELP = "usage: runx ls"
-CACHE_HELP = ("usage: runx cache dir | prune [--older-than DAYS] [--dry-run] | clean [--force]")
+CACHE_HELP = ("usage: runx cache [dir | prune [--older-than DAYS] [--dry-run] | clean [--force]]")
 
 
 def main(argv: list) -> int:
     cmd, args = argv[0], argv[1:]
-    if not (cmd == "cache" and (not args or args[0] in ("dir", "-h", "--help"))) \
+    if not (cmd == "cache" and args and args[0] in ("dir", "-h", "--help")) \
             and not any(a in ("-h", "--help") for a in args):
         # Before anything in the cache is read or removed (issue 10, defect 5).
         paths.trusted(paths.cache_dir())
@@ -147,134 +147,82 @@ def _live_trees(runtime: str) -> list:
     return [t for t in survey(runtime) if t.meta.get("layer")]
 
 
-def _maintain(root: str, select, *, dry: bool) -> tuple:
-    """Remove the layer builds ``select(build, is_current, last_used)`` picks,
-    unless in use. Returns (builds removed, [(build, why kept)]).
+def _prune(root: str, select, *, dry: bool) -> tuple:
+    from runner import layers
 
-    Lock order, so that no interleaving breaks a run or a build:
-      1. the key's ``lock``, exclusively, without waiting: builders and the
-         finisher (byte-compile) hold it (busy: the key is skipped and
-         reported; a build in progress, its ``.tmp-*`` and ``current`` are
-         never touched under a builder, and maintenance never hangs on one);
-      2. each build dir, exclusively, without waiting: every run holds it
-         shared from its lookup until its reaper exits (busy: in use, skip);
-      3. holding both, unlink ``current`` if it names the build, rename the
-         build aside (``.tmp-pruned-*``: a run that wins the shared lock
-         afterwards sees the rename and treats it as a miss), let the
-         build's lock go, then remove it.
-    A builder never waits on readers: it only takes the key's lock, which
-    maintenance holds for a key's renames, never while a run is waiting.
-    Kept trees (--keep) hold no lock once their reaper is gone: their
-    lock file's metadata names their layer, and that layer stays too.
-    """
-    import fcntl
+    from reaper.sweep import layers_in_use
 
-    from reaper.removal import remove_tree
+    return layers.prune(root, select, dry=dry, in_use=layers_in_use(paths.runtime_dir()))
 
-    layers = os.path.join(root, "layers")
-    kept_by_trees = {os.path.realpath(t.meta["layer"]) for t in _live_trees(paths.runtime_dir())}
-    removed, kept = [], []
-    try:
-        keys = sorted(os.listdir(layers))
-    except FileNotFoundError:
-        return removed, kept
-    except OSError as e:
-        raise RunxError(f"cannot read {layers}: {e.strerror}", "check its permissions")
-    for k in keys:
-        kdir = os.path.join(layers, k)
-        if k.startswith("."):            # a key moved aside by a `clean` that died
-            if k.startswith(".trash-") and not dry:
-                remove_tree(layers, k)
-            continue
-        lock_path = os.path.join(kdir, "lock")
+
+def _summary(root: str) -> int:
+    """``runx cache``: where, how big, how many layers, the oldest last use,
+    what ``prune`` would free. Each file's blocks count once, however many
+    links it has; a file with links outside the cache (layers hardlink uv's
+    cache) is shown as shared with it: removing the layer would not free it."""
+    from runner import layers
+
+    now = time.time()
+    age = layers.max_age()
+    builds = layers.builds(root)
+    prunable = {b.path for b in builds if not b.current or now - b.last_used > age}
+    seen: dict = {}    # (dev, ino) -> [blocks, nlink, links in cache, in prunable, in store]
+    store = os.path.join(root, layers.BYTECODE)
+    stack = [(root, False, False)]
+    while stack:
+        d, in_prunable, in_store = stack.pop()
         try:
-            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                           0o600)
-        except FileNotFoundError:        # moved aside by a concurrent `clean`
-            continue
-        except OSError as e:             # a read-only or unwritable cache: nothing can go
-            raise RunxError(f"cannot change the cache: {kdir}: {e.strerror}",
-                            "check that it is writable (mount options, permissions)")
-        try:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                kept.append((kdir, "a build or a byte-compile is in progress"))
-                continue
-            try:
-                st, now = os.fstat(lock), os.stat(lock_path, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
-                continue                 # moved aside meanwhile by a concurrent `clean`
-            try:
-                current = os.readlink(os.path.join(kdir, "current"))
-            except OSError:
-                current = None
-            left = 0
-            for build in sorted(os.listdir(kdir)):
-                if build in ("lock", "current"):
-                    continue
-                if build.startswith("."):       # a dead builder's, or a pruned build's
-                    if not dry:
-                        if build.startswith(".link-"):
-                            os.unlink(os.path.join(kdir, build))
-                        else:
-                            remove_tree(kdir, build)
-                    continue
-                bpath = os.path.join(kdir, build)
-                try:
-                    used = os.stat(os.path.join(bpath, "runx-layer.marshal")).st_mtime
-                except OSError:
-                    used = 0
-                if not select(build, build == current, used):
-                    left += 1
-                    continue
-                if os.path.realpath(bpath) in kept_by_trees:
-                    kept.append((bpath, "a live or kept environment uses it"))
-                    left += 1
-                    continue
-                try:
-                    bfd = os.open(bpath, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                                  | os.O_CLOEXEC)
-                except OSError:
-                    continue
-                try:
+            with os.scandir(d) as it:
+                for e in it:
                     try:
-                        fcntl.flock(bfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        kept.append((bpath, "a running environment uses it"))
-                        left += 1
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
                         continue
-                    removed.append(bpath)
-                    if dry:
-                        continue
-                    if build == current:
-                        os.unlink(os.path.join(kdir, "current"))
-                        current = None
-                    aside = ".tmp-pruned-" + build
-                    os.rename(bpath, os.path.join(kdir, aside))
-                finally:
-                    os.close(bfd)
-                remove_tree(kdir, aside)
-            if not left and not dry and current is None:
-                # Nothing left in the key: the directory goes too, lock file
-                # and all. Moved aside first, while this holds its lock: a
-                # builder waiting on that lock file then sees the path name
-                # another file and starts over (layers._key_lock), and none
-                # can create anything in a directory being emptied.
-                aside = f".trash-{k}-{os.urandom(4).hex()}"
-                os.rename(kdir, os.path.join(layers, aside))
-                remove_tree(layers, aside)
-        finally:
-            os.close(lock)
-    return removed, kept
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append((e.path, in_prunable or e.path in prunable,
+                                      in_store or e.path == store))
+                    ident = (st.st_dev, st.st_ino)
+                    rec = seen.get(ident)
+                    if rec is None:
+                        rec = seen[ident] = [st.st_blocks * 512, st.st_nlink, 0, 0, 0]
+                    rec[2] += 1
+                    rec[3] += in_prunable or e.path in prunable
+                    rec[4] += in_store
+        except OSError:
+            pass
+    total = sum(r[0] for r in seen.values())
+    shared = sum(r[0] for r in seen.values() if r[1] > r[2])
+    # Freed: every link is in a prunable build, or the rest is the byte-code
+    # store's, which prune drops once no layer links it.
+    free = sum(r[0] for r in seen.values() if r[3] and r[1] - r[3] - r[4] <= 0)
+    keys = len({b.key for b in builds})
+    print(f"cache:  {root}")
+    print(f"size:   {_human(total)} on disk (each file counted once), of which "
+          f"{_human(shared)} shared with uv's cache, {_human(total - shared)} runx's own")
+    print(f"layers: {len(builds)} build{'s' if len(builds) != 1 else ''} of {keys} "
+          f"environment{'s' if keys != 1 else ''}" + (
+              f"; oldest last use {_ago(now - min(b.last_used for b in builds))} ago"
+              if builds else ""))
+    n = len(prunable)
+    print(f"prune:  would free {_human(free)} ({n} build{'s' if n != 1 else ''} superseded or "
+          f"unused for {_ago(age)}; a build in use is kept)")
+    return 0
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{int(seconds)} seconds"
 
 
 def cache(args: list) -> int:
-    if not args or args[0] in ("-h", "--help"):
+    if not args:
+        return _summary(paths.cache_dir())
+    if args[0] in ("-h", "--help"):
         print(CACHE_HELP)
-        return 0 if args else 2
+        return 0
     cmd, rest = args[0], args[1:]
     root = paths.cache_dir()
     if cmd == "dir":
@@ -297,12 +245,19 @@ def cache(args: list) -> int:
                 i += 1
             else:
                 raise UsageError(f"unknown argument {rest[i]}", CACHE_HELP)
+        from runner import layers
+
+        # Superseded builds go whatever their age (new runs never pick them;
+        # one a run still holds is kept); a current one once unused for
+        # --older-than, or by default RUNX_CACHE_MAX_AGE, as the sweep does.
         now = time.time()
+        age = layers.max_age() if older is None else older
 
         def select(build, is_current, used):
-            return not is_current or (older is not None and now - used > older)
+            return not is_current or now - used > age
 
-        removed, kept = _maintain(root, select, dry=dry)
+        removed, kept = _prune(root, select, dry=dry)
+        removed += layers.expire_files(root, now - age, dry=dry)
         for p in removed:
             print(f"{'would remove' if dry else 'removed'} {p}")
         for p, why in kept:
@@ -317,7 +272,7 @@ def cache(args: list) -> int:
             n = len(live)
             raise UsageError(f"{n} live environment{'s' if n != 1 else ''} use the cache",
                              "wait for them, or use 'runx cache clean --force'")
-        removed, kept = _maintain(root, lambda *_: True, dry=False)
+        removed, kept = _prune(root, lambda *_: True, dry=False)
         shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
         # Settings files of script blocks' [tool.uv] (see scripts.tool_uv):
         # rewritten on the next run that needs one.

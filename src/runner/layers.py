@@ -35,6 +35,8 @@ FAST_MANIFEST = "runx-layer.marshal"
 # 3: the manifest records the prefix's entries (share/, etc/...).
 FORMAT = "3"
 DEFAULT_FRESHNESS = 24 * 3600
+# Under the cache: byte-code shared by layers (see share_bytecode).
+BYTECODE = "bytecode"
 MIN_NOFILE = 64
 
 
@@ -369,6 +371,18 @@ def _python_body(data: bytes, python: bytes) -> str | None:
 # serially: a pool's workers would each need the same death signal, and on
 # the 2-core machine measured (docs/reliability.md) -j 0 saved little for a
 # background job that runs at nice 19 anyway.
+#
+# Byte-code is shared across layers through <cache>/bytecode (BYTECODE):
+# layers hardlink uv's cache, so the same source file is in many of them.
+# A .pyc is stored once under its source's content hash, the source's mtime
+# and size (the fields a timestamp .pyc's header checks: an entry is valid
+# for every source with that name, by construction) and the cache tag;
+# before compiling, each source gets the stored .pyc hardlinked in (so
+# compileall finds it up to date and skips it), and after, each .pyc the
+# store lacks is linked into it. The code object's co_filename names the
+# layer that compiled it: the import system rewrites it to the importing
+# source's path on load (_imp._fix_co_filename), so tracebacks are right.
+# Entries are 0444: a write through one layer would change them all.
 _COMPILE = """\
 import ctypes, os, signal, sys
 try:
@@ -379,8 +393,59 @@ if os.getppid() != int(sys.argv[1]):
     sys.exit(3)
 if os.environ.get("RUNX_FAULT_STOP") == "compile-child":
     os.kill(os.getpid(), signal.SIGSTOP)
-import compileall
-sys.exit(0 if compileall.compile_dir(sys.argv[2], quiet=1, workers=1) else 1)
+import compileall, hashlib, importlib.util
+site, store = sys.argv[2], sys.argv[3]
+try:
+    os.mkdir(store, 0o700)
+except OSError:
+    pass
+tag = sys.implementation.cache_tag
+shared = {}
+for d, dirs, files in os.walk(site):
+    dirs[:] = [x for x in dirs if x != "__pycache__"]
+    for name in files:
+        if not name.endswith(".py"):
+            continue
+        src = os.path.join(d, name)
+        try:
+            st = os.stat(src)
+            with open(src, "rb") as f:
+                h = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            continue
+        entry = os.path.join(store, h[:2], "%s-%x-%x.%s.pyc" % (
+            h[2:40], int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF, tag))
+        pyc = importlib.util.cache_from_source(src)
+        shared[pyc] = entry
+        if not os.path.exists(pyc):
+            try:
+                os.makedirs(os.path.dirname(pyc), exist_ok=True)
+                os.link(entry, pyc)
+            except OSError:
+                pass        # not stored yet (or too many links): compiled below
+ok = compileall.compile_dir(site, quiet=1, workers=1)
+for pyc, entry in shared.items():
+    try:
+        mine, theirs = os.stat(pyc), os.stat(entry)
+    except FileNotFoundError:
+        try:        # first of its kind: this layer's .pyc becomes the entry
+            os.makedirs(os.path.dirname(entry), mode=0o700, exist_ok=True)
+            os.chmod(pyc, 0o444)
+            os.link(pyc, entry)
+        except OSError:
+            pass        # another finisher stored it meanwhile, or no .pyc: next time
+        continue
+    except OSError:
+        continue
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        try:
+            if os.path.lexists(pyc + ".shared"):    # a killed finisher's
+                os.unlink(pyc + ".shared")
+            os.link(entry, pyc + ".shared")
+            os.replace(pyc + ".shared", pyc)
+        except OSError:
+            pass
+sys.exit(0 if ok else 1)
 """
 
 
@@ -428,7 +493,8 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
             _thaw(layer_path, site)      # a freeze killed half-way: compileall must write
             python = os.path.join(layer_path, "bin", "python")
             log(f"compiling layer {layer_path}")
-            p = subprocess.Popen([python, "-I", "-c", _COMPILE, str(os.getpid()), site],
+            store = os.path.join(os.path.dirname(os.path.dirname(kdir)), BYTECODE)
+            p = subprocess.Popen([python, "-I", "-c", _COMPILE, str(os.getpid()), site, store],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
             checkpoint("compile")
@@ -489,3 +555,370 @@ def _thaw(root: str, site: str) -> None:
                 st = os.lstat(p)
                 if not st.st_mode & 0o200:
                     os.chmod(p, (st.st_mode & 0o7777) | 0o200)
+
+
+# --- The layer store: listing, pruning, expiry ---------------------------
+#
+# The one place that knows the store's layout besides the build above:
+# ``<cache>/layers/<key>/{lock, current, <build>/, .tmp-*, .link-*}`` and
+# ``<cache>/layers/.trash-*`` (a key moved aside by ``runx cache clean``).
+# ``runx cache``, the reapers' sweep and the tests go through it.
+
+DEFAULT_MAX_AGE = 30 * 24 * 3600
+EXPIRY_STAMP = "expiry.stamp"       # under the cache: when the sweep last expired
+EXPIRY_EVERY = 3600                 # the sweep expires at most this often (or max age)
+
+
+class Build:
+    """A build in the store, as listed (no lock taken)."""
+
+    __slots__ = ("key", "name", "path", "current", "last_used")
+
+    def __init__(self, key, name, path, current, last_used):
+        self.key = key
+        self.name = name
+        self.path = path
+        self.current = current          # the key's ``current`` names it
+        self.last_used = last_used      # the fast manifest's mtime (see ensure)
+
+
+def max_age() -> float:
+    """RUNX_CACHE_MAX_AGE: seconds a layer may go unused before it expires."""
+    try:
+        value = float(os.environ.get("RUNX_CACHE_MAX_AGE", DEFAULT_MAX_AGE))
+    except ValueError:
+        return DEFAULT_MAX_AGE
+    return value if value >= 0 else DEFAULT_MAX_AGE
+
+
+def last_used(build_path: str) -> float:
+    try:
+        return os.stat(os.path.join(build_path, FAST_MANIFEST)).st_mtime
+    except OSError:
+        return 0.0
+
+
+def builds(cache: str) -> list:
+    """Every published build, oldest key first; half-built ones are not
+    listed (see half_built)."""
+    root = layers_dir(cache)
+    out = []
+    try:
+        keys = sorted(os.listdir(root))
+    except OSError:
+        return out
+    for k in keys:
+        if k.startswith("."):
+            continue
+        kdir = os.path.join(root, k)
+        try:
+            names = sorted(os.listdir(kdir))
+        except OSError:
+            continue
+        try:
+            current = os.readlink(os.path.join(kdir, "current"))
+        except OSError:
+            current = None
+        for name in names:
+            if name in ("lock", "current") or name.startswith("."):
+                continue
+            path = os.path.join(kdir, name)
+            out.append(Build(k, name, path, name == current, last_used(path)))
+    return out
+
+
+def half_built(cache: str) -> list:
+    """(key dir, name) of what dead builders and maintenance left: ``.tmp-*``
+    builds, ``.link-*`` symlinks; and ("<cache>/layers", ".trash-*") keys."""
+    root = layers_dir(cache)
+    out = []
+    try:
+        keys = os.listdir(root)
+    except OSError:
+        return out
+    for k in keys:
+        if k.startswith(".trash-"):
+            out.append((root, k))
+            continue
+        try:
+            out += [(os.path.join(root, k), n) for n in os.listdir(os.path.join(root, k))
+                    if n.startswith((".tmp-", ".link-"))]
+        except OSError:
+            continue
+    return out
+
+
+def remove_half_built(kdir: str, name: str) -> None:
+    from reaper.removal import remove_tree
+
+    if name.startswith(".link-"):
+        try:
+            os.unlink(os.path.join(kdir, name))
+        except FileNotFoundError:
+            pass
+    else:
+        remove_tree(kdir, name)
+
+
+def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
+    """Remove the layer builds ``select(build, is_current, last_used)`` picks,
+    unless in use. Returns (builds removed, [(build, why kept)]). ``in_use``:
+    build paths that trees name in their metadata (the caller surveys them).
+
+    Lock order, so that no interleaving breaks a run or a build:
+      1. the key's ``lock``, exclusively, without waiting: builders and the
+         finisher (byte-compile) hold it (busy: the key is skipped and
+         reported; a build in progress, its ``.tmp-*`` and ``current`` are
+         never touched under a builder, and maintenance never hangs on one);
+      2. each build dir, exclusively, without waiting: every run holds it
+         shared from its lookup until its reaper exits (busy: in use, skip);
+      3. holding both, unlink ``current`` if it names the build, rename the
+         build aside (``.tmp-pruned-*``: a run that wins the shared lock
+         afterwards sees the rename and treats it as a miss), let the
+         build's lock go, then remove it.
+    A builder never waits on readers: it only takes the key's lock, which
+    maintenance holds for a key's renames, never while a run is waiting.
+    Kept trees (--keep) hold no lock once their reaper is gone: their
+    lock file's metadata names their layer (``in_use``), and that layer
+    stays too.
+    """
+    import fcntl
+
+    from reaper.removal import remove_tree
+
+    layers = layers_dir(root)
+    kept_by_trees = {os.path.realpath(p) for p in in_use}
+    removed, kept = [], []
+    try:
+        keys = sorted(os.listdir(layers))
+    except FileNotFoundError:
+        return removed, kept
+    except OSError as e:
+        raise RunxError(f"cannot read {layers}: {e.strerror}", "check its permissions")
+    for k in keys:
+        kdir = os.path.join(layers, k)
+        if k.startswith("."):            # a key moved aside by a `clean` that died
+            if k.startswith(".trash-") and not dry:
+                remove_tree(layers, k)
+            continue
+        lock_path = os.path.join(kdir, "lock")
+        try:
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           0o600)
+        except FileNotFoundError:        # moved aside by a concurrent `clean`
+            continue
+        except OSError as e:             # a read-only or unwritable cache: nothing can go
+            raise RunxError(f"cannot change the cache: {kdir}: {e.strerror}",
+                            "check that it is writable (mount options, permissions)")
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                kept.append((kdir, "a build or a byte-compile is in progress"))
+                continue
+            try:
+                st, now = os.fstat(lock), os.stat(lock_path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                continue                 # moved aside meanwhile by a concurrent `clean`
+            try:
+                current = os.readlink(os.path.join(kdir, "current"))
+            except OSError:
+                current = None
+            left = 0
+            for build in sorted(os.listdir(kdir)):
+                if build in ("lock", "current"):
+                    continue
+                if build.startswith("."):       # a dead builder's, or a pruned build's
+                    if not dry:
+                        if build.startswith(".link-"):
+                            os.unlink(os.path.join(kdir, build))
+                        else:
+                            remove_tree(kdir, build)
+                    continue
+                bpath = os.path.join(kdir, build)
+                if not select(build, build == current, last_used(bpath)):
+                    left += 1
+                    continue
+                if os.path.realpath(bpath) in kept_by_trees:
+                    kept.append((bpath, "a live or kept environment uses it"))
+                    left += 1
+                    continue
+                try:
+                    bfd = os.open(bpath, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                  | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    try:
+                        fcntl.flock(bfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        kept.append((bpath, "a running environment uses it"))
+                        left += 1
+                        continue
+                    removed.append(bpath)
+                    if dry:
+                        continue
+                    if build == current:
+                        os.unlink(os.path.join(kdir, "current"))
+                        current = None
+                    aside = ".tmp-pruned-" + build
+                    os.rename(bpath, os.path.join(kdir, aside))
+                finally:
+                    os.close(bfd)
+                remove_tree(kdir, aside)
+            if not left and not dry and current is None:
+                # Nothing left in the key: the directory goes too, lock file
+                # and all. Moved aside first, while this holds its lock: a
+                # builder waiting on that lock file then sees the path name
+                # another file and starts over (layers._key_lock), and none
+                # can create anything in a directory being emptied.
+                aside = f".trash-{k}-{os.urandom(4).hex()}"
+                os.rename(kdir, os.path.join(layers, aside))
+                remove_tree(layers, aside)
+        finally:
+            os.close(lock)
+    return removed, kept
+
+
+
+
+def expire(cache: str, in_use=frozenset(), *, dry: bool = False, now: float | None = None,
+           age: float | None = None) -> tuple:
+    """Remove every build not used for ``age`` seconds (RUNX_CACHE_MAX_AGE by
+    default) and what no layer needs any more: interpreter answers not read
+    for as long (or naming an executable that changed), script settings not
+    used for as long, byte-code no layer links. Builds in use or being
+    built stay (see prune). Returns (removed, [(path, why kept)])."""
+    now = time.time() if now is None else now
+    age = max_age() if age is None else age
+    removed, kept = prune(cache, lambda _build, _current, used: now - used > age,
+                          dry=dry, in_use=in_use)
+    removed += expire_files(cache, now - age, dry=dry)
+    return removed, kept
+
+
+def expire_files(cache: str, before: float, *, dry: bool) -> list:
+    """The cache's small files that outlived their use, then its directories
+    left empty."""
+    import marshal
+
+    from runner.interpreter import _stat_sig
+
+    removed = []
+    # Interpreter answers are read, never rewritten, by the runs that use
+    # them: their access time says when (relatime updates it at least
+    # daily). On a noatime mount an answer is asked again after max age:
+    # one `uv python find`.
+    d = os.path.join(cache, "interpreters")
+    for name in _names(d):
+        path = os.path.join(d, name)
+        try:
+            st = os.lstat(path)
+            stale = max(st.st_atime, st.st_mtime) < before
+            if not stale:
+                with open(path, "rb") as f:
+                    info = marshal.loads(f.read())
+                stale = any(_stat_sig(sig[0]) != tuple(sig) for sig in info["stats"])
+        except (OSError, ValueError, EOFError, TypeError, KeyError):
+            stale = True
+        if stale:
+            removed.append(path)
+            if not dry:
+                _unlink(path)
+    # A script's [tool.uv] settings file: its mtime is its last use
+    # (scripts._content_file touches it); rewritten by the next run needing it.
+    d = os.path.join(cache, "script-settings")
+    for name in _names(d):
+        path = os.path.join(d, name)
+        try:
+            stale = os.lstat(path).st_mtime < before
+        except OSError:
+            continue
+        if stale:
+            removed.append(path)
+            if not dry:
+                _unlink(path)
+    # Shared byte-code (see BYTECODE) that no layer links any more.
+    d = os.path.join(cache, BYTECODE)
+    for sub in _names(d):
+        for name in _names(os.path.join(d, sub)):
+            path = os.path.join(d, sub, name)
+            try:
+                orphan = os.lstat(path).st_nlink == 1
+            except OSError:
+                continue
+            if orphan:
+                removed.append(path)
+                if not dry:
+                    _unlink(path)
+        if not dry:
+            try:
+                os.rmdir(os.path.join(d, sub))
+            except OSError:
+                pass        # not empty, or a finisher is linking into it (it retries)
+    # Nothing empty left behind: every writer makes its directory again
+    # (and retries if it loses a race with this rmdir).
+    for sub in (BYTECODE, "interpreters", "script-settings", "layers"):
+        if not dry:
+            try:
+                os.rmdir(os.path.join(cache, sub))
+            except OSError:
+                pass        # not empty, or not there
+    return removed
+
+
+def _names(d: str) -> list:
+    try:
+        return sorted(os.listdir(d))
+    except OSError:
+        return []
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def expire_if_due(cache: str, in_use_fn, log=lambda msg: None) -> list:
+    """The reapers' expiry: at most once per EXPIRY_EVERY seconds (or per
+    max age, if shorter), whoever gets the stamp's lock first. The stamp's
+    mtime is when the last expiry started; ``in_use_fn()`` gives the builds
+    trees name (called only when due)."""
+    import fcntl
+
+    age = max_age()
+    stamp = os.path.join(cache, EXPIRY_STAMP)
+    now = time.time()
+    try:
+        if now - os.stat(stamp).st_mtime < min(EXPIRY_EVERY, age):
+            return []
+    except FileNotFoundError:
+        if not os.path.isdir(layers_dir(cache)):
+            return []               # nothing cached: nothing to expire, no stamp to leave
+    except OSError:
+        return []
+    try:
+        fd = os.open(stamp, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return []
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return []               # another reaper is expiring
+        if now - os.fstat(fd).st_mtime < min(EXPIRY_EVERY, age):
+            return []               # one just finished
+        os.utime(fd)
+        removed, _kept = expire(cache, in_use_fn(), now=now, age=age)
+    except (RunxError, OSError) as e:    # a read-only cache, a permission: the reaper goes on
+        log(f"expiry: {e}")
+        return []
+    finally:
+        os.close(fd)
+    for p in removed:
+        log(f"expiry: removed {p}")
+    return removed

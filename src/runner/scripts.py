@@ -334,12 +334,21 @@ def _content_file(cache: str, text: str) -> str:
 
     d = os.path.join(cache, "script-settings")
     path = os.path.join(d, _hash(text.encode(), digest_size=16).hexdigest() + ".txt")
-    if not os.path.exists(path):
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+    for _ in range(3):
+        try:
+            os.utime(path)      # its last use, for the cache's expiry (layers.expire_files)
+            break
+        except FileNotFoundError:
+            pass
+        try:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+            break
+        except FileNotFoundError:
+            continue            # the cache's expiry removed the empty directory meanwhile
     return path
 
 
