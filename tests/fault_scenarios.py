@@ -119,7 +119,7 @@ def _killed_at(runx, point: str, *, needs_gc: bool):
     cold.env["RUNX_FAULT_STOP"] = point
     p = cold.popen("--with", "runxdemo", "python", "-c", "pass",
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert poll(lambda: stopped(p.pid), 60), f"runx never reached checkpoint {point}"
+    assert poll(lambda: stopped(p.pid), 60), f"runx never reached fault point {point}"
     p.kill()
     p.wait()
     if needs_gc:
@@ -308,7 +308,7 @@ def _maintenance_at(runx, point: str, cold_cache: bool):
     stop.env["RUNX_FAULT_STOP"] = point
     p = stop.popen("--with", "runxdemo", "python", "-c", IMPORTS,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert poll(lambda: stopped(p.pid), 60), f"runx never reached checkpoint {point}"
+    assert poll(lambda: stopped(p.pid), 60), f"runx never reached fault point {point}"
     maintain(run)
     os.kill(p.pid, signal.SIGCONT)
     finish_payload(p)

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import RUNX, alive, build_wheel, runtime_entries, wait_until
 
-from runner import cli, completion, dotenv, options, scripts
+from runner import cli, completion, dotenv, options, pep723
 from runner.errors import RunxError, UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,26 +59,26 @@ print(json.dumps({"argv": sys.argv, "pid": os.getpid(), "prefix": sys.prefix,
 # --- PEP 723 parsing (in process) --------------------------------------------
 
 def test_pep723_block_is_read():
-    m = scripts.parse(SCRIPT)
+    m = pep723.parse(SCRIPT)
     assert m.found and m.dependencies == ["runxdemo"] and m.requires_python == ">=3.8"
 
 
 def test_pep723_no_block_and_other_blocks_are_ignored():
-    assert not scripts.parse("print('hi')\n").found
+    assert not pep723.parse("print('hi')\n").found
     text = "# /// pyproject\n# [tool.x]\n# a = 1\n# ///\nprint()\n"
-    assert not scripts.parse(text).found
+    assert not pep723.parse(text).found
 
 
 def test_pep723_closing_line_inside_content_follows_the_pep():
     # The PEP's own example: '# ///' lines inside the content do not end the
     # block while the next line is still a comment line.
     text = ('# /// script\n# dependencies = ["a"]\n# x = """\n# ///\n# """\n# ///\n\nprint()\n')
-    m = scripts.parse(text)
+    m = pep723.parse(text)
     assert m.dependencies == ["a"]
 
 
 def test_pep723_unclosed_block_is_ignored():
-    m = scripts.parse('#!/bin/env -S runx\n# /// script\n# dependencies = ["a"]\nprint()\n')
+    m = pep723.parse('#!/bin/env -S runx\n# /// script\n# dependencies = ["a"]\nprint()\n')
     assert not m.found and m.dependencies == [] and m.unclosed.line == 2 and m.unclosed.stop_line == 4
 
 
@@ -105,7 +105,7 @@ def test_unclosed_block_warns_and_runs(runx, tmp_path):
 ])
 def test_pep723_malformed_blocks_are_usage_errors(text, words):
     with pytest.raises(UsageError) as e:
-        scripts.parse(text, "x.py")
+        pep723.parse(text, "x.py")
     assert words in e.value.message and e.value.code == 2
 
 
@@ -122,16 +122,16 @@ def test_pep723_malformed_blocks_are_usage_errors(text, words):
     ("3.13.0", ">=3.13.0rc1", True), ("3.11.7", " >= 3.8 ", True), ("3.11.7", "===3.11.7", True),
 ])
 def test_requires_python_specifiers(version, spec, ok):
-    assert scripts.satisfies(version, spec) is ok
+    assert pep723.satisfies(version, spec) is ok
 
 
 def test_requires_python_not_met_by_an_explicit_choice_warns(capsys):
     # uv run --python 3.10 script.py (requires >=3.12) warns and runs it: so does runx.
-    m = scripts.Metadata([], ">=3.99", True)
-    assert scripts.check_python(m, "3.11.7", "tool.py") is False
+    m = pep723.Metadata([], ">=3.99", True)
+    assert pep723.check_python(m, "3.11.7", "tool.py") is False
     err = capsys.readouterr().err
     assert err.startswith("runx: warning:") and ">=3.99" in err and "3.11.7" in err
-    assert scripts.check_python(m, "3.11.7", "tool.py", verbosity=-1) is False
+    assert pep723.check_python(m, "3.11.7", "tool.py", verbosity=-1) is False
     assert capsys.readouterr().err == ""
 
 
@@ -584,7 +584,7 @@ def test_no_new_imports_on_a_plain_run(runx, tmp_path):
         return {ln.split("|")[-1].strip() for ln in r.stderr.splitlines()
                 if ln.startswith("import time:")}
     plain = imported("--with", "runxdemo", "python", "-c", "pass")
-    for mod in ("runner.scripts", "runner.dotenv", "runner.completion", "tomllib", "tomli"):
+    for mod in ("runner.pep723", "runner.dotenv", "runner.completion", "tomllib", "tomli"):
         assert mod not in plain, f"{mod} imported on the warm path"
     bare = tmp_path / "bare.py"
     bare.write_text("pass\n")

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import RUNX, build_wheel
-from runner import scripts
+from runner import pep723
 from runner.errors import UsageError
 
 SHOW = ("import sys, runxdemo; print(runxdemo.VERSION, "
@@ -53,10 +53,10 @@ def test_crlf_script_gets_its_dependencies_like_uv(runx, tmp_path, newline):
 
 
 def test_crlf_block_parses_in_process():
-    m = scripts.parse(BLOCK.replace("\n", "\r\n") + "print()\r\n")
+    m = pep723.parse(BLOCK.replace("\n", "\r\n") + "print()\r\n")
     assert m.found and m.dependencies == ["runxdemo"] and m.requires_python == ">=3.8"
     # A CRLF last line with no newline at the end of the file, too.
-    m = scripts.parse('# /// script\r\n# dependencies = ["a"]\r\n# ///')
+    m = pep723.parse('# /// script\r\n# dependencies = ["a"]\r\n# ///')
     assert m.dependencies == ["a"]
 
 
@@ -75,7 +75,7 @@ def test_crlf_block_parses_in_process():
     ('# /// script\r# dependencies = ["a"]\r# ///\r', None),
 ])
 def test_block_boundaries_as_uv(text, deps):
-    m = scripts.parse(text)
+    m = pep723.parse(text)
     if deps is None:
         assert not m.found and m.dependencies == []
     else:
@@ -86,7 +86,7 @@ def test_the_last_closing_line_wins_as_in_uv():
     # uv takes everything up to the last '# ///' of the comment run: here a
     # '///' line inside the TOML, which is then malformed (uv refuses it too).
     with pytest.raises(UsageError) as e:
-        scripts.parse('# /// script\n# dependencies = ["a"]\n# ///\n#\n# ///\nprint()\n', "x.py")
+        pep723.parse('# /// script\n# dependencies = ["a"]\n# ///\n#\n# ///\nprint()\n', "x.py")
     assert "malformed" in e.value.message
 
 
@@ -119,7 +119,7 @@ OPS = ["~=", "==", "!=", "<=", ">=", "<", ">"]
 
 def valid(spec: str) -> bool:
     try:
-        scripts.parse_specifier(spec)
+        pep723.parse_specifier(spec)
         return True
     except UsageError:
         return False
@@ -143,17 +143,17 @@ def test_packaging_normalized_spellings(version):
 
 @pytest.mark.parametrize("version, spec, expected", cases.CONTAINS)
 def test_packaging_contains(version, spec, expected):
-    assert scripts.satisfies(version, spec) is expected
+    assert pep723.satisfies(version, spec) is expected
 
 
 @pytest.mark.parametrize("spec, version, expected", cases.INVALID_VERSION)
 def test_packaging_contains_invalid_versions(spec, version, expected):
-    assert scripts.satisfies(version, spec) is expected
+    assert pep723.satisfies(version, spec) is expected
 
 
 @pytest.mark.parametrize("version, spec, expected", cases.ARBITRARY + cases.SET_ARBITRARY)
 def test_packaging_arbitrary_equality(version, spec, expected):
-    assert scripts.satisfies(version, spec) is expected
+    assert pep723.satisfies(version, spec) is expected
 
 
 # The issue's cases: valid specifiers refused by the old check, invalid ones
@@ -190,7 +190,7 @@ def test_every_specifier_agrees_with_packaging():
         if theirs is None:
             continue
         for v in sorted(versions):
-            assert scripts.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
+            assert pep723.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
             checked += 1
     assert checked > 50000, checked      # 57 000 with packaging's lists as copied
 
@@ -272,8 +272,8 @@ def test_tool_uv_indexes_map_to_uv_pip_options(tmp_path):
          ["--no-index"]),
     ]:
         tool_script(s, ["uvtooldemo"], tool)
-        meta = scripts.read(str(s))
-        t = scripts.tool_uv(meta, str(s), str(tmp_path / "cache"))
+        meta = pep723.read(str(s))
+        t = pep723.tool_uv(meta, str(s), str(tmp_path / "cache"))
         got = [] if t.requirements_file is None else [
             ln for ln in open(t.requirements_file).read().splitlines() if not ln.startswith("#")]
         assert got == want, tool
@@ -341,8 +341,8 @@ def test_tool_uv_sources_become_direct_references(tmp_path):
 # notadep = { path = "x" }
 # ///
 """)
-    meta = scripts.read(str(s))
-    t = scripts.tool_uv(meta, str(s), str(tmp_path / "cache"))
+    meta = pep723.read(str(s))
+    t = pep723.tool_uv(meta, str(s), str(tmp_path / "cache"))
     assert t.dependencies == ["other"]
     got = [ln for ln in open(t.requirements_file).read().splitlines() if not ln.startswith("#")]
     assert got == [

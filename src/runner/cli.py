@@ -5,7 +5,7 @@
 
 Everything from COMMAND on is the payload's, untouched, even arguments that
 look like runx options. A first positional that is a script (see
-runner.scripts: an existing ``*.py`` file, or a file whose ``#!`` line
+runner.pep723: an existing ``*.py`` file, or a file whose ``#!`` line
 mentions runx) runs as ``python SCRIPT ARG...``; ``-m MODULE`` as
 ``python -m MODULE ARG...``.
 
@@ -17,7 +17,7 @@ module only when used.
 import os
 import sys
 
-from runner import __version__, checkpoint
+from runner import __version__, fault_point
 from runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError
 
 USAGE = """\
@@ -346,12 +346,12 @@ def parse(argv: list) -> Options:
         first = rest[0]
         # One stat for a plain command name; the scripts module only for files.
         if first.endswith(".py") or os.path.isfile(first):
-            from runner import scripts
+            from runner import pep723
 
-            if scripts.is_script(first):
+            if pep723.is_script(first):
                 o.script = first
                 o.command = ["python", first, *rest[1:]]
-            elif scripts.missing_script(first):
+            elif pep723.missing_script(first):
                 if "/" in first:
                     raise UsageError(f"script {first}: no such file", "check the path")
                 # Not a file, but maybe a console script of the environment
@@ -466,9 +466,9 @@ def _inputs(o: Options, log):
         meta = _stdin_script(o)
         reqs += meta.dependencies
     elif o.script:
-        from runner import scripts
+        from runner import pep723
 
-        meta = scripts.read(o.script)
+        meta = pep723.read(o.script)
         if meta.found:
             log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
                 + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
@@ -481,7 +481,7 @@ def _inputs(o: Options, log):
         if meta.tool_uv:
             from runner import paths
 
-            t = scripts.tool_uv(meta, o.script, paths.private_dir(paths.cache_dir()))
+            t = pep723.tool_uv(meta, o.script, paths.private_dir(paths.cache_dir()))
             reqs += t.dependencies
             if t.requirements_file:
                 files.append(t.requirements_file)
@@ -493,9 +493,9 @@ def _inputs(o: Options, log):
             reqs += meta.dependencies
     for f in o.with_requirements:
         if f.endswith(".py"):
-            from runner import scripts
+            from runner import pep723
 
-            m = scripts.read(f, what="requirements file")
+            m = pep723.read(f, what="requirements file")
             log(f"--with-requirements {f}: dependencies {m.dependencies or 'none'}")
             reqs += m.dependencies
         else:
@@ -513,7 +513,7 @@ _ARG_MAX = 128 * 1024 - 256
 def _stdin_script(o: Options):
     """Read `runx -`'s script from stdin, whole, as `uv run -` does (the
     payload then finds stdin at its end), into ``python -c TEXT``."""
-    from runner import scripts
+    from runner import pep723
 
     try:
         data = sys.stdin.buffer.read() if sys.stdin is not None else b""
@@ -531,8 +531,8 @@ def _stdin_script(o: Options):
                          f"at most {_ARG_MAX})", "save it to a file and run: runx FILE.py")
     o.command[2] = text
     if "# /// script" not in text:
-        return scripts.Metadata()
-    return scripts.parse(text, "<stdin>")
+        return pep723.Metadata()
+    return pep723.parse(text, "<stdin>")
 
 
 def _no_command(layer) -> UsageError:
@@ -546,7 +546,7 @@ def _no_command(layer) -> UsageError:
 
 
 def run(o: Options) -> None:
-    from runner import interpreter, layers, launch, paths, trees
+    from runner import interpreter, layers, launch, paths, trees, venv
     from runner.requirements import Spec
     from reaper import watch
     from reaper.daemon import Job
@@ -567,9 +567,9 @@ def run(o: Options) -> None:
     log(f"interpreter: {interp.executable} ({interp.version}), "
         + (f"for {choice.request!r} from {choice.source}" if choice.request else choice.source))
     if rp:
-        from runner import scripts
+        from runner import pep723
 
-        if scripts.check_python(meta, interp.version, o.script, o.verbosity):
+        if pep723.check_python(meta, interp.version, o.script, o.verbosity):
             log(f"requires-python {rp!r}: {interp.version} satisfies it")
     spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
                 o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable)
@@ -611,11 +611,11 @@ def run(o: Options) -> None:
         raise RunxError(f"cannot create the environment in {runtime}: {e.strerror}",
                         "check free space and permissions, or set RUNX_RUNTIME_DIR")
     try:
-        tree.entries = trees.entries(tree.path, interp, layer)
+        tree.entries = venv.entries(tree.path, interp, layer)
         if o.tree == "dir":
             trees.populate(tree)
         token = watch.prepare_self()
-        checkpoint("tree")
+        fault_point("tree")
     except BaseException as e:
         trees.discard(tree)
         if isinstance(e, OSError):
@@ -624,16 +624,12 @@ def run(o: Options) -> None:
         raise
     log(f"tree: {tree.path} ({o.tree}, {len(tree.entries)} entries"
         + (f" over layer {layer.path})" if layer else ")"))
-    job = Job(tree.id, runtime, tree.path, tree.dev, tree.ino, tree.lock_fd, token,
-              mode=o.tree, entries=tree.entries, cache=cache, keep=o.keep,
-              finish_layer=layer.path if layer and not layer.compiled else None,
+    job = Job(tree, token, cache=cache, keep=o.keep,
+              compile_layer=layer.path if layer and not layer.compiled else None,
               layer_fd=layer.fd if layer else None)
-    handshake = watch.NEEDS_ARMING or o.tree == "fuse"
     try:
-        if o.verbosity > 0:     # only -v pays for learning the reaper's pid
-            reaper_pid = launch.start_reaper(job, needs_handshake=handshake, report_pid=True)
-        else:
-            launch.start_reaper(job, needs_handshake=handshake)
+        # Only -v pays for learning the reaper's pid.
+        reaper_pid = launch.start_reaper(job, report_pid=o.verbosity > 0)
     except BaseException:
         trees.discard(tree)
         raise
@@ -644,7 +640,7 @@ def run(o: Options) -> None:
                 "then waits for any process still using the tree, then removes it")
         log(f"reaper: pid {reaper_pid or '?'} (own session); waits for pid {os.getpid()} "
             f"(this process, soon the command) to exit via {watch.NAME}"
-            + (" (armed before exec)" if handshake else "") + f"; {then}")
+            + (" (armed before exec)" if job.needs_handshake else "") + f"; {then}")
     if o.no_cache and not spec.empty:
         from runner import uv
 
@@ -671,5 +667,5 @@ def run(o: Options) -> None:
         _say(f"runx: keeping {tree.path}\n")
     log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
         + (" ..." if len(o.command) > 6 else ""))
-    checkpoint("exec")
+    fault_point("exec")
     launch.exec_payload(path, o.command, env)

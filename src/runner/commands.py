@@ -316,7 +316,7 @@ def cache(args: list) -> int:
                              "wait for them, or use 'runx cache clean --force'")
         removed, kept = _maintain(root, lambda *_: True, dry=False)
         shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
-        # Settings files of script blocks' [tool.uv] (see scripts.tool_uv):
+        # Settings files of script blocks' [tool.uv] (see pep723.tool_uv):
         # rewritten on the next run that needs one.
         shutil.rmtree(os.path.join(root, "script-settings"), ignore_errors=True)
         for p, why in kept:

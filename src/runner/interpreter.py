@@ -121,7 +121,7 @@ def _compatible(request: str, requires_python: str) -> bool:
     anything else (a path, a name, a range) is left for uv to judge."""
     import re
 
-    from runner import scripts
+    from runner import pep723
 
     m = re.fullmatch(r"(?:(?:cpython|python|pypy|graalpy|cp|pp)[@-]?)?"
                      r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+@]?[a-z0-9_]*)?", request.lower())
@@ -134,7 +134,7 @@ def _compatible(request: str, requires_python: str) -> bool:
         candidates = [f"{major}.{minor}.{p}" for p in range(100)]
     else:
         candidates = [f"{major}.{n}.{p}" for n in range(40) for p in range(0, 100, 33)]
-    return any(scripts.satisfies(v, requires_python) for v in candidates)
+    return any(pep723.satisfies(v, requires_python) for v in candidates)
 
 
 def version_file(start: str) -> tuple[str, list[str]] | None:

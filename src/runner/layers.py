@@ -3,7 +3,7 @@
 Byte-compiling is deferred: uv installs without it (as `uv run` does), the
 layer is published at once, and the run's reaper compiles it in the
 background at low priority while the payload runs, then makes it read-only
-(``finish``). Until then the layer's directories stay writable, so the first
+(``compile_and_freeze``). Until then the layer's directories stay writable, so the first
 runs write the bytecode of what they import, exactly as in uv's own
 environments; after it, no run compiles anything.
 
@@ -22,7 +22,7 @@ import os
 import stat
 import time
 
-from runner import checkpoint
+from runner import fault_point
 from runner.errors import RunxError
 from runner.interpreter import Interpreter
 from runner.requirements import Spec, _hash
@@ -50,7 +50,7 @@ class Layer:
         self.scripts = scripts              # [{"name", "kind": "python"|"link", "body"?, "mode"}]
         self.created = created
         self.pinned = pinned
-        self.compiled = compiled            # byte-compiled and frozen (see finish)
+        self.compiled = compiled            # byte-compiled and frozen (see compile_and_freeze)
         self.prefix = prefix                # [(kind, relpath, data)]: see prefix_entries
         self.fd = fd                        # the build dir, flock'ed shared (see lookup)
 
@@ -109,7 +109,7 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
         mfd = os.open(FAST_MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
         with open(mfd, "rb") as f:
             # Ours and private before it is believed (issue 10, defect 5); its
-            # mode also says whether the freeze completed (see finish).
+            # mode also says whether the freeze completed (see compile_and_freeze).
             mst = trusted_file(mfd, os.path.join(path, FAST_MANIFEST))
             m = marshal.loads(f.read())
         layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
@@ -181,13 +181,13 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
         try:
             # The venv itself is the same handful of entries as a thin tree:
             # written here, it saves a whole `uv venv` process per build.
-            from runner import trees
+            from runner import venv
 
             os.mkdir(tmp, 0o700)
-            trees.write_entries(tmp, trees.entries(tmp, interp, None, role="layer"))
+            venv.write_entries(tmp, venv.entries(tmp, interp, None, role="layer"))
             bindir = os.path.join(tmp, "bin")
             machinery = set(os.listdir(bindir))
-            checkpoint("install")
+            fault_point("install")
             uv.pip_install(os.path.join(bindir, "python"), spec.uv_args() + list(uv_run_args),
                            offline=offline, refresh=refresh, compile_bytecode=False,
                            verbosity=verbosity)
@@ -334,7 +334,7 @@ def _mirror(root, rel, depth, skip, through, out) -> None:
 
 def _freeze_data(root: str, prefix: list) -> None:
     """The directories a tree links into are read-only from the start (site-
-    packages waits for the compile, see finish): a run's write through a link
+    packages waits for the compile, see compile_and_freeze): a run's write through a link
     fails instead of landing in the shared layer."""
     for kind, path, _ in prefix:
         if kind == "link" and os.path.isdir(os.path.join(root, path)) \
@@ -384,7 +384,7 @@ sys.exit(0 if compileall.compile_dir(sys.argv[2], quiet=1, workers=1) else 1)
 """
 
 
-def finish(layer_path: str, log=lambda msg: None) -> bool:
+def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
     """Byte-compile a published layer and make it read-only; run by a reaper
     (detached, niced) while its payload runs. The key's lock makes one
     finisher at a time; a layer found compiled is left alone. If the
@@ -402,7 +402,7 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
     import json
     import subprocess
 
-    from runner import checkpoint
+    from runner import fault_point
 
     kdir = os.path.dirname(layer_path)
     try:
@@ -431,12 +431,12 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
             p = subprocess.Popen([python, "-I", "-c", _COMPILE, str(os.getpid()), site],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
-            checkpoint("compile")
+            fault_point("compile")
             if p.wait() != 0:
                 log(f"compile failed ({p.returncode}); a later run retries")
                 return False
         _freeze(layer_path, root_too=False)
-        checkpoint("freeze")
+        fault_point("freeze")
         if not manifest.get("compiled", True):
             manifest["compiled"] = True
             for name, data in ((FAST_MANIFEST, marshal.dumps(manifest)),
