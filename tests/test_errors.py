@@ -204,3 +204,34 @@ def test_cache_clean_counts_live_trees_not_layers(runx, tmp_path):
     # Once the layer's finisher (byte-compile) lets go of the key.
     wait_until(lambda: c.run("cache", "clean", local=False).stdout.startswith(
         "removed 1 layer from "), 60, "clean to remove the layer")
+
+
+# --- a closed stderr -------------------------------------------------------
+# Every runx message goes through runner.errors.say, which tolerates a caller
+# that closed fd 2 (`runx ... 2>&-`, sys.stderr is None): a message must never
+# be what makes a run fail.
+
+def _closed_stderr(c: Runx, *args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *c.argv(*args)],
+                          env=c.env, capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.mark.parametrize("verbosity", [[], ["-v"], ["--keep"]])
+def test_cold_build_with_stderr_closed(runx, tmp_path, verbosity):
+    """Cold build (the install summary), -v's log and --keep's path, all
+    written to a closed stderr: the command still runs."""
+    c = Runx(runx.runtime, str(tmp_path / "cold-cache"), runx.wheelhouse)
+    r = _closed_stderr(c, *verbosity, "--with", "runxdemo", "python", "-c",
+                       "import runxdemo; print(runxdemo.VERSION)")
+    assert (r.returncode, r.stdout) == (0, "1.0\n"), (r.returncode, r.stdout, r.stderr)
+    if verbosity == ["--keep"]:
+        assert subprocess.run([RUNX, "gc", "--kept"], env=c.env,
+                              capture_output=True).returncode == 0
+    c.wait_clean()
+
+
+def test_error_with_stderr_closed_keeps_its_exit_code(runx):
+    r = _closed_stderr(runx, "--no-project", "no-such-command-here")
+    assert r.returncode == 127, (r.returncode, r.stdout, r.stderr)
+    r = _closed_stderr(runx, "--no-such-option", "python")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)

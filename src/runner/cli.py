@@ -18,7 +18,7 @@ import os
 import sys
 
 from runner import __version__, fault_point
-from runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError
+from runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError, say
 
 USAGE = """\
 usage: runx [OPTIONS] [--] COMMAND [ARG...]
@@ -393,11 +393,6 @@ def _uv_spelling(opt, value) -> list:
     return [opt.name] if value is None else [opt.name, value]
 
 
-def _say(text: str) -> None:
-    if sys.stderr is not None:          # the caller may have closed fd 2
-        sys.stderr.write(text)
-
-
 # Control characters in what the user typed (a newline in a --with value, a
 # file name) would split the one error line: shown escaped, as repr would.
 _ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
@@ -420,7 +415,7 @@ def main(argv: list | None = None) -> None:
         run(parse(argv))
     except RunxError as e:
         hint = f" ({_one_line(e.hint)})" if e.hint else ""
-        _say(f"runx: error: {_one_line(e.message)}{hint}\n")
+        say(f"runx: error: {_one_line(e.message)}{hint}\n")
         raise SystemExit(e.code)
     except KeyboardInterrupt:
         # Die of the signal, as the caller expects of an interrupted command.
@@ -435,13 +430,13 @@ def main(argv: list | None = None) -> None:
     except Exception as e:
         if isinstance(e, OSError) and e.errno in (24, 23):   # EMFILE, ENFILE
             # Not a bug: a tiny RLIMIT_NOFILE (ulimit -n) can fail any open.
-            _say(f"runx: error: too many open files: {_one_line(str(e))} "
+            say(f"runx: error: too many open files: {_one_line(str(e))} "
                  "(raise the open-file limit, ulimit -n)\n")
             raise SystemExit(EXIT_ENV)
         # A bug, not a user error: still one line, no traceback, unless asked.
         if os.environ.get("RUNX_DEBUG"):
             raise
-        _say(f"runx: error: internal error: {type(e).__name__}: {_one_line(str(e))} "
+        say(f"runx: error: internal error: {type(e).__name__}: {_one_line(str(e))} "
                          "(a bug in runx; RUNX_DEBUG=1 shows the traceback)\n")
         raise SystemExit(EXIT_ENV)
 
@@ -473,7 +468,7 @@ def _inputs(o: Options, log):
             log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
                 + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
         elif meta.unclosed and o.verbosity >= 0:
-            _say(f"runx: warning: {o.script}, line {meta.unclosed.line}: "
+            say(f"runx: warning: {o.script}, line {meta.unclosed.line}: "
                  f"{meta.unclosed.describe()}; the block is ignored, so none of its "
                  "dependencies are installed\n")
         else:
@@ -551,7 +546,7 @@ def run(o: Options) -> None:
     from reaper import watch
     from reaper.daemon import Job
 
-    log = (lambda msg: _say(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
+    log = (lambda msg: say(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
     if o.with_requirements or o.env_files or o.script:
         script_reqs, req_files, extra_env, meta = _inputs(o, log)
     else:
@@ -664,7 +659,7 @@ def run(o: Options) -> None:
             e.hint = "name the package with --from PKG COMMAND"
         raise
     if o.keep and o.verbosity >= 0:
-        _say(f"runx: keeping {tree.path}\n")
+        say(f"runx: keeping {tree.path}\n")
     log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
         + (" ..." if len(o.command) > 6 else ""))
     fault_point("exec")

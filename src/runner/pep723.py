@@ -14,7 +14,7 @@ block, never on a plain ``runx --with X cmd``.
 
 import os
 
-from runner.errors import UsageError
+from runner.errors import UsageError, say
 
 _SHEBANG_PEEK = 512     # bytes read to see a shebang line
 
@@ -529,9 +529,7 @@ def check_python(meta: Metadata, version: str, path: str, verbosity: int = 0) ->
     if not meta.requires_python or satisfies(version, meta.requires_python):
         return True
     if verbosity >= 0:
-        import sys
-
-        sys.stderr.write(f"runx: warning: the requested interpreter is Python {version}, "
-                         f"which does not satisfy {path}'s requires-python "
-                         f"{meta.requires_python!r}; running it anyway, as uv does\n")
+        say(f"runx: warning: the requested interpreter is Python {version}, "
+            f"which does not satisfy {path}'s requires-python "
+            f"{meta.requires_python!r}; running it anyway, as uv does\n")
     return False
