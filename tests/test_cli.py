@@ -573,28 +573,6 @@ def test_reaper_pid_pipe_only_with_verbose(runx, tmp_path):
     runx.wait_clean()
 
 
-def test_no_new_imports_on_a_plain_run(runx, tmp_path):
-    """The warm path of `runx --with X cmd` loads none of the modules this
-    issue added; a script loads tomllib only if it has a block."""
-    def imported(*args) -> set:
-        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "runner",
-                            "--find-links", runx.wheelhouse, "--no-index", *args],
-                           env=runx.env, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        return {ln.split("|")[-1].strip() for ln in r.stderr.splitlines()
-                if ln.startswith("import time:")}
-    plain = imported("--with", "runxdemo", "python", "-c", "pass")
-    for mod in ("runner.pep723", "runner.dotenv", "runner.completion", "tomllib", "tomli"):
-        assert mod not in plain, f"{mod} imported on the warm path"
-    bare = tmp_path / "bare.py"
-    bare.write_text("pass\n")
-    assert "tomllib" not in imported(str(bare))
-    block = tmp_path / "block.py"
-    block.write_text("# /// script\n# dependencies = []\n# ///\n")
-    assert "tomllib" in imported(str(block)) or "tomli" in imported(str(block))
-    runx.wait_clean()
-
-
 # --- help, README and completion --------------------------------------------
 
 def all_options() -> set:

@@ -142,38 +142,3 @@ def test_cache_clean_refuses_while_trees_live(cold):
                and layer_builds(cold.cache) == {}, 60, "clean to empty the cache")
 
 
-WARM_PROBE = r"""
-import os, sys, runpy
-# Fail loudly if the warm path spawns a process or imports a heavy module.
-import subprocess
-def no(*a, **k):
-    raise SystemExit("warm path spawned a subprocess: %r" % (a,))
-subprocess.Popen.__init__ = no
-os.posix_spawn = no
-_fork = os.fork
-forks = []
-def counting_fork():
-    forks.append(1)
-    return _fork()
-os.fork = counting_fork
-_exec = os.execve
-def report_exec(path, argv, env):
-    heavy = sorted(m for m in ("trio", "psutil", "pyfuse3", "subprocess_used", "runner.uv", "uv",
-                               "ctypes", "tomllib") if m in sys.modules)
-    sys.stderr.write("HEAVY=%s FORKS=%d\n" % (",".join(heavy), len(forks)))
-    _exec(path, argv, env)
-os.execve = report_exec
-sys.argv = ["runx"] + sys.argv[1:]
-from runner.cli import main
-main()
-"""
-
-
-def test_warm_path_spawns_nothing_and_imports_nothing_heavy(cold):
-    assert cold.run("--with", "runxdemo", "runxdemo").returncode == 0      # warm the layer
-    r = subprocess.run([sys.executable, "-c", WARM_PROBE, "--find-links", cold.wheelhouse,
-                        "--no-index", "--with", "runxdemo", "runxdemo"],
-                       env=cold.env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert "HEAVY= FORKS=1" in r.stderr, r.stderr
-    cold.wait_clean()

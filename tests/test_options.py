@@ -264,25 +264,6 @@ def test_summary_line_counts_and_names_what_uv_installed():
     assert uv._summary(" + a==1\n", 0.04) == "runx: installed 1 package in 0.0s (a==1)\n"
 
 
-def test_warm_path_imports_no_parser_helpers(runx):
-    """runner.options is plain data; difflib, re, json stay off the warm path,
-    in tool mode as with --with."""
-    def imported(*args) -> set:
-        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "runner",
-                            "--find-links", runx.wheelhouse, "--no-index", *args],
-                           env=runx.env, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        return {ln.split("|")[-1].strip() for ln in r.stderr.splitlines()
-                if ln.startswith("import time:")}
-    for args in (["--with", "runxdemo", "python", "-c", "pass"], ["runxdemo"],
-                 ["--exclude-newer", "2099-01-01", "--with", "runxdemo", "python", "-c", "pass"]):
-        imported(*args)                              # warm the layer
-        mods = imported(*args)
-        for mod in ("difflib", "re", "json", "subprocess", "runner.completion", "runner.uv"):
-            assert mod not in mods, f"{mod} imported on the warm path of {args}"
-    runx.wait_clean()
-
-
 # --- --directory ------------------------------------------------------------------
 
 def test_directory_changes_dir_before_anything(runx, tmp_path):

@@ -14,8 +14,8 @@ which the next run's sweep or ``runx gc`` removes. The price: a payload still
 running when its reaper is killed loses its environment (``--tree dir``
 keeps it, and leaks it instead).
 
-``missing()`` runs in the runner on the warm path: it imports nothing heavy
-(pyfuse3 and trio load in the reaper only, in ``serve``).
+``missing()`` runs in the runner; pyfuse3 and trio load in the reaper only,
+in ``serve``.
 
 RUNX_FUSE_DEVICE (testing only) replaces /dev/fuse in ``missing()``'s
 checks, to simulate a machine without FUSE.

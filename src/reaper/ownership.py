@@ -16,8 +16,6 @@ Three rules, kept here and nowhere else:
 - a lock is ours only if, once flocked, its name still points at the inode
   we hold (``_locked_is_named``): a sweep may unlink a free lock between
   someone's open and flock.
-
-Runs on the warm path (``create``) and in every reaper: os, fcntl, stat only.
 """
 
 import fcntl

@@ -1,7 +1,7 @@
 """runx's runner: what to install, the cached layer, the ephemeral tree, the exec.
 
-Everything here runs before the exec, on the path a warm start takes: keep
-imports light (no trio, psutil, pyfuse3, subprocess on a warm start).
+Everything here runs before the exec; what a warm start may import is
+tests/test_warm_path.py's allowlist.
 """
 
 __version__ = "0.1.0"

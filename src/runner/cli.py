@@ -9,9 +9,7 @@ runner.pep723: an existing ``*.py`` file, or a file whose ``#!`` line
 mentions runx) runs as ``python SCRIPT ARG...``; ``-m MODULE`` as
 ``python -m MODULE ARG...``.
 
-Warm path: a plain ``runx --with X cmd`` imports nothing beyond what it did
-before scripts, env files and completion existed; each of those loads its
-module only when used.
+Scripts, env files and completion load their modules only when used.
 """
 
 import os

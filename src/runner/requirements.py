@@ -9,8 +9,8 @@ layer (uv resolves and validates them); it only normalizes spelling so that
 import os
 
 
-# This module is on the warm path: no re, hashlib, dataclasses or json here
-# (together they cost more than the rest of a warm run; see docs/benchmarks.md).
+# _blake2, not hashlib: hashlib (with re, json, dataclasses) costs more than
+# the rest of a warm run (docs/benchmarks.md).
 try:
     from _blake2 import blake2b as _hash
 except ImportError:  # pragma: no cover - CPython builds without _blake2
