@@ -7,14 +7,13 @@ import pty
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from conftest import RUNX, alive, build_wheel, runtime_entries, wait_until
 
 from runner import cli, completion, dotenv, options, pep723
-from runner.errors import RunxError, UsageError
+from runner.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

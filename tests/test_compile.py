@@ -84,7 +84,7 @@ def fully_finished(layer: str) -> bool:
     for name in ("runx-layer.json", "runx-layer.marshal"):
         if os.stat(os.path.join(layer, name)).st_mode & 0o222:
             return False
-    for dirpath, dirnames, _ in os.walk(layer):
+    for dirpath, _dirnames, _ in os.walk(layer):
         if stat.S_IMODE(os.lstat(dirpath).st_mode) != 0o555:
             return False
     return True

@@ -15,9 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
@@ -430,5 +428,5 @@ def test_pip_install_lands_in_the_tree(runx, wheels, tmp_path, mode):
     layer = _layer_of(runx, ["pip", "layerdata"])
     assert not glob.glob(os.path.join(layer, "lib/python*/site-packages/datademo*"))
     assert not os.path.exists(os.path.join(layer, "bin/tool.py"))
-    for dirpath, dirnames, filenames in os.walk(layer):
+    for dirpath, _dirnames, filenames in os.walk(layer):
         assert not {"datademo.1", "on.json", "page.txt"} & set(filenames), dirpath

@@ -235,3 +235,12 @@ def test_error_with_stderr_closed_keeps_its_exit_code(runx):
     assert r.returncode == 127, (r.returncode, r.stdout, r.stderr)
     r = _closed_stderr(runx, "--no-such-option", "python")
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+
+
+def test_too_many_requirements_files_is_a_usage_error(runx, tmp_path):
+    """The layer key reads every file reached through -r, up to 256: beyond,
+    a usage error (it was a NameError, reported as an internal error)."""
+    for i in range(300):
+        (tmp_path / f"r{i}.txt").write_text(f"-r r{i + 1}.txt\n" if i < 299 else "")
+    r = runx.run("--with-requirements", str(tmp_path / "r0.txt"), "python", "-c", "pass")
+    one_line(r, 2, "more than 256 requirements files")

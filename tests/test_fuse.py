@@ -429,7 +429,7 @@ def test_reaper_ignores_terminal_signals_while_serving(runx):
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
     try:
         out = Lines(p.stdout)
-        tree = out.next()
+        out.next()
         reaper = _reaper_of(runx)
         with open(f"/proc/{reaper}/status") as f:
             ignored = int(next(l for l in f if l.startswith("SigIgn:")).split()[1], 16)

@@ -3,8 +3,6 @@ layer and what keeps them apart. The end-to-end comparison with uv is in
 test_differential.py; these pin the rules one by one, cheaply."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 

@@ -4,7 +4,6 @@ the payload's writes land in its own tree; the warm path spawns nothing."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -47,7 +46,7 @@ def test_layer_is_byte_compiled_and_read_only(cold):
                "the reaper to compile and freeze the new layer")
     site = [d for d, _, files in os.walk(root) if d.endswith("site-packages/runxdemo")][0]
     assert any(f.endswith(".pyc") for f in os.listdir(os.path.join(site, "__pycache__")))
-    for d, dirs, _ in os.walk(root):
+    for d, _dirs, _ in os.walk(root):
         assert not os.stat(d).st_mode & 0o222, f"{d} is writable"
     cold.wait_clean()
 

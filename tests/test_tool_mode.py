@@ -13,7 +13,6 @@ import zipfile
 
 import pytest
 
-from conftest import RUNX
 from runner import cli
 from runner.errors import UsageError
 

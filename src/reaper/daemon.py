@@ -14,7 +14,7 @@ import time
 
 from reaper import leases, ownership, watch
 
-TYPE_CHECKING = False     # not typing's: the runner imports this module on the warm path
+TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
     from typing import NoReturn
 
@@ -261,7 +261,7 @@ def run(job: Job, log) -> None:
         reply(job, f"error: cannot watch the runner ({e})")
         return
     if job.compile_layer:
-        start_layer_compiler(job, log)
+        start_layer_compiler(job, job.compile_layer, log)
     if tree.mode == "fuse":
         from reaper import fuse_tree
 
@@ -292,7 +292,7 @@ def run(job: Job, log) -> None:
     release_and_sweep(job, log)
 
 
-def start_layer_compiler(job: Job, log) -> None:
+def start_layer_compiler(job: Job, layer: str, log) -> None:
     """Byte-compile and freeze a freshly built layer
     (runner.layers.compile_and_freeze) in a child of the reaper, niced,
     while the payload runs. It drops the tree's lock and watch first: it
@@ -316,7 +316,7 @@ def start_layer_compiler(job: Job, log) -> None:
         os.nice(19)
         from runner.layers import compile_and_freeze
 
-        compile_and_freeze(job.compile_layer, log)
+        compile_and_freeze(layer, log)
     finally:
         os._exit(0)
 

@@ -181,7 +181,7 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
 def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> list:
     """Half-built layers (``.tmp-*``) whose builder is gone."""
     root = os.path.join(cache, "layers")
-    removed = []
+    removed: list = []
     try:
         keys = os.listdir(root)
     except OSError:

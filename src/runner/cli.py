@@ -12,11 +12,17 @@ mentions runx) runs as ``python SCRIPT ARG...``; ``-m MODULE`` as
 Scripts, env files and completion load their modules only when used.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
 from runner import __version__, fault_point
 from runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError, say
+
+TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 USAGE = """\
 usage: runx [OPTIONS] [--] COMMAND [ARG...]
@@ -400,7 +406,7 @@ def _one_line(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def main(argv: list | None = None) -> None:
+def main(argv: list | None = None) -> NoReturn:
     argv = sys.argv[1:] if argv is None else argv
     from runner.launch import hold_std_fds
 
@@ -538,7 +544,7 @@ def _no_command(layer) -> UsageError:
                       f"the environment's commands: {', '.join(names)}; or python, -m MODULE")
 
 
-def run(o: Options) -> None:
+def run(o: Options) -> NoReturn:
     from runner import interpreter, layers, launch, paths, trees, venv
     from runner.requirements import Spec
     from reaper import watch

@@ -87,7 +87,7 @@ def _size(path: str) -> int:
     return total
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -170,7 +170,8 @@ def _maintain(root: str, select, *, dry: bool) -> tuple:
 
     layers = os.path.join(root, "layers")
     kept_by_trees = {os.path.realpath(t.meta["layer"]) for t in _live_trees(paths.runtime_dir())}
-    removed, kept = [], []
+    removed: list = []
+    kept: list = []
     try:
         keys = sorted(os.listdir(layers))
     except FileNotFoundError:
@@ -287,7 +288,8 @@ def cache(args: list) -> int:
                 try:
                     older = float(rest[i + 1]) * 86400
                 except ValueError:
-                    raise UsageError(f"--older-than {rest[i + 1]}: expected a number of days", CACHE_HELP)
+                    raise UsageError(f"--older-than {rest[i + 1]}: expected a number of days",
+                                     CACHE_HELP)
                 i += 2
             elif rest[i] == "--dry-run":
                 dry = True

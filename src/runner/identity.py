@@ -37,7 +37,7 @@ NEUTRAL_VARS = frozenset((
     "UV_NO_PROGRESS", "UV_LOG_CONTEXT", "UV_NO_WRAP", "UV_LINK_MODE", "UV_COMPILE_BYTECODE",
     "UV_NATIVE_TLS", "UV_RUN_RECURSION_DEPTH",
 ))
-MAX_FILE = 16 << 20         # a requirements or config file bigger than this is refused (as paths.MAX_INPUT)
+MAX_FILE = 16 << 20         # a requirements or config file bigger is refused (as paths.MAX_INPUT)
 MAX_FILES = 256             # files reached through -r/-c, in all
 MAX_LISTING = 4096          # entries of a --find-links directory fingerprinted one by one
 # Variables that name requirement-like files (space-separated, as uv reads them).

@@ -343,4 +343,5 @@ def _probe(path: str, what: str) -> Interpreter:
         return Interpreter(**json.loads(out))
     except (OSError, subprocess.SubprocessError, ValueError, TypeError):
         raise RunxError(f"{what}: {path} is not a working Python interpreter",
-                        "give a path to a python executable, a command on PATH or a version like 3.11")
+                        "give a path to a python executable, a command on PATH "
+                        "or a version like 3.11")

@@ -8,10 +8,17 @@ setsid and forks the reaper, then exits; the runner reaps the middle process
 before the exec, so the payload starts with no children.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
 from runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
+
+TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import NoReturn
 
 
 def start_reaper(job, *, report_pid: bool = False):
@@ -140,7 +147,7 @@ def resolve(command: str, path_var: str) -> str:
                     EXIT_NOT_FOUND)
 
 
-def payload_env(tree_path: str, base: dict) -> dict:
+def payload_env(tree_path: str, base: Mapping[str, str]) -> dict:
     env = dict(base)
     env["VIRTUAL_ENV"] = tree_path
     env["PATH"] = os.path.join(tree_path, "bin") + os.pathsep + base.get("PATH", os.defpath)
@@ -149,7 +156,7 @@ def payload_env(tree_path: str, base: dict) -> dict:
     return env
 
 
-def exec_payload(path: str, argv: list, env: dict):
+def exec_payload(path: str, argv: list, env: dict) -> NoReturn:
     """Become the payload. Same PID, same parent, same fds (fd 3+ from the
     caller stay open: socket activation); runner-made fds are close-on-exec."""
     # Python sets SIGPIPE and SIGXFSZ to SIG_IGN at start-up, and SIG_IGN

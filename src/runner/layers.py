@@ -147,7 +147,6 @@ def ensure(spec: Spec, interp: Interpreter, cache: str, *, refresh: bool, offlin
 
 def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
            uv_run_args=()) -> Layer:
-    import fcntl
     import json
 
     from runner import uv

@@ -142,7 +142,7 @@ def parse(text: str, path: str = "<script>") -> Metadata:
     try:
         import tomllib
     except ImportError:      # Python 3.10
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[no-redef]
     try:
         table = tomllib.loads(content)
     except tomllib.TOMLDecodeError as e:
@@ -383,6 +383,7 @@ def _key(epoch, release, pre=None, post=None, dev=None, local=None) -> tuple:
     release = list(release)
     while len(release) > 1 and release[-1] == 0:
         release.pop()
+    pre_k: tuple
     if pre is None and post is None and dev is not None:
         pre_k = (-_INF,)                        # 1.0.dev0 < 1.0a0
     elif pre is None:
@@ -435,10 +436,10 @@ class _V:
 
 
 def _trim(release: tuple) -> tuple:
-    release = list(release)
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    return tuple(release)
+    parts = list(release)
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def _parse_version(text: str):

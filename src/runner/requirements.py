@@ -8,6 +8,8 @@ layer (uv resolves and validates them); it only normalizes spelling so that
 
 import os
 
+from runner.errors import UsageError
+
 
 # _blake2, not hashlib: hashlib (with re, json, dataclasses) costs more than
 # the rest of a warm run (docs/benchmarks.md).
@@ -61,7 +63,7 @@ def normalize(req: str) -> str:
     i = 0
     while i < len(req) and (req[i].isalnum() or req[i] in "._-"):
         i += 1
-    out = []
+    out: list = []
     for ch in req[:i].lower():
         if ch in "-_.":
             if not out or out[-1] != "-":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False     # not typing's: the warm path does not import typing
+TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
     from runner.interpreter import Interpreter
     from runner.layers import Layer
