@@ -12,7 +12,8 @@ import subprocess
 import tempfile
 import time
 
-from conftest import Runx, alive, build_wheel, proc_state, reapers, runtime_entries
+from conftest import (Runx, alive, build_wheel, proc_state, reapers, runtime_entries,
+                      the_reaper)
 
 
 class Leak(AssertionError):
@@ -88,11 +89,6 @@ def finish_payload(p: subprocess.Popen, expect: int = 0) -> None:
     assert p.returncode == expect, (p.returncode, p.stderr.read() if p.stderr else "")
 
 
-def the_reaper(runx: Runx) -> int:
-    assert poll(lambda: len(reapers(runx.runtime)) == 1, 10), reapers(runx.runtime)
-    return reapers(runx.runtime)[0]
-
-
 # --- scenarios -----------------------------------------------------------------
 
 def payload_exits_0(runx):
@@ -108,7 +104,7 @@ def payload_exits_3(runx):
 
 def payload_sigkilled(runx):
     p = start_payload(runx, 30)
-    the_reaper(runx)
+    the_reaper(runx.runtime)
     p.kill()
     p.wait()
     settled(runx)
@@ -162,7 +158,7 @@ def uv_dies_with_runx(runx):
 
 def reaper_killed_mid_run(runx):
     p = start_payload(runx, 1.0, "--with", "runxdemo")
-    os.kill(the_reaper(runx), signal.SIGKILL)
+    os.kill(the_reaper(runx.runtime), signal.SIGKILL)
     finish_payload(p)                      # the payload is unaffected
     assert poll(lambda: not reapers(runx.runtime), 10)
     assert runx.trees(), "without its reaper the tree stays until a sweep"
@@ -173,7 +169,7 @@ def reaper_killed_mid_run(runx):
 def reaper_killed_then_adopted(runx):
     """The next run's reaper adopts the orphan and removes it once its payload ends."""
     p = start_payload(runx, 2.0, "--with", "runxdemo")
-    os.kill(the_reaper(runx), signal.SIGKILL)
+    os.kill(the_reaper(runx.runtime), signal.SIGKILL)
     assert poll(lambda: not reapers(runx.runtime), 10)
     r = runx.run("python", "-c", "pass")      # its reaper sweeps, finds the orphan in use
     assert r.returncode == 0
@@ -184,7 +180,7 @@ def reaper_killed_then_adopted(runx):
 def reaper_sigterm_mid_run(runx):
     """systemd's KillMode=control-group: SIGTERM must not lose the cleanup."""
     p = start_payload(runx, 1.0)
-    reaper = the_reaper(runx)
+    reaper = the_reaper(runx.runtime)
     os.kill(reaper, signal.SIGTERM)
     os.kill(reaper, signal.SIGHUP)
     os.kill(reaper, signal.SIGINT)

@@ -10,19 +10,13 @@ import subprocess
 
 import pytest
 
-from conftest import RUNX, alive, build_wheel, runtime_entries, wait_until
+from conftest import (RUNX, alive, build_wheel, layer_builds, one_error_line, reapers,
+                      runtime_entries, wait_until)
 
 from runner import cli, completion, dotenv, options, pep723
 from runner.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def one_error_line(stderr: str) -> str:
-    lines = [ln for ln in stderr.splitlines() if ln.startswith("runx: error:")]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def path_env(runx) -> dict:
@@ -282,7 +276,7 @@ def test_requires_python_not_satisfied(runx, tmp_path):
     env = dict(runx.env, UV_PYTHON_DOWNLOADS="never")
     r = runx.run(str(s), env=env)
     assert r.returncode == 1
-    line = one_error_line(r.stderr)
+    line = one_error_line(r.stderr, alone=False)
     assert ">=3.99" in line and "future.py" in line and "--python" in line
     assert r.stdout == ""
     assert runtime_entries(runx.runtime) == [], "nothing may be made for a refused script"
@@ -373,7 +367,7 @@ def test_user_errors(runx, tmp_path, case, code, words):
     }[case]
     r = runx.run(*args)
     assert r.returncode == code, r.stderr
-    line = one_error_line(r.stderr)
+    line = one_error_line(r.stderr, alone=False)
     assert words in line, line
     assert re.fullmatch(r"runx: error: .+", line)
     assert r.stderr.count("\n") == 1, "one line, nothing else"
@@ -383,35 +377,28 @@ def test_user_errors(runx, tmp_path, case, code, words):
 
 # --- the uv options and the layer cache --------------------------------------
 
-def builds(cache: str) -> dict:
-    layers = os.path.join(cache, "layers")
-    return {k: sorted(b for b in os.listdir(os.path.join(layers, k))
-                      if b not in ("lock", "current") and not b.startswith("."))
-            for k in os.listdir(layers)}
-
-
 def test_refresh_and_offline_with_the_layer_cache(runx, tmp_path):
     cache = str(tmp_path / "cache")
     runx.env["RUNX_CACHE_DIR"] = runx.cache = cache
     run = lambda *a, **kw: runx.run(*a, "--with", "runxdemo", "runxdemo", **kw)  # noqa: E731
     assert run().returncode == 0
-    (key, (first,)), = builds(cache).items()
+    (key, (first,)), = layer_builds(cache).items()
     assert run().returncode == 0
-    assert builds(cache) == {key: [first]}, "a warm run reuses the layer"
+    assert layer_builds(cache) == {key: [first]}, "a warm run reuses the layer"
     r = run("--refresh")
     assert r.returncode == 0, r.stderr
-    second = [b for b in builds(cache)[key] if b != first]
+    second = [b for b in layer_builds(cache)[key] if b != first]
     assert len(second) == 1, "--refresh builds a new layer beside the old one"
     assert os.readlink(os.path.join(cache, "layers", key, "current")) == second[0]
     # Stale (RUNX_FRESHNESS=0): --offline still uses the cached build…
     stale = dict(runx.env, RUNX_FRESHNESS="0")
     r = run("--offline", "-v", env=stale)
     assert r.returncode == 0, r.stderr
-    assert "layer hit" in r.stderr and len(builds(cache)[key]) == 2
+    assert "layer hit" in r.stderr and len(layer_builds(cache)[key]) == 2
     # …while an online run re-resolves it.
     r = run("-v", env=stale)
     assert r.returncode == 0 and "layer miss" in r.stderr
-    assert len(builds(cache)[key]) == 3
+    assert len(layer_builds(cache)[key]) == 3
     runx.wait_clean()
 
 
@@ -421,7 +408,7 @@ def test_offline_without_a_cached_layer_explains(runx, tmp_path):
                  "runxdemo", "python", "-c", "pass", local=False)
     assert r.returncode == 1
     assert "runxdemo" in r.stderr, "uv's explanation is shown"
-    assert "uv exited" in one_error_line(r.stderr)
+    assert "uv exited" in one_error_line(r.stderr, alone=False)
     runx.wait_clean()
 
 
@@ -455,7 +442,7 @@ def test_keep_prints_the_path_and_gc_kept_removes_it(runx):
     assert r.returncode == 0, r.stderr
     tree = r.stdout.strip()
     assert f"runx: keeping {tree}" in r.stderr
-    wait_until(lambda: not any(alive(p) for p in _reaper_pids(runx)), 10, "reaper to finish")
+    wait_until(lambda: not any(alive(p) for p in reapers(runx.runtime)), 10, "reaper to finish")
     assert os.path.isdir(tree), "--keep leaves the tree"
     g = subprocess.run([RUNX, "gc"], env=runx.env, capture_output=True, text=True, timeout=60)
     assert os.path.isdir(tree), "plain gc leaves kept trees alone"
@@ -464,12 +451,6 @@ def test_keep_prints_the_path_and_gc_kept_removes_it(runx):
     assert g.returncode == 0 and tree in g.stdout
     assert not os.path.exists(tree)
     runx.wait_clean()
-
-
-def _reaper_pids(runx):
-    from conftest import reapers
-
-    return reapers(runx.runtime)
 
 
 # --- progress and verbosity --------------------------------------------------

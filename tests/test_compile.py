@@ -16,13 +16,12 @@ CACHE = None     # this test's cache: finishers of other runs on the machine are
 
 
 @pytest.fixture
-def cold(runx, tmp_path):
+def cold(cold):
     global CACHE
-    r = Runx(runx.runtime, str(tmp_path / "cold-cache"), runx.wheelhouse)
-    CACHE = r.cache
-    yield r
-    r.wait_clean()
-    for pid in finishers() + users_of(r.cache):   # never leave a stopped process behind
+    CACHE = cold.cache
+    yield cold
+    cold.wait_clean()
+    for pid in finishers() + users_of(cold.cache):   # never leave a stopped process behind
         os.kill(pid, signal.SIGKILL)
 
 

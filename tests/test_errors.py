@@ -8,21 +8,15 @@ import subprocess
 
 import pytest
 
-from conftest import RUNX, Runx, runtime_entries, wait_until
+from conftest import RUNX, Runx, live_run, one_error_line, runtime_entries, wait_until
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, other uids)")
 
 
 def one_line(r, code: int, *words) -> str:
+    """Exit ``code`` and exactly one 'runx: error: WHAT (HINT)' line."""
     assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1, r.stderr
-    line = lines[0]
-    assert line.startswith("runx: error: ") and line.endswith(")"), line
-    assert "internal error" not in line and "Traceback" not in r.stderr, line
-    for w in words:
-        assert w in line, (w, line)
-    return line
+    return one_error_line(r.stderr, *words, hint=True)
 
 
 @pytest.fixture
@@ -183,23 +177,14 @@ def test_cache_clean_force_says_nothing_removed(runx, tmp_path):
     assert r.stdout == "nothing to remove\n", r.stdout
 
 
-def test_cache_clean_counts_live_trees_not_layers(runx, tmp_path):
-    c = Runx(runx.runtime, str(tmp_path / "cache2"), runx.wheelhouse)
-    procs = [c.popen("--with", "runxdemo", "python", "-c",
-                     "import time; print('up', flush=True); time.sleep(30)",
-                     stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    try:
-        for p in procs:
-            assert p.stdout.readline() == "up\n"
+def test_cache_clean_counts_live_trees_not_layers(cold):
+    c = cold
+    with live_run(c, "--with", "runxdemo"), live_run(c, "--with", "runxdemo"):
         r = c.run("cache", "clean", local=False)
         one_line(r, 2, "2 live environments use the cache")
         r = c.run("cache", "clean", "--force", local=False)
         assert r.returncode == 0
         assert "nothing to remove" in r.stdout and "kept " in r.stdout, r.stdout
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
     c.wait_clean()
     # Once the layer's finisher (byte-compile) lets go of the key.
     wait_until(lambda: c.run("cache", "clean", local=False).stdout.startswith(
@@ -217,10 +202,10 @@ def _closed_stderr(c: Runx, *args, **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("verbosity", [[], ["-v"], ["--keep"]])
-def test_cold_build_with_stderr_closed(runx, tmp_path, verbosity):
+def test_cold_build_with_stderr_closed(cold, verbosity):
     """Cold build (the install summary), -v's log and --keep's path, all
     written to a closed stderr: the command still runs."""
-    c = Runx(runx.runtime, str(tmp_path / "cold-cache"), runx.wheelhouse)
+    c = cold
     r = _closed_stderr(c, *verbosity, "--with", "runxdemo", "python", "-c",
                        "import runxdemo; print(runxdemo.VERSION)")
     assert (r.returncode, r.stdout) == (0, "1.0\n"), (r.returncode, r.stdout, r.stderr)

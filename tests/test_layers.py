@@ -3,27 +3,9 @@ the payload's writes land in its own tree; the warm path spawns nothing."""
 
 import json
 import os
-import subprocess
-
-import pytest
-
-from conftest import build_wheel, wait_until
 
 
-def layer_builds(cache: str) -> dict:
-    root = os.path.join(cache, "layers")
-    out = {}
-    for k in os.listdir(root) if os.path.isdir(root) else []:
-        out[k] = sorted(n for n in os.listdir(os.path.join(root, k)) if n not in ("lock", "current"))
-    return out
-
-
-@pytest.fixture
-def cold(runx, tmp_path):
-    """runx with a cache of its own, so each test sees its own builds."""
-    runx.cache = str(tmp_path / "cache")
-    runx.env["RUNX_CACHE_DIR"] = runx.cache
-    return runx
+from conftest import build_wheel, layer_builds, live_run, wait_until
 
 
 def test_layer_is_built_once_and_reused(cold):
@@ -88,17 +70,12 @@ def test_no_cache_persists_nothing(cold):
 
 
 def test_refresh_rebuilds_and_old_build_serves_running_trees(cold):
-    p = cold.popen("--with", "runxdemo", "python", "-c",
-                   "import time, runxdemo; print('up', flush=True); time.sleep(30)",
-                   stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "up\n"
-    assert cold.run("--refresh", "--with", "runxdemo", "runxdemo").returncode == 0
-    ((key, builds),) = layer_builds(cold.cache).items()
-    assert len(builds) == 2, "refresh makes a new build beside the one in use"
-    r = cold.run("cache", "prune", local=False)
-    assert "nothing to prune" in r.stdout, "prune must not remove a build a live tree uses"
-    p.kill()
-    p.wait()
+    with live_run(cold, "--with", "runxdemo", imports="runxdemo"):
+        assert cold.run("--refresh", "--with", "runxdemo", "runxdemo").returncode == 0
+        ((key, builds),) = layer_builds(cold.cache).items()
+        assert len(builds) == 2, "refresh makes a new build beside the one in use"
+        r = cold.run("cache", "prune", local=False)
+        assert "nothing to prune" in r.stdout, "prune must not remove a build a live tree uses"
     cold.wait_clean()
     r = cold.run("cache", "prune", local=False)
     assert r.stdout.startswith("removed "), r.stdout
@@ -126,14 +103,9 @@ def test_pinned_layer_never_expires(cold):
 
 
 def test_cache_clean_refuses_while_trees_live(cold):
-    p = cold.popen("--with", "runxdemo", "python", "-c",
-                   "import time; print('up', flush=True); time.sleep(30)",
-                   stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "up\n"
-    r = cold.run("cache", "clean", local=False)
-    assert r.returncode == 2 and "live environment" in r.stderr
-    p.kill()
-    p.wait()
+    with live_run(cold, "--with", "runxdemo"):
+        r = cold.run("cache", "clean", local=False)
+        assert r.returncode == 2 and "live environment" in r.stderr
     cold.wait_clean()
     # The layer's finisher (byte-compile) may still hold the key: clean skips
     # a busy key and says so, then empties it once the finisher is done.

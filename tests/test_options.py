@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import RUNX
+from conftest import RUNX, one_error_line
 from runner import cli, completion, options
 from runner.errors import UsageError
 from runner.requirements import Spec
@@ -39,12 +39,6 @@ def sample(opt, tmp_path) -> str:
     if opt.kind == "dir":
         return str(tmp_path)
     return SAMPLE[opt.metavar]
-
-
-def one_error_line(stderr: str) -> str:
-    lines = stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("runx: error: "), stderr
-    return lines[0]
 
 
 # --- the table drives --help, completion and the README ----------------------

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import alive, reapers, wait_until
+from conftest import alive, live_run, reapers, the_reaper, wait_until
 from reaper import leases
 from reaper.removal import remove_tree
 from reaper.sweep import sweep
@@ -139,20 +139,16 @@ def test_zombie_holds_nothing(tmp_path):
 # --- ownership and sweep -------------------------------------------------------
 
 def test_live_tree_is_never_swept_and_stale_one_is(runx):
-    p = runx.popen("python", "-c", "import time; print('up', flush=True); time.sleep(30)",
-                   stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "up\n"
-    (live,) = runx.trees()
-    # A stale tree: a lock file nobody holds, its tree, no user.
-    stale = os.path.join(runx.runtime, "0123456789ab")
-    os.mkdir(stale)
-    with open(stale + ".lock", "w") as f:
-        json.dump({"tree": stale}, f)
-    removed = sweep(runx.runtime)
-    assert removed == [stale]
-    assert runx.trees() == [live], "a tree whose lock is held must survive any sweep"
-    p.kill()
-    p.wait()
+    with live_run(runx):
+        (live,) = runx.trees()
+        # A stale tree: a lock file nobody holds, its tree, no user.
+        stale = os.path.join(runx.runtime, "0123456789ab")
+        os.mkdir(stale)
+        with open(stale + ".lock", "w") as f:
+            json.dump({"tree": stale}, f)
+        removed = sweep(runx.runtime)
+        assert removed == [stale]
+        assert runx.trees() == [live], "a tree whose lock is held must survive any sweep"
     runx.wait_clean()
 
 
@@ -185,23 +181,19 @@ def test_lock_held_means_owned(runx, tmp_path):
 
 
 def test_gc_dry_run_and_ls(runx):
-    p = runx.popen("python", "-c", "import time; print('up', flush=True); time.sleep(30)",
-                   stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "up\n"
-    (reaper,) = wait_until(lambda: reapers(runx.runtime), 10, "the reaper")
-    r = runx.run("ls", local=False)
-    assert r.returncode == 0
-    header, row = r.stdout.splitlines()
-    assert header.split() == ["TREE", "PID", "STATE", "SIZE"]
-    assert row.split()[1:3] == [str(p.pid), "running"]
-    os.kill(reaper, signal.SIGKILL)
-    wait_until(lambda: not alive(reaper), 10, "the reaper to die")
-    r = runx.run("ls", local=False)
-    assert "stale, used by 1 process" in r.stdout, r.stdout
-    r = runx.run("gc", "--dry-run", local=False)
-    assert r.stdout.strip() == "nothing to remove", "a tree in use is not garbage"
-    p.kill()
-    p.wait()
+    with live_run(runx) as p:
+        reaper = the_reaper(runx.runtime)
+        r = runx.run("ls", local=False)
+        assert r.returncode == 0
+        header, row = r.stdout.splitlines()
+        assert header.split() == ["TREE", "PID", "STATE", "SIZE"]
+        assert row.split()[1:3] == [str(p.pid), "running"]
+        os.kill(reaper, signal.SIGKILL)
+        wait_until(lambda: not alive(reaper), 10, "the reaper to die")
+        r = runx.run("ls", local=False)
+        assert "stale, used by 1 process" in r.stdout, r.stdout
+        r = runx.run("gc", "--dry-run", local=False)
+        assert r.stdout.strip() == "nothing to remove", "a tree in use is not garbage"
     r = runx.run("gc", "--dry-run", local=False)
     assert r.stdout.startswith("would remove "), r.stdout
     assert runx.trees(), "--dry-run removes nothing"

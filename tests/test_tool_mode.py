@@ -13,6 +13,7 @@ import zipfile
 
 import pytest
 
+from conftest import one_error_line
 from runner import cli
 from runner.errors import UsageError
 
@@ -81,12 +82,6 @@ def tools(runx, tmp_path):
     runx.tool = run
     yield runx
     runx.wait_clean()
-
-
-def one_error_line(stderr: str) -> str:
-    lines = stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("runx: error: "), stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("command, out", [
