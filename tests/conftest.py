@@ -288,3 +288,19 @@ def cold(runx, tmp_path):
     r = Runx(runx.runtime, str(tmp_path / "cold-cache"), runx.wheelhouse)
     yield r
     r.wait_clean()
+
+
+def path_env(runx) -> dict:
+    """runx's environment with runx itself on PATH (for shebangs and shells)."""
+    return dict(runx.env, PATH=os.path.dirname(RUNX) + os.pathsep + runx.env.get("PATH", ""))
+
+
+@pytest.fixture(scope="session")
+def extra(tmp_path_factory) -> str:
+    """A second hermetic wheel, ``runxextra``, with a __main__ for -m."""
+    d = str(tmp_path_factory.mktemp("extra-wheels"))
+    build_wheel(d, "runxextra", "2.0", files={
+        "runxextra/__init__.py": "VALUE = 42\n",
+        "runxextra/__main__.py": "import sys\nprint('runxextra main', sys.argv[1:])\n",
+    }, scripts={})
+    return d

@@ -281,7 +281,7 @@ def sequential_200(runx):
     settled(runx, 60)
 
 
-# --- maintenance against runs and builds (issue 10, defect 4) -------------------
+# --- maintenance against runs and builds --------------------------------------
 
 IMPORTS = "import runxdemo, sys; sys.exit(0 if runxdemo.VERSION else 1)"
 
@@ -370,7 +370,7 @@ def maintenance_loop_vs_50_runs(runx):
         t.join()
     assert not errors, errors[0]
     settled(run, 60)
-# --- issue 10: holders that relay, daemonize at exit, or hide behind a symlink ---
+# --- holders that relay, daemonize at exit, or hide behind a symlink -----------
 
 DAEMONIZE_AT_EXIT = r"""
 import os, random, sys, time

@@ -1,5 +1,5 @@
-"""The layer finisher (runx-compile) killed at the worst moments (issue 10,
-defect 8): its compile dies with it, and "compiled" is believed only once
+"""Nothing writes into a shared layer once its finisher is gone: the layer
+finisher (runx-compile) killed at the worst moments takes its compile with it, and "compiled" is believed only once
 the layer is fully frozen, so the next run's finisher completes the job."""
 
 import glob

@@ -1,4 +1,4 @@
-"""Issue 11: a complete environment. Everything a package installs under its
+"""A run's environment is a complete venv. Everything a package installs under its
 prefix (share/, etc/, include/, any .data/data entry) is under the run's
 sys.prefix; console scripts named *.py run by name; ``runx -`` runs a script
 from stdin; the tree has activate scripts; ``runx --with X`` alone lists the

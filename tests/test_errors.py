@@ -1,14 +1,17 @@
-"""Failures that used to be internal errors (issue 10, defect 9): each is
-exactly one 'runx: error: WHAT (HINT)' line, a documented exit code, and
+"""Bad input and a hostile environment (read-only cache, tiny limits, odd
+files): each failure is exactly one 'runx: error: WHAT (HINT)' line, a
+documented exit code (2 usage, 1 environment, 126, 127), no traceback, and
 nothing left behind."""
 
 import os
+import re
 import resource
 import subprocess
 
 import pytest
 
 from conftest import RUNX, Runx, live_run, one_error_line, runtime_entries, wait_until
+from runner import cli
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, other uids)")
 
@@ -191,37 +194,6 @@ def test_cache_clean_counts_live_trees_not_layers(cold):
         "removed 1 layer from "), 60, "clean to remove the layer")
 
 
-# --- a closed stderr -------------------------------------------------------
-# Every runx message goes through runner.errors.say, which tolerates a caller
-# that closed fd 2 (`runx ... 2>&-`, sys.stderr is None): a message must never
-# be what makes a run fail.
-
-def _closed_stderr(c: Runx, *args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *c.argv(*args)],
-                          env=c.env, capture_output=True, text=True, timeout=120, **kw)
-
-
-@pytest.mark.parametrize("verbosity", [[], ["-v"], ["--keep"]])
-def test_cold_build_with_stderr_closed(cold, verbosity):
-    """Cold build (the install summary), -v's log and --keep's path, all
-    written to a closed stderr: the command still runs."""
-    c = cold
-    r = _closed_stderr(c, *verbosity, "--with", "runxdemo", "python", "-c",
-                       "import runxdemo; print(runxdemo.VERSION)")
-    assert (r.returncode, r.stdout) == (0, "1.0\n"), (r.returncode, r.stdout, r.stderr)
-    if verbosity == ["--keep"]:
-        assert subprocess.run([RUNX, "gc", "--kept"], env=c.env,
-                              capture_output=True).returncode == 0
-    c.wait_clean()
-
-
-def test_error_with_stderr_closed_keeps_its_exit_code(runx):
-    r = _closed_stderr(runx, "--no-project", "no-such-command-here")
-    assert r.returncode == 127, (r.returncode, r.stdout, r.stderr)
-    r = _closed_stderr(runx, "--no-such-option", "python")
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-
-
 def test_too_many_requirements_files_is_a_usage_error(runx, tmp_path):
     """The layer key reads every file reached through -r, up to 256: beyond,
     a usage error (it was a NameError, reported as an internal error)."""
@@ -229,3 +201,66 @@ def test_too_many_requirements_files_is_a_usage_error(runx, tmp_path):
         (tmp_path / f"r{i}.txt").write_text(f"-r r{i + 1}.txt\n" if i < 299 else "")
     r = runx.run("--with-requirements", str(tmp_path / "r0.txt"), "python", "-c", "pass")
     one_line(r, 2, "more than 256 requirements files")
+
+
+def test_internal_error_is_one_line(monkeypatch, capsys):
+    def boom(o):
+        raise ValueError("unexpected thing")
+    monkeypatch.setattr(cli, "run", boom)
+    monkeypatch.delenv("RUNX_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["python"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("runx: error: internal error: ValueError")
+
+
+# --- errors: one line, documented code, nothing made ------------------------
+
+@pytest.mark.parametrize("case, code, words", [
+    ("unknown option", 2, "unknown option --bogus"),
+    ("flag with value", 2, "takes no value"),
+    ("missing script", 2, "no such file"),
+    ("bad toml", 2, "malformed"),
+    ("two blocks", 2, "more than one"),
+    ("unreadable requirements", 2, "requirements file"),
+    ("unreadable script requirements", 2, "requirements file"),
+    ("unreadable env file", 2, "env file"),
+    ("malformed env file", 2, "line 1"),
+    ("module without name", 2, "-m needs"),
+    ("unknown python", 1, "--python"),
+    ("unknown python version", 1, "--python 3.99"),
+    ("unknown completion shell", 2, "unknown shell"),
+    ("with an option", 2, "not a requirement"),
+])
+def test_user_errors(runx, tmp_path, case, code, words):
+    bad = tmp_path / "bad.py"
+    two = tmp_path / "two.py"
+    bad.write_text('# /// script\n# dependencies = ["a",\n# ///\n')
+    two.write_text("# /// script\n# dependencies = []\n# ///\nx = 1\n# /// script\n#\n# ///\n")
+    envf = tmp_path / "bad.env"
+    envf.write_text("what is this\n")
+    args = {
+        "unknown option": ["--bogus", "python"],
+        "flag with value": ["--keep=yes", "python"],
+        "missing script": [str(tmp_path / "nope.py")],
+        "bad toml": [str(bad)],
+        "two blocks": [str(two)],
+        "unreadable requirements": ["--with-requirements", str(tmp_path), "python"],
+        "unreadable script requirements": ["--with-requirements", str(tmp_path / "x.py"), "python"],
+        "unreadable env file": ["--env-file", str(tmp_path / "none.env"), "python"],
+        "malformed env file": ["--env-file", str(envf), "python"],
+        "module without name": ["-m"],
+        "unknown python": ["--python", "no-such-python-3.99", "python"],
+        "unknown python version": ["--python", "3.99", "python"],
+        "unknown completion shell": ["--completion", "tcsh"],
+        "with an option": ["--with=--index-url=http://x", "python"],
+    }[case]
+    r = runx.run(*args)
+    assert r.returncode == code, r.stderr
+    line = one_error_line(r.stderr, alone=False)
+    assert words in line, line
+    assert re.fullmatch(r"runx: error: .+", line)
+    assert r.stderr.count("\n") == 1, "one line, nothing else"
+    assert r.stdout == ""
+    assert runtime_entries(runx.runtime) == []

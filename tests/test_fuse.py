@@ -1,4 +1,4 @@
-"""Issue 6: ``--tree fuse``, the unlinked tree. The tree is a FUSE mount
+"""``--tree fuse``, the unlinked tree. The tree is a FUSE mount
 served from the reaper's memory: present while the run lasts, gone after,
 gone at once when the reaper is SIGKILLed (auto_unmount), and nothing of it
 on disk but the empty mountpoint and the lock. Real FUSE, no skips.

@@ -1,4 +1,4 @@
-"""Which interpreter a run gets (issue 15): differential against uv.
+"""A run gets the interpreter uv would choose: differential against uv.
 
 Each case runs the same input through ``uv run`` and through runx and
 compares the Python they ran on. The interpreters are pyenv's 3.10, 3.12 and
@@ -24,7 +24,7 @@ OWN = "%d.%d" % sys.version_info[:2]
 
 pytestmark = pytest.mark.skipif(
     not all(PY.values()),
-    reason="pyenv interpreters 3.10/3.12/3.13 missing (see issue 15: installed on these machines)")
+    reason="pyenv interpreters 3.10/3.12/3.13 missing (installed on these machines)")
 
 SHOW = "import sys, platform; print(platform.python_version())"
 

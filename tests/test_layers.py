@@ -1,11 +1,13 @@
-"""Issue 5: cached layers and thin trees — immutable, byte-compiled, shared;
-the payload's writes land in its own tree; the warm path spawns nothing."""
+"""Cached layers and thin trees: a layer is built once, immutable,
+byte-compiled and shared; the payload's writes land in its own tree; a build
+in use is never pruned; the uv options that change what is installed
+(--refresh, --offline, indexes) act on the layer cache as uv's do."""
 
 import json
 import os
 
 
-from conftest import build_wheel, layer_builds, live_run, wait_until
+from conftest import build_wheel, layer_builds, live_run, one_error_line, wait_until
 
 
 def test_layer_is_built_once_and_reused(cold):
@@ -113,3 +115,63 @@ def test_cache_clean_refuses_while_trees_live(cold):
                and layer_builds(cold.cache) == {}, 60, "clean to empty the cache")
 
 
+# --- the uv options and the layer cache --------------------------------------
+
+def test_refresh_and_offline_with_the_layer_cache(runx, tmp_path):
+    cache = str(tmp_path / "cache")
+    runx.env["RUNX_CACHE_DIR"] = runx.cache = cache
+    run = lambda *a, **kw: runx.run(*a, "--with", "runxdemo", "runxdemo", **kw)  # noqa: E731
+    assert run().returncode == 0
+    (key, (first,)), = layer_builds(cache).items()
+    assert run().returncode == 0
+    assert layer_builds(cache) == {key: [first]}, "a warm run reuses the layer"
+    r = run("--refresh")
+    assert r.returncode == 0, r.stderr
+    second = [b for b in layer_builds(cache)[key] if b != first]
+    assert len(second) == 1, "--refresh builds a new layer beside the old one"
+    assert os.readlink(os.path.join(cache, "layers", key, "current")) == second[0]
+    # Stale (RUNX_FRESHNESS=0): --offline still uses the cached build…
+    stale = dict(runx.env, RUNX_FRESHNESS="0")
+    r = run("--offline", "-v", env=stale)
+    assert r.returncode == 0, r.stderr
+    assert "layer hit" in r.stderr and len(layer_builds(cache)[key]) == 2
+    # …while an online run re-resolves it.
+    r = run("-v", env=stale)
+    assert r.returncode == 0 and "layer miss" in r.stderr
+    assert len(layer_builds(cache)[key]) == 3
+    runx.wait_clean()
+
+
+def test_offline_without_a_cached_layer_explains(runx, tmp_path):
+    runx.env["RUNX_CACHE_DIR"] = runx.cache = str(tmp_path / "cache")
+    r = runx.run("--offline", "--index-url", "http://127.0.0.1:9/simple", "--with",
+                 "runxdemo", "python", "-c", "pass", local=False)
+    assert r.returncode == 1
+    assert "runxdemo" in r.stderr, "uv's explanation is shown"
+    assert "uv exited" in one_error_line(r.stderr, alone=False)
+    runx.wait_clean()
+
+
+def simple_index(root, wheel_dir: str, names: list) -> str:
+    """A PEP 503 index on disk: file:///…/simple/<name>/ → the wheels."""
+    simple = root / "simple"
+    for name in names:
+        d = simple / name
+        d.mkdir(parents=True)
+        links = "".join(f'<a href="file://{os.path.join(wheel_dir, w)}">{w}</a>\n'
+                        for w in os.listdir(wheel_dir) if w.startswith(name + "-"))
+        (d / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
+    return "file://" + str(simple)
+
+
+def test_index_url_and_extra_index_url(runx, tmp_path, extra):
+    main = simple_index(tmp_path / "main", runx.wheelhouse, ["runxdemo"])
+    more = simple_index(tmp_path / "more", extra, ["runxextra"])
+    code = "import runxdemo, runxextra; print(runxdemo.VERSION, runxextra.VALUE)"
+    r = runx.run("--index-url", main, "--extra-index-url", more, "--with", "runxdemo,runxextra",
+                 "python", "-c", code, local=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1.0", "42"]
+    r = runx.run("--index-url", main, "--with", "runxextra", "python", "-c", "pass", local=False)
+    assert r.returncode == 1, "without the extra index runxextra is not found"
+    runx.wait_clean()

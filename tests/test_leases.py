@@ -1,4 +1,4 @@
-"""Issue 10, defects 1, 3, 6, 7: the lease scan cannot be fooled by a fork+exit
+"""Nothing removed early: the lease scan cannot be fooled by a fork+exit
 race, a runtime dir behind a symlink, stray signals to the reaper, or many
 (or oddly named) stale trees."""
 
@@ -52,7 +52,7 @@ def stop_relay(p, stop, done):
     assert os.path.exists(done)
 
 
-# --- defect 1: a scan must never say "nobody" while a relay chain lives -------------
+# --- a scan must never say "nobody" while a relay chain lives -------------
 
 def test_relay_chain_is_never_missed(tmp_path):
     """600 scans against a holder that keeps forking its successor and
@@ -201,7 +201,7 @@ def test_daemonize_at_exit_keeps_the_tree(runx, tmp_path):
         daemonize_at_exit(runx, str(tmp_path))
 
 
-# --- defect 3: runtime dir behind a symlink ----------------------------------------
+# --- runtime dir behind a symlink ----------------------------------------
 
 HOLDER = r"""
 import mmap, os, sys
@@ -271,7 +271,7 @@ def test_runtime_dir_behind_a_symlink(tmp_path, layer_cache, wheelhouse, via, ki
     r.wait_clean()
 
 
-# --- defect 6: stray signals do not kill the reaper -------------------------------
+# --- stray signals do not kill the reaper -------------------------------
 
 FAULTS = {signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE,
           signal.SIGILL, signal.SIGTRAP, signal.SIGSYS, signal.SIGABRT}
@@ -339,7 +339,7 @@ def test_finisher_does_not_inherit_ignored_signals(tmp_path):
     assert child == 0, f"a child of the finisher inherits ignored signals: {child:#x}"
 
 
-# --- defect 7: sweeps and adoption --------------------------------------------------
+# --- sweeps and adoption --------------------------------------------------
 
 def stale_tree(runtime: str, name) -> str:
     """A lock nobody holds, its tree, no user: what a SIGKILLed run leaves."""

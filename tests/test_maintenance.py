@@ -1,4 +1,4 @@
-"""`runx cache prune`/`clean` against live runs and builds (issue 10, defect 4).
+"""`runx cache prune`/`clean` never remove a layer a live run or a build uses.
 The scenarios themselves live in fault_scenarios.py (scripts/faults runs
 them too); here the racy one is repeated, and the lock protocol's corner
 is checked directly."""

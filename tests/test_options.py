@@ -1,7 +1,7 @@
 """The option table (runner.options) against everything it drives (parser,
 --help, completion, README) and against uv's own option lists; uv options
 passed through and part of the layer's identity; did-you-mean; --directory;
-the cold-build summary line (issue 12)."""
+the cold-build summary line."""
 
 import os
 import re

@@ -1,4 +1,4 @@
-"""PEP 723 blocks read as uv reads them (issue 15): CRLF, the warning for a
+"""PEP 723 blocks read as uv reads them: the block's boundaries, CRLF, the warning for a
 block that does not close, the ``[tool.uv]`` table, requires-python as
 PEP 440 says (checked against ``packaging``'s own test cases)."""
 
@@ -52,8 +52,9 @@ def test_crlf_script_gets_its_dependencies_like_uv(runx, tmp_path, newline):
     runx.wait_clean()
 
 
-def test_crlf_block_parses_in_process():
-    m = pep723.parse(BLOCK.replace("\n", "\r\n") + "print()\r\n")
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])
+def test_block_parses_in_process(newline):
+    m = pep723.parse(BLOCK.replace("\n", newline) + "print()" + newline)
     assert m.found and m.dependencies == ["runxdemo"] and m.requires_python == ">=3.8"
     # A CRLF last line with no newline at the end of the file, too.
     m = pep723.parse('# /// script\r\n# dependencies = ["a"]\r\n# ///')
@@ -107,7 +108,62 @@ def test_unclosed_block_warning_says_what_is_wrong(runx, tmp_path, text, words):
     assert len(lines) == 1 and lines[0].startswith("runx: warning:"), r.stderr
     for w in words + ["no closing '# ///'", "none of its dependencies are installed"]:
         assert w in lines[0], lines[0]
+    r = runx.run("-q", str(s))
+    assert r.returncode == 0 and r.stderr == "", "-q silences the warning"
     runx.wait_clean()
+
+
+def test_pep723_no_block_and_other_blocks_are_ignored():
+    assert not pep723.parse("print('hi')\n").found
+    text = "# /// pyproject\n# [tool.x]\n# a = 1\n# ///\nprint()\n"
+    assert not pep723.parse(text).found
+
+
+def test_pep723_unclosed_block_is_ignored():
+    m = pep723.parse('#!/bin/env -S runx\n# /// script\n# dependencies = ["a"]\nprint()\n')
+    assert not m.found and m.dependencies == [] and m.unclosed.line == 2 and m.unclosed.stop_line == 4
+
+
+@pytest.mark.parametrize("text, words", [
+    ('# /// script\n# dependencies = ["a"\n# ///\n', "malformed"),
+    ('# /// script\n# dependencies = []\n# ///\nx = 1\n# /// script\n# dependencies = []\n# ///\n',
+     "more than one"),
+    ('# /// script\n# dependencies = "a"\n# ///\n', "list of strings"),
+    ('# /// script\n# dependencies = [1]\n# ///\n', "list of strings"),
+    ('# /// script\n# dependencies = ["--index-url=http://x"]\n# ///\n', "not a requirement"),
+    ('# /// script\n# requires-python = 3.11\n# ///\n', "must be a string"),
+    ('# /// script\n# requires-python = "3.11"\n# ///\n', "invalid requires-python"),
+])
+def test_pep723_malformed_blocks_are_usage_errors(text, words):
+    with pytest.raises(UsageError) as e:
+        pep723.parse(text, "x.py")
+    assert words in e.value.message and e.value.code == 2
+
+
+@pytest.mark.parametrize("version, spec, ok", [
+    ("3.11.7", ">=3.10", True), ("3.11.7", ">=3.12", False), ("3.11.7", ">3.11", True),
+    ("3.11.0", ">3.11", False), ("3.11.7", "<3.12", True), ("3.12.0", "<3.12", False),
+    ("3.11.7", "<=3.11.7", True), ("3.11.8", "<=3.11.7", False),
+    ("3.11.7", "==3.11.*", True), ("3.12.1", "==3.11.*", False),
+    ("3.11.0", "==3.11", True), ("3.11.7", "==3.11", False),
+    ("3.10.4", "!=3.10.*", False), ("3.11.4", "!=3.10.*", True), ("3.11.7", "!=3.11.7", False),
+    ("3.11.7", "~=3.10", True), ("4.0.0", "~=3.10", False), ("3.9.9", "~=3.10", False),
+    ("3.11.7", "~=3.11.2", True), ("3.12.0", "~=3.11.2", False),
+    ("3.11.7", ">=3.9, <3.13", True), ("3.13.1", ">=3.9,<3.13", False),
+    ("3.13.0", ">=3.13.0rc1", True), ("3.11.7", " >= 3.8 ", True), ("3.11.7", "===3.11.7", True),
+])
+def test_requires_python_specifiers(version, spec, ok):
+    assert pep723.satisfies(version, spec) is ok
+
+
+def test_requires_python_not_met_by_an_explicit_choice_warns(capsys):
+    # uv run --python 3.10 script.py (requires >=3.12) warns and runs it: so does runx.
+    m = pep723.Metadata([], ">=3.99", True)
+    assert pep723.check_python(m, "3.11.7", "tool.py") is False
+    err = capsys.readouterr().err
+    assert err.startswith("runx: warning:") and ">=3.99" in err and "3.11.7" in err
+    assert pep723.check_python(m, "3.11.7", "tool.py", verbosity=-1) is False
+    assert capsys.readouterr().err == ""
 
 
 # --- requires-python: PEP 440, as packaging.specifiers says -------------------
@@ -156,7 +212,7 @@ def test_packaging_arbitrary_equality(version, spec, expected):
     assert pep723.satisfies(version, spec) is expected
 
 
-# The issue's cases: valid specifiers refused by the old check, invalid ones
+# Specifiers a hand-written check got wrong: valid ones it refused, invalid ones
 # it accepted.
 ISSUE = [(">=3.8.dev0", True), (">=1!3.8", True), ("==3.11.0+local", True),
          (">=3.7.post1", True), ("<3.13.0a1.dev2", True), ("~=3.10.post1", True),
@@ -166,7 +222,7 @@ ISSUE = [(">=3.8.dev0", True), (">=1!3.8", True), ("==3.11.0+local", True),
 
 
 @pytest.mark.parametrize("spec, ok", ISSUE)
-def test_issue_cases(spec, ok):
+def test_specifiers_a_hand_written_check_got_wrong(spec, ok):
     assert valid(spec) is ok
 
 

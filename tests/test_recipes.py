@@ -1,4 +1,4 @@
-"""Issue 7: every recipe in docs/recipes.md, read from the document itself
+"""Every recipe in docs/recipes.md, read from the document itself
 and run here as far as this machine allows (no editor, no CI runner, no
 systemd as PID 1, no docker engine: their command lines, their file formats,
 and the process facts they rely on are what is checked).
@@ -199,7 +199,7 @@ def test_github_actions_steps(runx, env, tmp_path):
                            stdin=subprocess.DEVNULL)
         assert r.returncode == 0, f"step {name}: {r.stderr}"
         # Nothing but its output, and on a cold build the one line that says
-        # what was installed and how long it took (issue 12).
+        # what was installed and how long it took.
         assert all(re.fullmatch(r"runx: installed \d+ packages? in [0-9.]+s \(.*\)", ln)
                    for ln in r.stderr.splitlines()), f"step {name} logged more: {r.stderr}"
         if name == "Lint":

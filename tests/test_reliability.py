@@ -1,4 +1,6 @@
-"""Issue 4: ownership, leases, safe removal, sweep, and the gc/ls commands."""
+"""Nothing leaks, nothing outside: a tree is owned by its lock (never
+swept while held), removal never follows a symlink out of the tree, stale
+trees are swept, and `runx gc`/`ls` report and remove what dead runs left."""
 
 import fcntl
 import json
@@ -207,7 +209,8 @@ def test_keep_leaves_the_tree_and_gc_kept_removes_it(runx):
     tree = r.stdout.strip()
     assert f"runx: keeping {tree}" in r.stderr
     wait_until(lambda: not reapers(runx.runtime), 10, "the reaper to exit")
-    assert os.path.isdir(os.path.join(tree, "bin"))
-    assert runx.run("gc", local=False).stdout.strip() == "nothing to remove"
+    assert os.path.isdir(os.path.join(tree, "bin")), "--keep leaves the tree"
+    assert runx.run("gc", local=False).stdout.strip() == "nothing to remove", \
+        "plain gc leaves kept trees alone"
     assert runx.run("gc", "--kept", local=False).stdout.strip() == f"removed {tree}"
     runx.wait_clean()

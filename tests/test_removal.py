@@ -1,4 +1,4 @@
-"""Removal never enters a mount inside a tree (issue 10, defect 2).
+"""Nothing outside: removal never enters a mount inside a tree.
 
 A bind mount of a directory of the same file system has the same st_dev as
 the tree: the removal must see it by mount id, leave the tree (lock file

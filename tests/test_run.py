@@ -1,4 +1,4 @@
-"""Issue 2: one run, end to end — the payload is the process the caller
+"""One run, end to end: the payload is the process the caller
 started, the tree exists while it runs and goes after, errors leave nothing."""
 
 import json

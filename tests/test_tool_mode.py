@@ -1,4 +1,4 @@
-"""Tool mode, as uvx (issue 12): with no requirement named, the command names
+"""Tool mode, as uvx: with no requirement named, the command names
 its package (NAME, NAME[extra], NAME@VERSION, NAME==VERSION, NAME@latest);
 --from SPEC names the package of another command; --with joins it.
 

@@ -557,7 +557,7 @@ def run(o: Options) -> NoReturn:
         script_reqs, req_files, extra_env, meta = [], [], None, None
     cache = paths.cache_dir()
     # Before anything in the cache is read (interpreter facts, layers): ours
-    # and private, or refused (issue 10, defect 5). One stat on the warm path.
+    # and private, or refused (tests/test_trust.py). One stat.
     cache_exists = paths.trusted(cache)
     rp = meta.requires_python if meta is not None else None
     choice = interpreter.choose(o.python, script=o.script, requires_python=rp)

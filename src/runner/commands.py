@@ -16,7 +16,7 @@ def main(argv: list) -> int:
     cmd, args = argv[0], argv[1:]
     if not (cmd == "cache" and (not args or args[0] in ("dir", "-h", "--help"))) \
             and not any(a in ("-h", "--help") for a in args):
-        # Before anything in the cache is read or removed (issue 10, defect 5).
+        # Before anything in the cache is read or removed (tests/test_trust.py).
         paths.trusted(paths.cache_dir())
     if cmd == "gc":
         return gc(args)

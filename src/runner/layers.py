@@ -108,7 +108,7 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
             raise FileNotFoundError(path)
         mfd = os.open(FAST_MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
         with open(mfd, "rb") as f:
-            # Ours and private before it is believed (issue 10, defect 5); its
+            # Ours and private before it is believed (tests/test_trust.py); its
             # mode also says whether the freeze completed (see compile_and_freeze).
             mst = trusted_file(mfd, os.path.join(path, FAST_MANIFEST))
             m = marshal.loads(f.read())
