@@ -17,14 +17,15 @@ from the directory it runs in. So the key also covers (docs/design.md,
   ``uv.toml`` or ``pyproject.toml`` with a ``[tool.uv]`` table, the user's
   and the system's ``uv.toml``, and the ``UV_*`` variables.
 
-This runs on every warm run: stats and small reads only, no subprocess, and
-nothing imported but os (no re, json, tomllib, urllib, hashlib). Where a
+This runs on every warm run: stats and small reads only. Where a
 cheap test cannot be sure (does this pyproject.toml have a ``[tool.uv]``
 table?), it counts the input in: a key that is too specific costs a rebuild,
 one that is too loose runs the wrong code.
 """
 
 import os
+
+from runner.paths import ancestors
 
 # A project's files uv watches by default (its ``cache-keys`` setting).
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
@@ -384,8 +385,8 @@ def _config(path: str, data: bytes, update) -> None:
                        + (listing(p) if os.path.isdir(p) else stat_bytes(p)))
 
 
-def _project_config(d: str, update) -> None:
-    while d:
+def _project_config(start: str, update) -> None:
+    for d in ancestors(start):
         p = os.path.join(d, "uv.toml")
         data = read_small(p)
         if data is not None:
@@ -399,10 +400,6 @@ def _project_config(d: str, update) -> None:
                 _config(p, data, update)
                 if has:
                     break
-        parent = os.path.dirname(d)
-        if parent == d:
-            break
-        d = parent
 
 
 def uv_config(cwd: str | None, update) -> None:

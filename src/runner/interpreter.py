@@ -15,6 +15,7 @@ import os
 import sys
 
 from runner.errors import EXIT_ENV, RunxError
+from runner.paths import ancestors
 
 # Warm path: the default interpreter's facts come from this process; the
 # imports a foreign interpreter needs (subprocess, json, re) are made there.
@@ -142,15 +143,10 @@ def version_file(start: str) -> tuple[str, list[str]] | None:
     its ancestors, else the user-level one (``uv python pin --global``).
     Returns (path, requests): one request per line, comments and blank lines
     dropped, as uv parses it. Stats and one small read: warm-path safe."""
-    d = os.path.abspath(start)
-    while True:
+    for d in ancestors(os.path.abspath(start)):
         found = _read_version_file(os.path.join(d, ".python-version"))
         if found is not None:
             return found
-        parent = os.path.dirname(d)
-        if parent == d:
-            break
-        d = parent
     config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return _read_version_file(os.path.join(config, "uv", ".python-version"))
 

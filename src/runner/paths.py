@@ -62,6 +62,17 @@ def private_dir(path: str) -> str:
     return path
 
 
+def ancestors(path: str):
+    """``path``, then each directory above it up to the root: where uv looks
+    for its configuration and .python-version files."""
+    while path:
+        yield path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
 def trusted(path: str) -> bool:
     """Refuse a cache (or a directory in it) that is not ours and private,
     before anything in it is read: with a directory another user can write
