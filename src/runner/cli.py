@@ -545,10 +545,11 @@ def _no_command(layer) -> UsageError:
 
 
 def run(o: Options) -> NoReturn:
-    from runner import interpreter, layers, launch, paths, trees, venv
+    """A run, in order: what to install, the interpreter, the cached layer,
+    the tree, the reaper, the exec. Until the reaper starts, a failure
+    leaves nothing behind; from then on the reaper owns the tree."""
+    from runner import launch, paths
     from runner.requirements import Spec
-    from reaper import watch
-    from reaper.daemon import Job
 
     log = (lambda msg: say(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
     if o.with_requirements or o.env_files or o.script:
@@ -559,6 +560,45 @@ def run(o: Options) -> NoReturn:
     # Before anything in the cache is read (interpreter facts, layers): ours
     # and private, or refused (tests/test_trust.py). One stat.
     cache_exists = paths.trusted(cache)
+    interp = _interpreter(o, meta, cache, log)
+    spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
+                o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable)
+    if o.tool:
+        log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
+    # [tool.uv] settings uv takes from its environment: for the build only,
+    # not for the payload (the layer key covers them through the -r file).
+    uv_env = getattr(meta, "uv_env", None) or {}
+    os.environ.update(uv_env)
+    layer = _layer(o, spec, interp, cache, cache_exists, log)
+    if not o.command:
+        raise _no_command(layer)
+    _check_can_run(o)
+    tree, token = _tree(o, interp, layer, log)
+    _start_reaper(o, tree, token, layer, cache, log)
+    # From here on the reaper owns the tree: whatever happens to this process,
+    # its exit wakes the reaper, which removes the tree.
+    if o.no_cache and not spec.empty:
+        from runner import uv
+
+        uv.pip_install(os.path.join(tree.path, "bin", "python"),
+                       spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
+                       compile_bytecode=False, verbosity=o.verbosity)
+    for k in uv_env:
+        os.environ.pop(k, None)
+    env = launch.payload_env(tree.path, {**os.environ, **extra_env} if extra_env else os.environ)
+    path = _resolve(o, env, layer)
+    if o.keep and o.verbosity >= 0:
+        say(f"runx: keeping {tree.path}\n")
+    log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
+        + (" ..." if len(o.command) > 6 else ""))
+    fault_point("exec")
+    launch.exec_payload(path, o.command, env)
+
+
+def _interpreter(o: Options, meta, cache: str, log):
+    """The interpreter uv would choose; a script's requires-python checked."""
+    from runner import interpreter
+
     rp = meta.requires_python if meta is not None else None
     choice = interpreter.choose(o.python, script=o.script, requires_python=rp)
     interp = interpreter.find(choice, cache, uv_python_args=o.uv_python_args,
@@ -570,25 +610,27 @@ def run(o: Options) -> NoReturn:
 
         if pep723.check_python(meta, interp.version, o.script, o.verbosity):
             log(f"requires-python {rp!r}: {interp.version} satisfies it")
-    spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
-                o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable)
-    if o.tool:
-        log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
-    # [tool.uv] settings uv takes from its environment: for the build only,
-    # not for the payload (the layer key covers them through the -r file).
-    uv_env = getattr(meta, "uv_env", None) or {}
-    os.environ.update(uv_env)
-    layer = None
-    if not spec.empty and not o.no_cache:
-        if not cache_exists:
-            paths.private_dir(cache)
-        layer = layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
-                              verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
-    elif spec.empty:
-        log("no requirements: the environment is the bare interpreter")
-    if not o.command:
-        raise _no_command(layer)
+    return interp
 
+
+def _layer(o: Options, spec, interp, cache: str, cache_exists: bool, log):
+    """The cached layer for ``spec`` (found or built), or None: no
+    requirements, or --no-cache (installed into the tree instead)."""
+    from runner import layers, paths
+
+    if spec.empty:
+        log("no requirements: the environment is the bare interpreter")
+        return None
+    if o.no_cache:
+        return None
+    if not cache_exists:
+        paths.private_dir(cache)
+    return layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
+                         verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
+
+
+def _check_can_run(o: Options) -> None:
+    """Refuse, before anything is made, what would leave a tree behind."""
     if o.tree == "fuse":
         from reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
 
@@ -597,11 +639,20 @@ def run(o: Options) -> NoReturn:
             raise RunxError(f"--tree fuse: {problem}", "use --tree dir, or see docs/fuse.md")
     # The reaper inherits the open-file limit and needs a few dozen fds for
     # the lease scan and the removal: under a tiny limit it would leave the
-    # tree behind. Refuse before anything is made (os.sysconf: no import).
+    # tree behind (os.sysconf: no import).
     nofile = os.sysconf("SC_OPEN_MAX")
     if 0 < nofile < MIN_NOFILE:
         raise RunxError(f"the open-file limit is {nofile}: too low for runx (at least "
                         f"{MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
+
+
+def _tree(o: Options, interp, layer, log) -> tuple:
+    """The run's tree: locked, made, and (--tree dir) written, and the token
+    the reaper will watch this process by: (tree, token). Discarded if
+    anything fails before the reaper takes it."""
+    from runner import paths, trees, venv
+    from reaper import watch
+
     runtime = paths.private_dir(paths.runtime_dir())
     try:
         tree = trees.create(runtime, mode=o.tree, meta={
@@ -623,48 +674,45 @@ def run(o: Options) -> NoReturn:
         raise
     log(f"tree: {tree.path} ({o.tree}, {len(tree.entries)} entries"
         + (f" over layer {layer.path})" if layer else ")"))
-    job = Job(tree, token, cache=cache, keep=o.keep,
-              compile_layer=layer.path if layer and not layer.compiled else None,
-              layer_fd=layer.fd if layer else None)
+    return tree, token
+
+
+def _start_reaper(o: Options, tree, token, layer, cache: str, log) -> None:
+    """Hand the tree (and the layer's shared lock) to a detached reaper."""
+    from runner import launch, trees
+    from reaper import watch
+    from reaper.daemon import Job
+
     try:
+        job = Job(tree, token, cache=cache, keep=o.keep,
+                  compile_layer=layer.path if layer and not layer.compiled else None,
+                  layer_fd=layer.fd if layer else None)
         # Only -v pays for learning the reaper's pid.
         reaper_pid = launch.start_reaper(job, report_pid=o.verbosity > 0)
     except BaseException:
         trees.discard(tree)
         raise
-    # From here on the reaper owns the tree: whatever happens to this process,
-    # its exit wakes the reaper, which removes the tree.
     if o.verbosity > 0:
         then = ("then leaves the tree (--keep)" if o.keep else
                 "then waits for any process still using the tree, then removes it")
         log(f"reaper: pid {reaper_pid or '?'} (own session); waits for pid {os.getpid()} "
             f"(this process, soon the command) to exit via {watch.NAME}"
             + (" (armed before exec)" if job.needs_handshake else "") + f"; {then}")
-    if o.no_cache and not spec.empty:
-        from runner import uv
 
-        uv.pip_install(os.path.join(tree.path, "bin", "python"),
-                       spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
-                       compile_bytecode=False, verbosity=o.verbosity)
-    for k in uv_env:
-        os.environ.pop(k, None)
-    base = os.environ if not extra_env else {**os.environ, **extra_env}
-    env = launch.payload_env(tree.path, base)
+
+def _resolve(o: Options, env: dict, layer) -> str:
+    """The command's path on the payload's PATH, with uv's (uvx's) errors."""
+    from runner import launch
+
     try:
-        path = launch.resolve(o.command[0], env["PATH"])
+        return launch.resolve(o.command[0], env["PATH"])
     except RunxError as e:
         if o.py_command is not None and e.code == EXIT_NOT_FOUND:
             # A *.py name that is neither a file nor a command: the user meant a script.
             raise UsageError(f"script {o.py_command}: no such file", "check the path") from None
-        if o.tool and e.code == 127:     # uvx's case: the package lacks that command
+        if o.tool and e.code == EXIT_NOT_FOUND:     # uvx's case: the package lacks that command
             provided = sorted(s["name"] for s in layer.scripts) if layer else []
             e.message = (f"{o.command[0]}: {o.tool[0]} provides no command of that name"
                          + (f"; it provides: {', '.join(provided)}" if provided else ""))
             e.hint = "name the package with --from PKG COMMAND"
         raise
-    if o.keep and o.verbosity >= 0:
-        say(f"runx: keeping {tree.path}\n")
-    log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
-        + (" ..." if len(o.command) > 6 else ""))
-    fault_point("exec")
-    launch.exec_payload(path, o.command, env)
