@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from runner import dotenv
-from runner.errors import UsageError
+from runx_env.runner import dotenv
+from runx_env.runner.errors import UsageError
 
 
 # --- dotenv (in process) ----------------------------------------------------

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import RUNX, Runx, live_run, one_error_line, runtime_entries, wait_until
-from runner import cli
+from runx_env.runner import cli
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, other uids)")
 

@@ -1,5 +1,5 @@
 """--help, the README and shell completion document every option and exit
-code, from the one option table (runner.options)."""
+code, from the one option table (runx_env.runner.options)."""
 
 import os
 import pty
@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import RUNX, path_env
-from runner import cli, completion, options
+from runx_env.runner import cli, completion, options
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +23,7 @@ def all_options() -> set:
 
 
 def test_completion_table_matches_the_parser():
-    # Both come from runner.options now; tests/test_options.py checks the
+    # Both come from runx_env.runner.options now; tests/test_options.py checks the
     # parser takes every option of the table with or without a value as it says.
     assert all_options() == {n for opt in options.OPTIONS for n in opt.names}
     for names, kind, _ in completion.OPTIONS:

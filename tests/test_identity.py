@@ -1,4 +1,4 @@
-"""The layer key's inputs (runner.identity): what makes two runs share a
+"""The layer key's inputs (runx_env.runner.identity): what makes two runs share a
 layer and what keeps them apart. The end-to-end comparison with uv is in
 test_differential.py; these pin the rules one by one, cheaply."""
 
@@ -8,8 +8,8 @@ import pytest
 
 from conftest import build_wheel
 from localproj import make_project, set_version, set_where
-from runner import identity
-from runner.requirements import Spec
+from runx_env.runner import identity
+from runx_env.runner.requirements import Spec
 
 
 @pytest.fixture(autouse=True)

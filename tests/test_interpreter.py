@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import RUNX
-from runner import interpreter
+from runx_env.runner import interpreter
 
 PYENV = "/root/.pyenv/versions"
 PY = {v: next((os.path.join(PYENV, d, "bin") for d in sorted(os.listdir(PYENV))
@@ -248,7 +248,7 @@ def test_nothing_found_is_one_error_line_and_no_download(runx, tmp_path, env):
 
 
 def test_downloads_follow_uv_settings(monkeypatch):
-    from runner import uv
+    from runx_env.runner import uv
 
     monkeypatch.delenv("UV_PYTHON_DOWNLOADS", raising=False)
     monkeypatch.delenv("UV_OFFLINE", raising=False)

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import Runx, alive, proc_state, reapers, runtime_entries, wait_until
-from reaper import daemon, leases
-from reaper.sweep import sweep
+from runx_env.reaper import daemon, leases
+from runx_env.reaper.sweep import sweep
 
 
 def start_relay(tmp_path, tree: str, pause: float = 0.0005):
@@ -90,7 +90,7 @@ def test_lease_rounds_outlast_a_relay_chain(tmp_path):
         ended = threading.Event()
 
         def reaper():
-            from reaper import watch
+            from runx_env.reaper import watch
 
             for watches in leases.rounds(str(tree)):
                 watch.wait_all(watches)

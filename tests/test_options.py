@@ -1,4 +1,4 @@
-"""The option table (runner.options) against everything it drives (parser,
+"""The option table (runx_env.runner.options) against everything it drives (parser,
 --help, completion, README) and against uv's own option lists; uv options
 passed through and part of the layer's identity; did-you-mean; --directory;
 the cold-build summary line."""
@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from conftest import RUNX, one_error_line
-from runner import cli, completion, options
-from runner.errors import UsageError
-from runner.requirements import Spec
+from runx_env.runner import cli, completion, options
+from runx_env.runner.errors import UsageError
+from runx_env.runner.requirements import Spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UV = os.path.join(os.path.dirname(sys.executable), "uv")
@@ -249,7 +249,7 @@ def test_no_suggestion_when_nothing_is_close():
 
 
 def test_summary_line_counts_and_names_what_uv_installed():
-    from runner import uv
+    from runx_env.runner import uv
 
     out = "Resolved 7 packages in 5ms\nInstalled 7 packages in 4ms\n" + "".join(
         f" + p{i}==1.{i}\n" for i in range(7))

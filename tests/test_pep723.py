@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from conftest import RUNX, build_wheel
-from runner import pep723
-from runner.errors import UsageError
+from runx_env.runner import pep723
+from runx_env.runner.errors import UsageError
 
 SHOW = ("import sys, runxdemo; print(runxdemo.VERSION, "
         "'%d.%d' % sys.version_info[:2])")

@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from conftest import alive, live_run, reapers, the_reaper, wait_until
-from reaper import leases
-from reaper.removal import remove_tree
-from reaper.sweep import sweep
+from runx_env.reaper import leases
+from runx_env.reaper.removal import remove_tree
+from runx_env.reaper.sweep import sweep
 
 
 # --- removal never leaves the tree ---------------------------------------------

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from conftest import one_error_line, path_env, runtime_entries
-from runner import cli
-from runner.errors import UsageError
+from runx_env.runner import cli
+from runx_env.runner.errors import UsageError
 
 
 SCRIPT = """\

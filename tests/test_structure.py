@@ -1,4 +1,5 @@
-"""The code's shape: runx's modules import each other without a cycle.
+"""The code's shape: runx's modules import each other without a cycle, and
+always through the one namespace the wheel installs (runx_env).
 
 Every import counts, at module level or inside a function (a deferred
 import is still a dependency: two modules that reach for each other cannot
@@ -25,15 +26,17 @@ def _modules() -> dict:
                 rel = os.path.relpath(os.path.join(dirpath, f), SRC)[:-3].split(os.sep)
                 if rel[-1] == "__init__":
                     rel = rel[:-1]
-                out[".".join(rel)] = os.path.join(dirpath, f)
+                out["runx_env." + ".".join(rel)] = os.path.join(dirpath, f)
     return out
 
 
-def import_graph() -> dict:
-    """module -> the set of runx modules it imports (``from pkg import mod``
-    counts as importing pkg.mod when that is a module)."""
+def import_graph() -> tuple:
+    """(module -> the set of runx modules it imports, ``from pkg import mod``
+    counting as importing pkg.mod when that is a module; [(module, name)]
+    of imports of ``runner``/``reaper`` outside runx_env, which work in a
+    checkout, where src/ is on sys.path, and fail once installed)."""
     mods = _modules()
-    graph = {}
+    graph, stray = {}, []
     for name, path in mods.items():
         with open(path) as f:
             tree = ast.parse(f.read(), path)
@@ -52,10 +55,12 @@ def import_graph() -> dict:
             for t in targets:
                 if t in mods and t != name:
                     deps.add(t)
+                if t.split(".")[0] in PACKAGES:
+                    stray.append((name, t))
         # A package's __init__ runs before any of its modules: not an edge
         # that makes a cycle by itself.
         graph[name] = {d for d in deps if not name.startswith(d + ".")}
-    return graph
+    return graph, stray
 
 
 def find_cycle(graph: dict) -> list | None:
@@ -85,8 +90,8 @@ def find_cycle(graph: dict) -> list | None:
 
 
 def test_the_import_graph_has_no_cycle():
-    graph = import_graph()
-    assert "runner.cli" in graph and "reaper.daemon" in graph
+    graph, _ = import_graph()
+    assert "runx_env.runner.cli" in graph and "runx_env.reaper.daemon" in graph
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
@@ -94,3 +99,8 @@ def test_the_import_graph_has_no_cycle():
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_import_goes_through_the_namespace():
+    _, stray = import_graph()
+    assert stray == [], f"imports outside runx_env: {stray}"

@@ -14,8 +14,8 @@ import zipfile
 import pytest
 
 from conftest import one_error_line
-from runner import cli
-from runner.errors import UsageError
+from runx_env.runner import cli
+from runx_env.runner.errors import UsageError
 
 TOOLY = '''\
 import sys

@@ -21,11 +21,12 @@ from localproj import make_project
 
 # runx's own modules a warm run may load, and the standard library's.
 ALLOWED = {
-    "runner", "runner.cli", "runner.errors", "runner.options", "runner.requirements",
-    "runner.identity", "runner.paths", "runner.interpreter", "runner.layers",
-    "runner.launch", "runner.trees", "runner.venv", "runner.activate",
-    "reaper", "reaper.watch", "reaper.watch._pidfd", "reaper.daemon", "reaper.leases",
-    "reaper.ownership",
+    "runx_env",
+    "runx_env.runner", "runx_env.runner.cli", "runx_env.runner.errors", "runx_env.runner.options", "runx_env.runner.requirements",
+    "runx_env.runner.identity", "runx_env.runner.paths", "runx_env.runner.interpreter", "runx_env.runner.layers",
+    "runx_env.runner.launch", "runx_env.runner.trees", "runx_env.runner.venv", "runx_env.runner.activate",
+    "runx_env.reaper", "runx_env.reaper.watch", "runx_env.reaper.watch._pidfd", "runx_env.reaper.daemon", "runx_env.reaper.leases",
+    "runx_env.reaper.ownership",
     # built in or tiny, C-backed
     "fcntl", "marshal", "select", "time", "_signal", "_json", "_blake2", "_posixsubprocess",
     "_stat", "stat", "errno", "__future__",
@@ -35,8 +36,8 @@ ALLOWED = {
 FORBIDDEN = {
     "re", "json", "dataclasses", "subprocess", "hashlib", "tomllib", "tomli", "difflib",
     "trio", "psutil", "pyfuse3", "enum", "signal", "typing", "inspect", "urllib",
-    "urllib.parse", "fnmatch", "ctypes", "shutil", "runner.uv", "runner.completion",
-    "runner.dotenv", "runner.pep723", "reaper.sweep", "reaper.fuse_tree", "reaper.memfs",
+    "urllib.parse", "fnmatch", "ctypes", "shutil", "runx_env.runner.uv", "runx_env.runner.completion",
+    "runx_env.runner.dotenv", "runx_env.runner.pep723", "runx_env.reaper.sweep", "runx_env.reaper.fuse_tree", "runx_env.reaper.memfs",
 }
 
 PROBE = r"""
@@ -62,7 +63,7 @@ def report(path, argv, env):
     _exec(path, argv, env)
 os.execve = report
 sys.argv = ["runx"] + sys.argv[1:]
-from runner.cli import main
+from runx_env.runner.cli import main
 main()
 """
 
@@ -120,7 +121,7 @@ def test_a_script_loads_its_parsers_only_when_it_has_a_block(runx, tmp_path):
     bare = tmp_path / "bare.py"
     bare.write_text("pass\n")
     mods, _ = loaded(runx, str(bare))
-    assert "runner.pep723" in mods and not {"tomllib", "tomli", "re"} & mods, sorted(mods)
+    assert "runx_env.runner.pep723" in mods and not {"tomllib", "tomli", "re"} & mods, sorted(mods)
     block = tmp_path / "block.py"
     block.write_text("# /// script\n# dependencies = []\n# ///\n")
     mods, _ = loaded(runx, str(block))
@@ -130,10 +131,10 @@ def test_a_script_loads_its_parsers_only_when_it_has_a_block(runx, tmp_path):
 
 def test_the_probe_sees_a_forbidden_import(runx):
     """Control: the probe does report a module imported on the way (an env
-    file loads runner.dotenv, which the plain warm path never does)."""
+    file loads runx_env.runner.dotenv, which the plain warm path never does)."""
     env = runx.wheelhouse + "/../probe.env"
     with open(env, "w") as f:
         f.write("A=1\n")
     mods, _ = loaded(runx, "--env-file", env, "--with", "runxdemo", "python", "-c", "pass")
-    assert "runner.dotenv" in mods
+    assert "runx_env.runner.dotenv" in mods
     runx.wait_clean()

@@ -1,6 +1,6 @@
 """The detached reaper process: from the fork to the tree's removal.
 
-It runs in the grandchild of the runner's double fork (see runner.launch):
+It runs in the grandchild of the runner's double fork (see runx_env.runner.launch):
 own session, cwd /, stdio on /dev/null, no inherited fd but its own, deaf to
 terminal signals. Then: arm the watch, tell the runner it may exec, wait for
 the payload's exit, wait for the remaining lease holders, remove the tree,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from reaper import leases, ownership, watch
+from runx_env.reaper import leases, ownership, watch
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def restore_signals() -> None:
 
 def release_caller_fds(keep: list) -> None:
     """stdio onto /dev/null, every other fd closed but ``keep``. Run in the
-    middle process of the double fork (see runner.launch), before the reaper
+    middle process of the double fork (see runx_env.runner.launch), before the reaper
     is forked: holding a caller's pipe would keep `$(runx …)` waiting after
     the payload, holding NOTIFY_SOCKET would confuse systemd."""
     null = os.open(os.devnull, os.O_RDWR)
@@ -263,7 +263,7 @@ def run(job: Job, log) -> None:
     if job.compile_layer:
         start_layer_compiler(job, job.compile_layer, log)
     if tree.mode == "fuse":
-        from reaper import fuse_tree
+        from runx_env.reaper import fuse_tree
 
         problem = fuse_tree.serve(job, w, log)
         if problem:
@@ -294,7 +294,7 @@ def run(job: Job, log) -> None:
 
 def start_layer_compiler(job: Job, layer: str, log) -> None:
     """Byte-compile and freeze a freshly built layer
-    (runner.layers.compile_and_freeze) in a child of the reaper, niced,
+    (runx_env.runner.layers.compile_and_freeze) in a child of the reaper, niced,
     while the payload runs. It drops the tree's lock and watch first: it
     must never look like the tree's owner, and the reaper does not wait for it."""
     try:
@@ -314,7 +314,7 @@ def start_layer_compiler(job: Job, layer: str, log) -> None:
         except OSError:
             pass
         os.nice(19)
-        from runner.layers import compile_and_freeze
+        from runx_env.runner.layers import compile_and_freeze
 
         compile_and_freeze(layer, log)
     finally:
@@ -338,7 +338,7 @@ def release_and_sweep(job: Job, log) -> None:
         job.layer_fd = None
     os.close(job.tree.lock_fd)
     log(f"removed {job.tree.path}")
-    from reaper.sweep import sweep
+    from runx_env.reaper.sweep import sweep
 
     adopted: list = []
     sweep(job.tree.runtime, job.cache, adopt=adopted, log=log)
@@ -350,7 +350,7 @@ def reap_adopted(runtime: str, adopted: list, log) -> None:
     """Wait for the holders of every adopted tree at once (one long-lived
     holder must not hold the others hostage) and remove each tree as soon
     as nothing uses it."""
-    from reaper.sweep import unmount_if_dead
+    from runx_env.reaper.sweep import unmount_if_dead
 
     fds = {os.path.join(runtime, tid): (tid, fd) for tid, fd in adopted}
     for path in fds:

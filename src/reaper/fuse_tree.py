@@ -2,7 +2,7 @@
 
 Nothing ephemeral touches the disk. The runner makes the empty tree
 directory (0700) and its lock, as for ``--tree dir``, but writes nothing into
-it; the reaper mounts its in-memory file system (reaper.memfs) there, tells
+it; the reaper mounts its in-memory file system (runx_env.reaper.memfs) there, tells
 the runner "ok" once the mount answers, and serves it until the payload and
 every lease holder are gone. Then it unmounts, removes the empty mountpoint
 and its lock, and sweeps.
@@ -66,7 +66,7 @@ def missing() -> str | None:
             return f"cannot inspect {tool}"
     import importlib.util
 
-    for mod, what in (("pyfuse3", "pyfuse3 is not installed (pip install 'runx[fuse]')"),
+    for mod, what in (("pyfuse3", "pyfuse3 is not installed (pip install 'runx-env[fuse]')"),
                       ("trio", "trio is not installed")):
         try:
             if importlib.util.find_spec(mod) is None:
@@ -177,7 +177,7 @@ def serve(job, w, log) -> str | None:
         import pyfuse3
         import trio
 
-        from reaper.memfs import MemFS
+        from runx_env.reaper.memfs import MemFS
     except Exception as e:      # ImportError, or libfuse3.so missing (OSError)
         return f"cannot load pyfuse3 ({e})"
     try:
@@ -252,10 +252,10 @@ async def _exited(trio, w) -> None:
 
 
 async def _leases(trio, tree: str, log) -> None:
-    """The lease rounds of reaper.leases.rounds. Each scan runs in a worker
+    """The lease rounds of runx_env.reaper.leases.rounds. Each scan runs in a worker
     thread: reading a process's /proc entries can wait on its memory map
     lock, which a page fault on this very mount may hold."""
-    from reaper import leases
+    from runx_env.reaper import leases
 
     rounds = leases.rounds(tree, log)
     try:

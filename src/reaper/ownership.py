@@ -37,7 +37,7 @@ class Tree:
         self.mode = mode                # "dir" | "fuse"
         self.dev = dev                  # the directory's identity, checked before removal
         self.ino = ino
-        self.entries: list = []         # runner.venv.Entry: written (dir) or served (fuse)
+        self.entries: list = []         # runx_env.runner.venv.Entry: written (dir) or served (fuse)
 
     @property
     def lock_path(self) -> str:
@@ -119,7 +119,7 @@ def remove(runtime: str, tree_id: str, *, expect: tuple | None = None,
     stays. ``expect``: the directory's (dev, ino), left alone if it is not
     that one. ``lock_fd`` (if given) is closed either way, after. Returns
     whether the tree is gone."""
-    from reaper.removal import remove_tree
+    from runx_env.reaper.removal import remove_tree
 
     try:
         gone = remove_tree(runtime, tree_id, expect=expect)

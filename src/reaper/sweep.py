@@ -13,8 +13,8 @@ import os
 # on the same cores: json and subprocess are imported only when a stale
 # tree or a dead mount is actually found.
 
-from reaper import leases, ownership
-from reaper.removal import remove_tree, unescape_mountinfo
+from runx_env.reaper import leases, ownership
+from runx_env.reaper.removal import remove_tree, unescape_mountinfo
 
 
 class TreeState:

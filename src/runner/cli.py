@@ -5,7 +5,7 @@
 
 Everything from COMMAND on is the payload's, untouched, even arguments that
 look like runx options. A first positional that is a script (see
-runner.pep723: an existing ``*.py`` file, or a file whose ``#!`` line
+runx_env.runner.pep723: an existing ``*.py`` file, or a file whose ``#!`` line
 mentions runx) runs as ``python SCRIPT ARG...``; ``-m MODULE`` as
 ``python -m MODULE ARG...``.
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
-from runner import __version__, fault_point
-from runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError, say
+from runx_env.runner import __version__, fault_point
+from runx_env.runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError, say
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
@@ -114,8 +114,8 @@ RUNX_TREE, RUNX_DEBUG=1 (a traceback instead of 'internal error').
 
 
 def help_text() -> str:
-    """--help, generated from the option table (runner.options)."""
-    from runner.options import OPTIONS
+    """--help, generated from the option table (runx_env.runner.options)."""
+    from runx_env.runner.options import OPTIONS
 
     out = [USAGE, _HELP_HEAD.strip("\n").join("\n\n"), ""]
     category = None
@@ -181,13 +181,13 @@ class Options:
 
 
 def _table():
-    from runner.options import OPTIONS
+    from runx_env.runner.options import OPTIONS
 
     return {n: opt for opt in OPTIONS for n in opt.names}
 
 
 def _unknown(arg: str, name: str, table: dict):
-    from runner.options import NOT_TAKEN
+    from runx_env.runner.options import NOT_TAKEN
 
     if name in NOT_TAKEN:
         return UsageError(f"{name}: {NOT_TAKEN[name]}", None)
@@ -241,7 +241,7 @@ def tool_requirement(spec: str, what: str) -> tuple:
 
 
 def parse(argv: list) -> Options:
-    from runner.requirements import split_with
+    from runx_env.runner.requirements import split_with
 
     o = Options()
     table = _table()
@@ -296,7 +296,7 @@ def parse(argv: list) -> Options:
         elif opt.repeat:          # --with-requirements, --extra-index-url, -f, --env-file
             getattr(o, opt.dest).append(value)
         elif name == "--completion":
-            from runner.completion import script
+            from runx_env.runner.completion import script
 
             sys.stdout.write(script(value))
             raise SystemExit(0)
@@ -350,7 +350,7 @@ def parse(argv: list) -> Options:
         first = rest[0]
         # One stat for a plain command name; the scripts module only for files.
         if first.endswith(".py") or os.path.isfile(first):
-            from runner import pep723
+            from runx_env.runner import pep723
 
             if pep723.is_script(first):
                 o.script = first
@@ -408,12 +408,12 @@ def _one_line(text: str) -> str:
 
 def main(argv: list | None = None) -> NoReturn:
     argv = sys.argv[1:] if argv is None else argv
-    from runner.launch import hold_std_fds
+    from runx_env.runner.launch import hold_std_fds
 
     hold_std_fds()
     try:
         if argv and argv[0] in ("gc", "ls", "cache"):
-            from runner import commands
+            from runx_env.runner import commands
 
             raise SystemExit(commands.main(argv))
         run(parse(argv))
@@ -425,7 +425,7 @@ def main(argv: list | None = None) -> NoReturn:
         # Die of the signal, as the caller expects of an interrupted command.
         import signal
 
-        from runner.launch import flush_stdio
+        from runx_env.runner.launch import flush_stdio
 
         flush_stdio()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -451,7 +451,7 @@ def _inputs(o: Options, log):
     (extra requirements, requirement files, payload variables, script metadata)."""
     extra_env: dict = {}
     if o.env_files:
-        from runner import dotenv
+        from runx_env.runner import dotenv
 
         for f in o.env_files:
             values = dotenv.parse(dotenv.load(f), {**os.environ, **extra_env}, f)
@@ -465,7 +465,7 @@ def _inputs(o: Options, log):
         meta = _stdin_script(o)
         reqs += meta.dependencies
     elif o.script:
-        from runner import pep723
+        from runx_env.runner import pep723
 
         meta = pep723.read(o.script)
         if meta.found:
@@ -478,7 +478,7 @@ def _inputs(o: Options, log):
         else:
             log(f"script {o.script}: no '# /// script' block, no extra packages")
         if meta.tool_uv:
-            from runner import paths
+            from runx_env.runner import paths
 
             t = pep723.tool_uv(meta, o.script, paths.private_dir(paths.cache_dir()))
             reqs += t.dependencies
@@ -492,13 +492,13 @@ def _inputs(o: Options, log):
             reqs += meta.dependencies
     for f in o.with_requirements:
         if f.endswith(".py"):
-            from runner import pep723
+            from runx_env.runner import pep723
 
             m = pep723.read(f, what="requirements file")
             log(f"--with-requirements {f}: dependencies {m.dependencies or 'none'}")
             reqs += m.dependencies
         else:
-            from runner.requirements import read_requirements_file
+            from runx_env.runner.requirements import read_requirements_file
 
             read_requirements_file(f)        # unreadable file: a usage error, now
             files.append(f)
@@ -512,7 +512,7 @@ _ARG_MAX = 128 * 1024 - 256
 def _stdin_script(o: Options):
     """Read `runx -`'s script from stdin, whole, as `uv run -` does (the
     payload then finds stdin at its end), into ``python -c TEXT``."""
-    from runner import pep723
+    from runx_env.runner import pep723
 
     try:
         data = sys.stdin.buffer.read() if sys.stdin is not None else b""
@@ -548,8 +548,8 @@ def run(o: Options) -> NoReturn:
     """A run, in order: what to install, the interpreter, the cached layer,
     the tree, the reaper, the exec. Until the reaper starts, a failure
     leaves nothing behind; from then on the reaper owns the tree."""
-    from runner import launch, paths
-    from runner.requirements import Spec
+    from runx_env.runner import launch, paths
+    from runx_env.runner.requirements import Spec
 
     log = (lambda msg: say(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
     if o.with_requirements or o.env_files or o.script:
@@ -578,7 +578,7 @@ def run(o: Options) -> NoReturn:
     # From here on the reaper owns the tree: whatever happens to this process,
     # its exit wakes the reaper, which removes the tree.
     if o.no_cache and not spec.empty:
-        from runner import uv
+        from runx_env.runner import uv
 
         uv.pip_install(os.path.join(tree.path, "bin", "python"),
                        spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
@@ -597,7 +597,7 @@ def run(o: Options) -> NoReturn:
 
 def _interpreter(o: Options, meta, cache: str, log):
     """The interpreter uv would choose; a script's requires-python checked."""
-    from runner import interpreter
+    from runx_env.runner import interpreter
 
     rp = meta.requires_python if meta is not None else None
     choice = interpreter.choose(o.python, script=o.script, requires_python=rp)
@@ -606,7 +606,7 @@ def _interpreter(o: Options, meta, cache: str, log):
     log(f"interpreter: {interp.executable} ({interp.version}), "
         + (f"for {choice.request!r} from {choice.source}" if choice.request else choice.source))
     if rp:
-        from runner import pep723
+        from runx_env.runner import pep723
 
         if pep723.check_python(meta, interp.version, o.script, o.verbosity):
             log(f"requires-python {rp!r}: {interp.version} satisfies it")
@@ -616,7 +616,7 @@ def _interpreter(o: Options, meta, cache: str, log):
 def _layer(o: Options, spec, interp, cache: str, cache_exists: bool, log):
     """The cached layer for ``spec`` (found or built), or None: no
     requirements, or --no-cache (installed into the tree instead)."""
-    from runner import layers, paths
+    from runx_env.runner import layers, paths
 
     if spec.empty:
         log("no requirements: the environment is the bare interpreter")
@@ -632,7 +632,7 @@ def _layer(o: Options, spec, interp, cache: str, cache_exists: bool, log):
 def _check_can_run(o: Options) -> None:
     """Refuse, before anything is made, what would leave a tree behind."""
     if o.tree == "fuse":
-        from reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
+        from runx_env.reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
 
         problem = fuse_tree.missing()
         if problem:
@@ -650,8 +650,8 @@ def _tree(o: Options, interp, layer, log) -> tuple:
     """The run's tree: locked, made, and (--tree dir) written, and the token
     the reaper will watch this process by: (tree, token). Discarded if
     anything fails before the reaper takes it."""
-    from runner import paths, trees, venv
-    from reaper import watch
+    from runx_env.runner import paths, trees, venv
+    from runx_env.reaper import watch
 
     runtime = paths.private_dir(paths.runtime_dir())
     try:
@@ -679,9 +679,9 @@ def _tree(o: Options, interp, layer, log) -> tuple:
 
 def _start_reaper(o: Options, tree, token, layer, cache: str, log) -> None:
     """Hand the tree (and the layer's shared lock) to a detached reaper."""
-    from runner import launch, trees
-    from reaper import watch
-    from reaper.daemon import Job
+    from runx_env.runner import launch, trees
+    from runx_env.reaper import watch
+    from runx_env.reaper.daemon import Job
 
     try:
         job = Job(tree, token, cache=cache, keep=o.keep,
@@ -702,7 +702,7 @@ def _start_reaper(o: Options, tree, token, layer, cache: str, log) -> None:
 
 def _resolve(o: Options, env: dict, layer) -> str:
     """The command's path on the payload's PATH, with uv's (uvx's) errors."""
-    from runner import launch
+    from runx_env.runner import launch
 
     try:
         return launch.resolve(o.command[0], env["PATH"])

@@ -4,8 +4,8 @@ import os
 import shutil
 import time
 
-from runner import paths
-from runner.errors import RunxError, UsageError
+from runx_env.runner import paths
+from runx_env.runner.errors import RunxError, UsageError
 
 GC_HELP = "usage: runx gc [--dry-run] [--kept]"
 LS_HELP = "usage: runx ls"
@@ -36,7 +36,7 @@ def _flags(args: list, allowed: set, usage: str) -> set:
 
 
 def gc(args: list) -> int:
-    from reaper.sweep import sweep
+    from runx_env.reaper.sweep import sweep
 
     flags = _flags(args, {"--dry-run", "--kept"}, GC_HELP)
     runtime, cache_dir = paths.runtime_dir(), paths.cache_dir()
@@ -57,8 +57,8 @@ def _left_behind(runtime: str, include_kept: bool) -> list:
     """Ownerless, unused trees the sweep could not remove, and why: a tree
     with a mount inside is left whole, and saying "nothing to remove" about
     it would hide it."""
-    from reaper.removal import why_kept
-    from reaper.sweep import survey
+    from runx_env.reaper.removal import why_kept
+    from runx_env.reaper.sweep import survey
 
     out = []
     for t in survey(runtime):
@@ -108,8 +108,8 @@ def _pid_alive(pid) -> bool:
 
 
 def ls(args: list) -> int:
-    from reaper import leases
-    from reaper.sweep import survey
+    from runx_env.reaper import leases
+    from runx_env.reaper.sweep import survey
 
     _flags(args, set(), LS_HELP)
     rows = []
@@ -139,7 +139,7 @@ def ls(args: list) -> int:
 
 def _live_trees(runtime: str) -> list:
     """Trees under ``runtime`` that run on a layer (running, waiting or kept)."""
-    from reaper.sweep import survey
+    from runx_env.reaper.sweep import survey
 
     return [t for t in survey(runtime) if t.meta.get("layer")]
 
@@ -166,7 +166,7 @@ def _maintain(root: str, select, *, dry: bool) -> tuple:
     """
     import fcntl
 
-    from reaper.removal import remove_tree
+    from runx_env.reaper.removal import remove_tree
 
     layers = os.path.join(root, "layers")
     kept_by_trees = {os.path.realpath(t.meta["layer"]) for t in _live_trees(paths.runtime_dir())}

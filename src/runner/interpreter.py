@@ -14,8 +14,8 @@ runx tree gets an environment independent of it.
 import os
 import sys
 
-from runner.errors import EXIT_ENV, RunxError
-from runner.paths import ancestors
+from runx_env.runner.errors import EXIT_ENV, RunxError
+from runx_env.runner.paths import ancestors
 
 # Warm path: the default interpreter's facts come from this process; the
 # imports a foreign interpreter needs (subprocess, json, re) are made there.
@@ -122,7 +122,7 @@ def _compatible(request: str, requires_python: str) -> bool:
     anything else (a path, a name, a range) is left for uv to judge."""
     import re
 
-    from runner import pep723
+    from runx_env.runner import pep723
 
     m = re.fullmatch(r"(?:(?:cpython|python|pypy|graalpy|cp|pp)[@-]?)?"
                      r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+@]?[a-z0-9_]*)?", request.lower())
@@ -197,7 +197,7 @@ def _answer_key(request: str, uv_python_args: tuple) -> str:
     nearest .venv (uv considers it), uv's and pyenv's variables, and
     the files pyenv reads to pick a version (``$PYENV_ROOT/version``, the
     nearest ``.python-version``). Stats and small reads only."""
-    from runner.requirements import _hash
+    from runx_env.runner.requirements import _hash
 
     h = _hash(digest_size=16)
     cwd = os.getcwd()
@@ -242,7 +242,7 @@ def _cached_answer(entry: str):
     """The cached answer, if every executable it named is unchanged."""
     import marshal
 
-    from runner import paths
+    from runx_env.runner import paths
 
     # The answer names the program every run will exec as python: believed
     # only from a directory and a file that are ours and private (another
@@ -283,7 +283,7 @@ def _store_answer(entry: str, info: dict) -> None:
 
 def _resolve(choice: Choice, uv_python_args: tuple, script: str | None) -> dict:
     """Ask uv (cold path), downloading a managed Python when uv run would."""
-    from runner import uv
+    from runx_env.runner import uv
 
     request = choice.request
     what = _describe(choice)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
+from runx_env.runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def start_reaper(job, *, report_pid: bool = False):
     (daemon.Job.needs_handshake), wait for its "ok". With ``report_pid``
     (runx -v only: the warm path makes no extra pipe) the middle process
     writes the reaper's pid on a pipe, and it is returned; otherwise None."""
-    from reaper import daemon   # small; imported before the fork, so once
+    from runx_env.reaper import daemon   # small; imported before the fork, so once
 
     log_path = os.environ.get("RUNX_REAPER_LOG")
     pr = pw = None

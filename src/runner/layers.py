@@ -22,10 +22,10 @@ import os
 import stat
 import time
 
-from runner import fault_point
-from runner.errors import RunxError
-from runner.interpreter import Interpreter
-from runner.requirements import Spec, _hash
+from runx_env.runner import fault_point
+from runx_env.runner.errors import RunxError
+from runx_env.runner.interpreter import Interpreter
+from runx_env.runner.requirements import Spec, _hash
 
 # The manifest twice: JSON for people, marshal for the warm path (marshal is
 # built in and already loaded; json would bring re with it).
@@ -92,7 +92,7 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     """
     import fcntl
 
-    from runner.paths import trusted_file
+    from runx_env.runner.paths import trusted_file
 
     kdir = os.path.join(layers_dir(cache), k)
     try:
@@ -149,8 +149,8 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
            uv_run_args=()) -> Layer:
     import json
 
-    from runner import uv
-    from reaper.removal import remove_tree
+    from runx_env.runner import uv
+    from runx_env.reaper.removal import remove_tree
 
     import resource
 
@@ -180,7 +180,7 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
         try:
             # The venv itself is the same handful of entries as a thin tree:
             # written here, it saves a whole `uv venv` process per build.
-            from runner import venv
+            from runx_env.runner import venv
 
             os.mkdir(tmp, 0o700)
             venv.write_entries(tmp, venv.entries(tmp, interp, None, role="layer"))
@@ -401,7 +401,7 @@ def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
     import json
     import subprocess
 
-    from runner import fault_point
+    from runx_env.runner import fault_point
 
     kdir = os.path.dirname(layer_path)
     try:

@@ -14,7 +14,7 @@ block, never on a plain ``runx --with X cmd``.
 
 import os
 
-from runner.errors import UsageError, say
+from runx_env.runner.errors import UsageError, say
 
 _SHEBANG_PEEK = 512     # bytes read to see a shebang line
 
@@ -60,7 +60,7 @@ class Metadata:
 def read(path: str, *, what: str = "script") -> Metadata:
     """The ``script`` block of ``path``. Unreadable file, bad TOML, two
     blocks or wrongly typed fields: a UsageError naming the file."""
-    from runner.paths import read_input
+    from runx_env.runner.paths import read_input
 
     data = read_input(path, what, "check the path" if what == "script"
                       else "check the path given to --with-requirements")
@@ -330,7 +330,7 @@ def _apply_sources(deps, sources, script, local):
 def _content_file(cache: str, text: str) -> str:
     """A file under the cache named by its content: written once, then only
     looked at, so equal settings give an equal path (and layer key)."""
-    from runner.requirements import _hash
+    from runx_env.runner.requirements import _hash
 
     d = os.path.join(cache, "script-settings")
     path = os.path.join(d, _hash(text.encode(), digest_size=16).hexdigest() + ".txt")

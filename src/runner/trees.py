@@ -1,14 +1,14 @@
-"""The ephemeral tree: a thin venv (runner.venv) over a cached layer, one per
+"""The ephemeral tree: a thin venv (runx_env.runner.venv) over a cached layer, one per
 run, at ``<runtime>/<id>/``. Who owns it, and in which order it is made and
-removed, is reaper.ownership's: the runner takes the lock, makes the
+removed, is runx_env.reaper.ownership's: the runner takes the lock, makes the
 directory, and hands both to the reaper.
 """
 
 import os
 import time
 
-from reaper.ownership import Tree, create as _lock_new, lock_path, remove
-from runner.venv import write_entries
+from runx_env.reaper.ownership import Tree, create as _lock_new, lock_path, remove
+from runx_env.runner.venv import write_entries
 
 
 def create(runtime: str, *, mode: str, meta: dict) -> Tree:

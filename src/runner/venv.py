@@ -4,8 +4,8 @@ layer's other prefix entries as recorded in its manifest (share/, etc/,
 include/...). Made in time that does not depend on the layer's size.
 
 ``entries()`` describes it for ``--tree dir`` (written by ``write_entries``),
-for ``--tree fuse`` (served by reaper.memfs) and for the empty venv a layer
-is installed into (runner.layers).
+for ``--tree fuse`` (served by runx_env.reaper.memfs) and for the empty venv a layer
+is installed into (runx_env.runner.layers).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
-    from runner.interpreter import Interpreter
-    from runner.layers import Layer
+    from runx_env.runner.interpreter import Interpreter
+    from runx_env.runner.layers import Layer
 
 
 class Entry:
@@ -65,7 +65,7 @@ def entries(path: str, interp: Interpreter, layer: Layer | None, *,
     if sys.platform.startswith("linux") and site.startswith("lib/"):
         out.append(Entry("lib64", "symlink", "lib"))
     if role == "tree":
-        from runner.activate import scripts
+        from runx_env.runner.activate import scripts
 
         for name, text in scripts(path):
             out.append(Entry(f"bin/{name}", "file", text, 0o644))

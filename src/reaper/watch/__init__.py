@@ -33,11 +33,11 @@ def _pidfd_works() -> bool:
 
 
 if _pidfd_works():
-    from reaper.watch import _pidfd as _impl
+    from runx_env.reaper.watch import _pidfd as _impl
 elif hasattr(select, "kqueue"):
-    from reaper.watch import _kqueue as _impl  # type: ignore[no-redef]
+    from runx_env.reaper.watch import _kqueue as _impl  # type: ignore[no-redef]
 else:
-    from reaper.watch import _poll as _impl  # type: ignore[no-redef]
+    from runx_env.reaper.watch import _poll as _impl  # type: ignore[no-redef]
 
 NAME = _impl.__name__.rsplit("._", 1)[-1]
 NEEDS_ARMING = _impl.NEEDS_ARMING
