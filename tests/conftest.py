@@ -219,16 +219,22 @@ def main():
 
 def build_wheel(directory: str, name: str = "runxdemo", version: str = "1.0",
                 files: dict | None = None, scripts: dict | None = None,
-                data: dict | None = None) -> str:
+                data: dict | None = None, requires=(), extras: dict | None = None) -> str:
     """Write a minimal pure-Python wheel (no build backend needed). ``data``
     maps paths relative to the install prefix (``share/x/y``, ``etc/z``) to
-    contents: the wheel's ``.data/data/`` entries."""
+    contents: the wheel's ``.data/data/`` entries. ``requires``: its
+    Requires-Dist; ``extras``: {extra: [requirement, ...]}."""
     files = dict(files or {f"{name}/__init__.py": DEMO_INIT})
     for path, content in (data or {}).items():
         files[f"{name}-{version}.data/data/{path}"] = content
     scripts = scripts if scripts is not None else {name: f"{name}:main"}
     dist = f"{name}-{version}.dist-info"
-    files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    for extra, reqs in (extras or {}).items():
+        meta += f"Provides-Extra: {extra}\n"
+        meta += "".join(f"Requires-Dist: {r}; extra == \"{extra}\"\n" for r in reqs)
+    files[f"{dist}/METADATA"] = meta
     files[f"{dist}/WHEEL"] = ("Wheel-Version: 1.0\nGenerator: runx-tests\n"
                               "Root-Is-Purelib: true\nTag: py3-none-any\n")
     if scripts:
