@@ -1,10 +1,16 @@
 """Shared fixtures: every test gets its own runtime directory, checked at the
-end to hold no tree and no live reaper; layers are cached per session.
+end to hold no tree and no live reaper; layers are cached per session (the
+``cold`` fixture gives a test a cache of its own).
 
-Nothing here sleeps a fixed time: ``wait_until`` polls with a deadline.
+Shared helpers: ``wait_until`` (polls with a deadline; nothing here sleeps a
+fixed time), /proc state (``proc_state``, ``alive``), the reapers of a
+runtime directory (``reapers``, ``the_reaper``), the layer store
+(``layer_builds``), a payload kept running (``live_run``), and the one error
+line runx prints (``one_error_line``).
 """
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
@@ -93,6 +99,38 @@ def owners_gone(runtime: str) -> bool:
         finally:
             os.close(fd)
     return not reapers(runtime)
+def the_reaper(runtime: str, timeout: float = 15.0) -> int:
+    """The one live reaper of ``runtime`` (waits for it)."""
+    found = wait_until(lambda: reapers(runtime), timeout, f"the reaper of {runtime}")
+    assert len(found) == 1, found
+    return found[0]
+
+
+def layer_builds(cache: str) -> dict:
+    """{layer key: [finished builds]} of a cache (no lock, no `current` link,
+    no half-built `.tmp-*`)."""
+    root = os.path.join(cache, "layers")
+    out = {}
+    for k in os.listdir(root) if os.path.isdir(root) else []:
+        out[k] = sorted(n for n in os.listdir(os.path.join(root, k))
+                        if n not in ("lock", "current") and not n.startswith("."))
+    return out
+
+
+def one_error_line(stderr: str, *words, alone: bool = True, hint: bool = False) -> str:
+    """runx's one 'runx: error: WHAT (HINT)' line in ``stderr``, which holds
+    no traceback and no internal error, and contains ``words``. ``alone``:
+    nothing else on stderr (else uv's explanation may come first); ``hint``:
+    the line ends with its (HINT)."""
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("runx: error: ")]
+    assert len(lines) == 1, stderr
+    assert not alone or stderr.splitlines() == lines, stderr
+    line = lines[0]
+    assert "Traceback" not in stderr and "internal error" not in line, stderr
+    assert not hint or line.endswith(")"), line
+    for w in words:
+        assert w in line, (w, line)
+    return line
 
 
 def runtime_entries(runtime: str) -> list:
@@ -144,6 +182,24 @@ class Runx:
                    f"(left: {runtime_entries(self.runtime)}, reapers: {reapers(self.runtime)})")
 
 
+@contextlib.contextmanager
+def live_run(r: "Runx", *args, imports: str = "", seconds: float = 60, **kw):
+    """``runx ARGS python -c ...``: a payload that prints 'up' and sleeps.
+    Yields the Popen once it is up; killed and waited for on leaving."""
+    code = f"import time{', ' + imports if imports else ''}; print('up', flush=True); " \
+           f"time.sleep({seconds})"
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("text", True)
+    p = r.popen(*args, "python", "-c", code, **kw)
+    try:
+        assert p.stdout.readline() in ("up\n", b"up\n")
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
 # --- a tiny hermetic package -------------------------------------------------
 
 DEMO_INIT = '''\
@@ -184,16 +240,22 @@ def main():
 
 def build_wheel(directory: str, name: str = "runxdemo", version: str = "1.0",
                 files: dict | None = None, scripts: dict | None = None,
-                data: dict | None = None) -> str:
+                data: dict | None = None, requires=(), extras: dict | None = None) -> str:
     """Write a minimal pure-Python wheel (no build backend needed). ``data``
     maps paths relative to the install prefix (``share/x/y``, ``etc/z``) to
-    contents: the wheel's ``.data/data/`` entries."""
+    contents: the wheel's ``.data/data/`` entries. ``requires``: its
+    Requires-Dist; ``extras``: {extra: [requirement, ...]}."""
     files = dict(files or {f"{name}/__init__.py": DEMO_INIT})
     for path, content in (data or {}).items():
         files[f"{name}-{version}.data/data/{path}"] = content
     scripts = scripts if scripts is not None else {name: f"{name}:main"}
     dist = f"{name}-{version}.dist-info"
-    files[f"{dist}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    for extra, reqs in (extras or {}).items():
+        meta += f"Provides-Extra: {extra}\n"
+        meta += "".join(f"Requires-Dist: {r}; extra == \"{extra}\"\n" for r in reqs)
+    files[f"{dist}/METADATA"] = meta
     files[f"{dist}/WHEEL"] = ("Wheel-Version: 1.0\nGenerator: runx-tests\n"
                               "Root-Is-Purelib: true\nTag: py3-none-any\n")
     if scripts:
@@ -245,3 +307,27 @@ def runx(tmp_path, layer_cache, wheelhouse):
         shutil.rmtree(runtime, ignore_errors=True)
     assert not leftovers and not stray, (
         f"test left trees {leftovers} / reapers {stray} behind under {runtime}")
+
+
+@pytest.fixture
+def cold(runx, tmp_path):
+    """runx with a cache of its own (so a first run builds), the same runtime."""
+    r = Runx(runx.runtime, str(tmp_path / "cold-cache"), runx.wheelhouse)
+    yield r
+    r.wait_clean()
+
+
+def path_env(runx) -> dict:
+    """runx's environment with runx itself on PATH (for shebangs and shells)."""
+    return dict(runx.env, PATH=os.path.dirname(RUNX) + os.pathsep + runx.env.get("PATH", ""))
+
+
+@pytest.fixture(scope="session")
+def extra(tmp_path_factory) -> str:
+    """A second hermetic wheel, ``runxextra``, with a __main__ for -m."""
+    d = str(tmp_path_factory.mktemp("extra-wheels"))
+    build_wheel(d, "runxextra", "2.0", files={
+        "runxextra/__init__.py": "VALUE = 42\n",
+        "runxextra/__main__.py": "import sys\nprint('runxextra main', sys.argv[1:])\n",
+    }, scripts={})
+    return d

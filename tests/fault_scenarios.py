@@ -12,7 +12,8 @@ import subprocess
 import tempfile
 import time
 
-from conftest import Runx, alive, build_wheel, owners_gone, proc_state, reapers, runtime_entries
+from conftest import (Runx, alive, build_wheel, owners_gone, proc_state, reapers,
+                      runtime_entries, the_reaper)
 
 
 class Leak(AssertionError):
@@ -88,11 +89,6 @@ def finish_payload(p: subprocess.Popen, expect: int = 0) -> None:
     assert p.returncode == expect, (p.returncode, p.stderr.read() if p.stderr else "")
 
 
-def the_reaper(runx: Runx) -> int:
-    assert poll(lambda: len(reapers(runx.runtime)) == 1, 10), reapers(runx.runtime)
-    return reapers(runx.runtime)[0]
-
-
 # --- scenarios -----------------------------------------------------------------
 
 def payload_exits_0(runx):
@@ -108,7 +104,7 @@ def payload_exits_3(runx):
 
 def payload_sigkilled(runx):
     p = start_payload(runx, 30)
-    the_reaper(runx)
+    the_reaper(runx.runtime)
     p.kill()
     p.wait()
     settled(runx)
@@ -119,7 +115,7 @@ def _killed_at(runx, point: str, *, needs_gc: bool):
     cold.env["RUNX_FAULT_STOP"] = point
     p = cold.popen("--with", "runxdemo", "python", "-c", "pass",
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert poll(lambda: stopped(p.pid), 60), f"runx never reached checkpoint {point}"
+    assert poll(lambda: stopped(p.pid), 60), f"runx never reached fault point {point}"
     p.kill()
     p.wait()
     if needs_gc:
@@ -162,7 +158,7 @@ def uv_dies_with_runx(runx):
 
 def reaper_killed_mid_run(runx):
     p = start_payload(runx, 1.0, "--with", "runxdemo")
-    os.kill(the_reaper(runx), signal.SIGKILL)
+    os.kill(the_reaper(runx.runtime), signal.SIGKILL)
     finish_payload(p)                      # the payload is unaffected
     assert poll(lambda: not reapers(runx.runtime), 10)
     assert runx.trees(), "without its reaper the tree stays until a sweep"
@@ -173,7 +169,7 @@ def reaper_killed_mid_run(runx):
 def reaper_killed_then_adopted(runx):
     """The next run's reaper adopts the orphan and removes it once its payload ends."""
     p = start_payload(runx, 2.0, "--with", "runxdemo")
-    os.kill(the_reaper(runx), signal.SIGKILL)
+    os.kill(the_reaper(runx.runtime), signal.SIGKILL)
     assert poll(lambda: not reapers(runx.runtime), 10)
     r = runx.run("python", "-c", "pass")      # its reaper sweeps, finds the orphan in use
     assert r.returncode == 0
@@ -184,7 +180,7 @@ def reaper_killed_then_adopted(runx):
 def reaper_sigterm_mid_run(runx):
     """systemd's KillMode=control-group: SIGTERM must not lose the cleanup."""
     p = start_payload(runx, 1.0)
-    reaper = the_reaper(runx)
+    reaper = the_reaper(runx.runtime)
     os.kill(reaper, signal.SIGTERM)
     os.kill(reaper, signal.SIGHUP)
     os.kill(reaper, signal.SIGINT)
@@ -285,7 +281,7 @@ def sequential_200(runx):
     settled(runx, 60)
 
 
-# --- maintenance against runs and builds (issue 10, defect 4) -------------------
+# --- maintenance against runs and builds --------------------------------------
 
 IMPORTS = "import runxdemo, sys; sys.exit(0 if runxdemo.VERSION else 1)"
 
@@ -308,7 +304,7 @@ def _maintenance_at(runx, point: str, cold_cache: bool):
     stop.env["RUNX_FAULT_STOP"] = point
     p = stop.popen("--with", "runxdemo", "python", "-c", IMPORTS,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert poll(lambda: stopped(p.pid), 60), f"runx never reached checkpoint {point}"
+    assert poll(lambda: stopped(p.pid), 60), f"runx never reached fault point {point}"
     maintain(run)
     os.kill(p.pid, signal.SIGCONT)
     finish_payload(p)
@@ -374,7 +370,7 @@ def maintenance_loop_vs_50_runs(runx):
         t.join()
     assert not errors, errors[0]
     settled(run, 60)
-# --- issue 10: holders that relay, daemonize at exit, or hide behind a symlink ---
+# --- holders that relay, daemonize at exit, or hide behind a symlink -----------
 
 DAEMONIZE_AT_EXIT = r"""
 import os, random, sys, time

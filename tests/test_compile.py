@@ -1,5 +1,5 @@
-"""The layer finisher (runx-compile) killed at the worst moments (issue 10,
-defect 8): its compile dies with it, and "compiled" is believed only once
+"""Nothing writes into a shared layer once its finisher is gone: the layer
+finisher (runx-compile) killed at the worst moments takes its compile with it, and "compiled" is believed only once
 the layer is fully frozen, so the next run's finisher completes the job."""
 
 import glob
@@ -16,13 +16,12 @@ CACHE = None     # this test's cache: finishers of other runs on the machine are
 
 
 @pytest.fixture
-def cold(runx, tmp_path):
+def cold(cold):
     global CACHE
-    r = Runx(runx.runtime, str(tmp_path / "cold-cache"), runx.wheelhouse)
-    CACHE = r.cache
-    yield r
-    r.wait_clean()
-    for pid in finishers() + users_of(r.cache):   # never leave a stopped process behind
+    CACHE = cold.cache
+    yield cold
+    cold.wait_clean()
+    for pid in finishers() + users_of(cold.cache):   # never leave a stopped process behind
         os.kill(pid, signal.SIGKILL)
 
 
@@ -84,7 +83,7 @@ def fully_finished(layer: str) -> bool:
     for name in ("runx-layer.json", "runx-layer.marshal"):
         if os.stat(os.path.join(layer, name)).st_mode & 0o222:
             return False
-    for dirpath, dirnames, _ in os.walk(layer):
+    for dirpath, _dirnames, _ in os.walk(layer):
         if stat.S_IMODE(os.lstat(dirpath).st_mode) != 0o555:
             return False
     return True

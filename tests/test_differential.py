@@ -1,5 +1,5 @@
 """runx against `uv run --no-project` on the inputs where a layer keyed by
-the requirement text ran the wrong code (issue 15): the same input gives the
+the requirement text would run the wrong code: the same input gives the
 same installed version and the same code, before and after the input changes.
 
 Hermetic: local projects carry their own build backend (tests/localproj.py),

@@ -1,4 +1,4 @@
-"""Issue 11: a complete environment. Everything a package installs under its
+"""A run's environment is a complete venv. Everything a package installs under its
 prefix (share/, etc/, include/, any .data/data entry) is under the run's
 sys.prefix; console scripts named *.py run by name; ``runx -`` runs a script
 from stdin; the tree has activate scripts; ``runx --with X`` alone lists the
@@ -15,9 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
@@ -246,7 +244,7 @@ def attempt(name, fn):
         out[name] = "denied"
 if sys.argv[1] == "frozen":
     # Until its compile, a layer's site-packages and root stay writable for
-    # the bytecode and the manifest (runner.layers.finish); afterwards, not.
+    # the bytecode and the manifest (runx_env.runner.layers.compile_and_freeze); afterwards, not.
     site = glob.glob(os.path.join(layer, "lib/python*/site-packages"))[0]
     attempt("site-packages", lambda: open(os.path.join(site, "evil.py"), "w").close())
     attempt("layer root", lambda: os.mkdir(os.path.join(layer, "evil")))
@@ -430,5 +428,5 @@ def test_pip_install_lands_in_the_tree(runx, wheels, tmp_path, mode):
     layer = _layer_of(runx, ["pip", "layerdata"])
     assert not glob.glob(os.path.join(layer, "lib/python*/site-packages/datademo*"))
     assert not os.path.exists(os.path.join(layer, "bin/tool.py"))
-    for dirpath, dirnames, filenames in os.walk(layer):
+    for dirpath, _dirnames, filenames in os.walk(layer):
         assert not {"datademo.1", "on.json", "page.txt"} & set(filenames), dirpath

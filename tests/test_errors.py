@@ -1,28 +1,25 @@
-"""Failures that used to be internal errors (issue 10, defect 9): each is
-exactly one 'runx: error: WHAT (HINT)' line, a documented exit code, and
+"""Bad input and a hostile environment (read-only cache, tiny limits, odd
+files): each failure is exactly one 'runx: error: WHAT (HINT)' line, a
+documented exit code (2 usage, 1 environment, 126, 127), no traceback, and
 nothing left behind."""
 
 import os
+import re
 import resource
 import subprocess
 
 import pytest
 
-from conftest import RUNX, Runx, runtime_entries, wait_until
+from conftest import RUNX, Runx, live_run, one_error_line, runtime_entries, wait_until
+from runx_env.runner import cli
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, other uids)")
 
 
 def one_line(r, code: int, *words) -> str:
+    """Exit ``code`` and exactly one 'runx: error: WHAT (HINT)' line."""
     assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1, r.stderr
-    line = lines[0]
-    assert line.startswith("runx: error: ") and line.endswith(")"), line
-    assert "internal error" not in line and "Traceback" not in r.stderr, line
-    for w in words:
-        assert w in line, (w, line)
-    return line
+    return one_error_line(r.stderr, *words, hint=True)
 
 
 @pytest.fixture
@@ -183,24 +180,87 @@ def test_cache_clean_force_says_nothing_removed(runx, tmp_path):
     assert r.stdout == "nothing to remove\n", r.stdout
 
 
-def test_cache_clean_counts_live_trees_not_layers(runx, tmp_path):
-    c = Runx(runx.runtime, str(tmp_path / "cache2"), runx.wheelhouse)
-    procs = [c.popen("--with", "runxdemo", "python", "-c",
-                     "import time; print('up', flush=True); time.sleep(30)",
-                     stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    try:
-        for p in procs:
-            assert p.stdout.readline() == "up\n"
+def test_cache_clean_counts_live_trees_not_layers(cold):
+    c = cold
+    with live_run(c, "--with", "runxdemo"), live_run(c, "--with", "runxdemo"):
         r = c.run("cache", "clean", local=False)
         one_line(r, 2, "2 live environments use the cache")
         r = c.run("cache", "clean", "--force", local=False)
         assert r.returncode == 0
         assert "nothing to remove" in r.stdout and "kept " in r.stdout, r.stdout
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
     c.wait_clean()
     # Once the layer's finisher (byte-compile) lets go of the key.
     wait_until(lambda: c.run("cache", "clean", local=False).stdout.startswith(
         "removed 1 layer from "), 60, "clean to remove the layer")
+
+
+def test_too_many_requirements_files_is_a_usage_error(runx, tmp_path):
+    """The layer key reads every file reached through -r, up to 256: beyond,
+    a usage error (it was a NameError, reported as an internal error)."""
+    for i in range(300):
+        (tmp_path / f"r{i}.txt").write_text(f"-r r{i + 1}.txt\n" if i < 299 else "")
+    r = runx.run("--with-requirements", str(tmp_path / "r0.txt"), "python", "-c", "pass")
+    one_line(r, 2, "more than 256 requirements files")
+
+
+def test_internal_error_is_one_line(monkeypatch, capsys):
+    def boom(o):
+        raise ValueError("unexpected thing")
+    monkeypatch.setattr(cli, "run", boom)
+    monkeypatch.delenv("RUNX_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["python"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("runx: error: internal error: ValueError")
+
+
+# --- errors: one line, documented code, nothing made ------------------------
+
+@pytest.mark.parametrize("case, code, words", [
+    ("unknown option", 2, "unknown option --bogus"),
+    ("flag with value", 2, "takes no value"),
+    ("missing script", 2, "no such file"),
+    ("bad toml", 2, "malformed"),
+    ("two blocks", 2, "more than one"),
+    ("unreadable requirements", 2, "requirements file"),
+    ("unreadable script requirements", 2, "requirements file"),
+    ("unreadable env file", 2, "env file"),
+    ("malformed env file", 2, "line 1"),
+    ("module without name", 2, "-m needs"),
+    ("unknown python", 1, "--python"),
+    ("unknown python version", 1, "--python 3.99"),
+    ("unknown completion shell", 2, "unknown shell"),
+    ("with an option", 2, "not a requirement"),
+])
+def test_user_errors(runx, tmp_path, case, code, words):
+    bad = tmp_path / "bad.py"
+    two = tmp_path / "two.py"
+    bad.write_text('# /// script\n# dependencies = ["a",\n# ///\n')
+    two.write_text("# /// script\n# dependencies = []\n# ///\nx = 1\n# /// script\n#\n# ///\n")
+    envf = tmp_path / "bad.env"
+    envf.write_text("what is this\n")
+    args = {
+        "unknown option": ["--bogus", "python"],
+        "flag with value": ["--keep=yes", "python"],
+        "missing script": [str(tmp_path / "nope.py")],
+        "bad toml": [str(bad)],
+        "two blocks": [str(two)],
+        "unreadable requirements": ["--with-requirements", str(tmp_path), "python"],
+        "unreadable script requirements": ["--with-requirements", str(tmp_path / "x.py"), "python"],
+        "unreadable env file": ["--env-file", str(tmp_path / "none.env"), "python"],
+        "malformed env file": ["--env-file", str(envf), "python"],
+        "module without name": ["-m"],
+        "unknown python": ["--python", "no-such-python-3.99", "python"],
+        "unknown python version": ["--python", "3.99", "python"],
+        "unknown completion shell": ["--completion", "tcsh"],
+        "with an option": ["--with=--index-url=http://x", "python"],
+    }[case]
+    r = runx.run(*args)
+    assert r.returncode == code, r.stderr
+    line = one_error_line(r.stderr, alone=False)
+    assert words in line, line
+    assert re.fullmatch(r"runx: error: .+", line)
+    assert r.stderr.count("\n") == 1, "one line, nothing else"
+    assert r.stdout == ""
+    assert runtime_entries(runx.runtime) == []

@@ -1,4 +1,4 @@
-"""Issue 4's fault matrix, each scenario once (scripts/faults runs them N times).
+"""The fault matrix (tests/fault_scenarios.py), each scenario once (scripts/faults runs them N times).
 Every scenario ends with nothing leaked and nothing removed early."""
 
 import pytest

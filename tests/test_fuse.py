@@ -1,4 +1,4 @@
-"""Issue 6: ``--tree fuse``, the unlinked tree. The tree is a FUSE mount
+"""``--tree fuse``, the unlinked tree. The tree is a FUSE mount
 served from the reaper's memory: present while the run lasts, gone after,
 gone at once when the reaper is SIGKILLed (auto_unmount), and nothing of it
 on disk but the empty mountpoint and the lock. Real FUSE, no skips.
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import alive, build_wheel, reapers, runtime_entries, wait_until
+from conftest import alive, build_wheel, runtime_entries, the_reaper, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -302,12 +302,6 @@ def test_file_system_semantics(runx):
     runx.wait_clean()
 
 
-def _reaper_of(runx) -> int:
-    found = wait_until(lambda: reapers(runx.runtime), 15, "the reaper")
-    assert len(found) == 1
-    return found[0]
-
-
 PAUSED = ("import os, sys\n"
           "print(sys.prefix, flush=True)\n"
           "sys.stdin.readline()\n"
@@ -325,7 +319,7 @@ def test_sigkilled_reaper_unmounts_and_leaves_no_bytes(runx, cleanup):
         out = Lines(p.stdout)
         tree = out.next()
         assert mounts(tree)
-        reaper = _reaper_of(runx)
+        reaper = the_reaper(runx.runtime)
         # The watcher's socket sits below the /dev/fuse fd (see
         # fuse_tree._order_fds): at death the kernel then aborts the FUSE
         # connection before the watcher wakes, or it would not unmount.
@@ -402,7 +396,7 @@ def test_dead_mount_without_its_watcher_is_swept(runx):
     try:
         out = Lines(p.stdout)
         tree = out.next()
-        reaper = _reaper_of(runx)
+        reaper = the_reaper(runx.runtime)
         watchers = [c for c in _children(reaper) if _comm(c) == "fusermount3"]
         assert len(watchers) == 1, "no auto_unmount watcher"
         os.kill(watchers[0], signal.SIGKILL)
@@ -429,8 +423,8 @@ def test_reaper_ignores_terminal_signals_while_serving(runx):
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
     try:
         out = Lines(p.stdout)
-        tree = out.next()
-        reaper = _reaper_of(runx)
+        out.next()
+        reaper = the_reaper(runx.runtime)
         with open(f"/proc/{reaper}/status") as f:
             ignored = int(next(l for l in f if l.startswith("SigIgn:")).split()[1], 16)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -474,7 +468,7 @@ def test_daemonized_lease_holder_keeps_the_mount(runx, tmp_path):
     assert r.returncode == 0, r.stderr
     tree = r.stdout.strip()
     # The payload is gone; its daemonized grandchild (RUNX_ENV) holds the tree.
-    reaper = _reaper_of(runx)
+    reaper = the_reaper(runx.runtime)
     assert mounts(tree), "the mount went while a lease holder lives"
     assert alive(reaper)
     open(flag, "w").close()

@@ -1,4 +1,4 @@
-"""Which interpreter a run gets (issue 15): differential against uv.
+"""A run gets the interpreter uv would choose: differential against uv.
 
 Each case runs the same input through ``uv run`` and through runx and
 compares the Python they ran on. The interpreters are pyenv's 3.10, 3.12 and
@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import RUNX
-from runner import interpreter
+from runx_env.runner import interpreter
 
 PYENV = "/root/.pyenv/versions"
 PY = {v: next((os.path.join(PYENV, d, "bin") for d in sorted(os.listdir(PYENV))
@@ -24,7 +24,7 @@ OWN = "%d.%d" % sys.version_info[:2]
 
 pytestmark = pytest.mark.skipif(
     not all(PY.values()),
-    reason="pyenv interpreters 3.10/3.12/3.13 missing (see issue 15: installed on these machines)")
+    reason="pyenv interpreters 3.10/3.12/3.13 missing (installed on these machines)")
 
 SHOW = "import sys, platform; print(platform.python_version())"
 
@@ -248,7 +248,7 @@ def test_nothing_found_is_one_error_line_and_no_download(runx, tmp_path, env):
 
 
 def test_downloads_follow_uv_settings(monkeypatch):
-    from runner import uv
+    from runx_env.runner import uv
 
     monkeypatch.delenv("UV_PYTHON_DOWNLOADS", raising=False)
     monkeypatch.delenv("UV_OFFLINE", raising=False)

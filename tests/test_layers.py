@@ -1,30 +1,13 @@
-"""Issue 5: cached layers and thin trees — immutable, byte-compiled, shared;
-the payload's writes land in its own tree; the warm path spawns nothing."""
+"""Cached layers and thin trees: a layer is built once, immutable,
+byte-compiled and shared; the payload's writes land in its own tree; a build
+in use is never pruned; the uv options that change what is installed
+(--refresh, --offline, indexes) act on the layer cache as uv's do."""
 
 import json
 import os
-import subprocess
-import sys
-
-import pytest
-
-from conftest import build_wheel, wait_until
 
 
-def layer_builds(cache: str) -> dict:
-    root = os.path.join(cache, "layers")
-    out = {}
-    for k in os.listdir(root) if os.path.isdir(root) else []:
-        out[k] = sorted(n for n in os.listdir(os.path.join(root, k)) if n not in ("lock", "current"))
-    return out
-
-
-@pytest.fixture
-def cold(runx, tmp_path):
-    """runx with a cache of its own, so each test sees its own builds."""
-    runx.cache = str(tmp_path / "cache")
-    runx.env["RUNX_CACHE_DIR"] = runx.cache
-    return runx
+from conftest import build_wheel, layer_builds, live_run, one_error_line, wait_until
 
 
 def test_layer_is_built_once_and_reused(cold):
@@ -47,7 +30,7 @@ def test_layer_is_byte_compiled_and_read_only(cold):
                "the reaper to compile and freeze the new layer")
     site = [d for d, _, files in os.walk(root) if d.endswith("site-packages/runxdemo")][0]
     assert any(f.endswith(".pyc") for f in os.listdir(os.path.join(site, "__pycache__")))
-    for d, dirs, _ in os.walk(root):
+    for d, _dirs, _ in os.walk(root):
         assert not os.stat(d).st_mode & 0o222, f"{d} is writable"
     cold.wait_clean()
 
@@ -89,17 +72,12 @@ def test_no_cache_persists_nothing(cold):
 
 
 def test_refresh_rebuilds_and_old_build_serves_running_trees(cold):
-    p = cold.popen("--with", "runxdemo", "python", "-c",
-                   "import time, runxdemo; print('up', flush=True); time.sleep(30)",
-                   stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "up\n"
-    assert cold.run("--refresh", "--with", "runxdemo", "runxdemo").returncode == 0
-    ((key, builds),) = layer_builds(cold.cache).items()
-    assert len(builds) == 2, "refresh makes a new build beside the one in use"
-    r = cold.run("cache", "prune", local=False)
-    assert "nothing to prune" in r.stdout, "prune must not remove a build a live tree uses"
-    p.kill()
-    p.wait()
+    with live_run(cold, "--with", "runxdemo", imports="runxdemo"):
+        assert cold.run("--refresh", "--with", "runxdemo", "runxdemo").returncode == 0
+        ((key, builds),) = layer_builds(cold.cache).items()
+        assert len(builds) == 2, "refresh makes a new build beside the one in use"
+        r = cold.run("cache", "prune", local=False)
+        assert "nothing to prune" in r.stdout, "prune must not remove a build a live tree uses"
     cold.wait_clean()
     r = cold.run("cache", "prune", local=False)
     assert r.stdout.startswith("removed "), r.stdout
@@ -127,14 +105,9 @@ def test_pinned_layer_never_expires(cold):
 
 
 def test_cache_clean_refuses_while_trees_live(cold):
-    p = cold.popen("--with", "runxdemo", "python", "-c",
-                   "import time; print('up', flush=True); time.sleep(30)",
-                   stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "up\n"
-    r = cold.run("cache", "clean", local=False)
-    assert r.returncode == 2 and "live environment" in r.stderr
-    p.kill()
-    p.wait()
+    with live_run(cold, "--with", "runxdemo"):
+        r = cold.run("cache", "clean", local=False)
+        assert r.returncode == 2 and "live environment" in r.stderr
     cold.wait_clean()
     # The layer's finisher (byte-compile) may still hold the key: clean skips
     # a busy key and says so, then empties it once the finisher is done.
@@ -142,38 +115,63 @@ def test_cache_clean_refuses_while_trees_live(cold):
                and layer_builds(cold.cache) == {}, 60, "clean to empty the cache")
 
 
-WARM_PROBE = r"""
-import os, sys, runpy
-# Fail loudly if the warm path spawns a process or imports a heavy module.
-import subprocess
-def no(*a, **k):
-    raise SystemExit("warm path spawned a subprocess: %r" % (a,))
-subprocess.Popen.__init__ = no
-os.posix_spawn = no
-_fork = os.fork
-forks = []
-def counting_fork():
-    forks.append(1)
-    return _fork()
-os.fork = counting_fork
-_exec = os.execve
-def report_exec(path, argv, env):
-    heavy = sorted(m for m in ("trio", "psutil", "pyfuse3", "subprocess_used", "runner.uv", "uv",
-                               "ctypes", "tomllib") if m in sys.modules)
-    sys.stderr.write("HEAVY=%s FORKS=%d\n" % (",".join(heavy), len(forks)))
-    _exec(path, argv, env)
-os.execve = report_exec
-sys.argv = ["runx"] + sys.argv[1:]
-from runner.cli import main
-main()
-"""
+# --- the uv options and the layer cache --------------------------------------
 
-
-def test_warm_path_spawns_nothing_and_imports_nothing_heavy(cold):
-    assert cold.run("--with", "runxdemo", "runxdemo").returncode == 0      # warm the layer
-    r = subprocess.run([sys.executable, "-c", WARM_PROBE, "--find-links", cold.wheelhouse,
-                        "--no-index", "--with", "runxdemo", "runxdemo"],
-                       env=cold.env, capture_output=True, text=True, timeout=60)
+def test_refresh_and_offline_with_the_layer_cache(runx, tmp_path):
+    cache = str(tmp_path / "cache")
+    runx.env["RUNX_CACHE_DIR"] = runx.cache = cache
+    run = lambda *a, **kw: runx.run(*a, "--with", "runxdemo", "runxdemo", **kw)  # noqa: E731
+    assert run().returncode == 0
+    (key, (first,)), = layer_builds(cache).items()
+    assert run().returncode == 0
+    assert layer_builds(cache) == {key: [first]}, "a warm run reuses the layer"
+    r = run("--refresh")
     assert r.returncode == 0, r.stderr
-    assert "HEAVY= FORKS=1" in r.stderr, r.stderr
-    cold.wait_clean()
+    second = [b for b in layer_builds(cache)[key] if b != first]
+    assert len(second) == 1, "--refresh builds a new layer beside the old one"
+    assert os.readlink(os.path.join(cache, "layers", key, "current")) == second[0]
+    # Stale (RUNX_FRESHNESS=0): --offline still uses the cached build…
+    stale = dict(runx.env, RUNX_FRESHNESS="0")
+    r = run("--offline", "-v", env=stale)
+    assert r.returncode == 0, r.stderr
+    assert "layer hit" in r.stderr and len(layer_builds(cache)[key]) == 2
+    # …while an online run re-resolves it.
+    r = run("-v", env=stale)
+    assert r.returncode == 0 and "layer miss" in r.stderr
+    assert len(layer_builds(cache)[key]) == 3
+    runx.wait_clean()
+
+
+def test_offline_without_a_cached_layer_explains(runx, tmp_path):
+    runx.env["RUNX_CACHE_DIR"] = runx.cache = str(tmp_path / "cache")
+    r = runx.run("--offline", "--index-url", "http://127.0.0.1:9/simple", "--with",
+                 "runxdemo", "python", "-c", "pass", local=False)
+    assert r.returncode == 1
+    assert "runxdemo" in r.stderr, "uv's explanation is shown"
+    assert "uv exited" in one_error_line(r.stderr, alone=False)
+    runx.wait_clean()
+
+
+def simple_index(root, wheel_dir: str, names: list) -> str:
+    """A PEP 503 index on disk: file:///…/simple/<name>/ → the wheels."""
+    simple = root / "simple"
+    for name in names:
+        d = simple / name
+        d.mkdir(parents=True)
+        links = "".join(f'<a href="file://{os.path.join(wheel_dir, w)}">{w}</a>\n'
+                        for w in os.listdir(wheel_dir) if w.startswith(name + "-"))
+        (d / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
+    return "file://" + str(simple)
+
+
+def test_index_url_and_extra_index_url(runx, tmp_path, extra):
+    main = simple_index(tmp_path / "main", runx.wheelhouse, ["runxdemo"])
+    more = simple_index(tmp_path / "more", extra, ["runxextra"])
+    code = "import runxdemo, runxextra; print(runxdemo.VERSION, runxextra.VALUE)"
+    r = runx.run("--index-url", main, "--extra-index-url", more, "--with", "runxdemo,runxextra",
+                 "python", "-c", code, local=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1.0", "42"]
+    r = runx.run("--index-url", main, "--with", "runxextra", "python", "-c", "pass", local=False)
+    assert r.returncode == 1, "without the extra index runxextra is not found"
+    runx.wait_clean()

@@ -1,4 +1,4 @@
-"""Issue 10, defects 1, 3, 6, 7: the lease scan cannot be fooled by a fork+exit
+"""Nothing removed early: the lease scan cannot be fooled by a fork+exit
 race, a runtime dir behind a symlink, stray signals to the reaper, or many
 (or oddly named) stale trees."""
 
@@ -11,9 +11,10 @@ import time
 
 import pytest
 
+import fault_scenarios
 from conftest import Runx, alive, proc_state, reapers, runtime_entries, wait_until
-from reaper import daemon, leases
-from reaper.sweep import sweep
+from runx_env.reaper import daemon, leases
+from runx_env.reaper.sweep import sweep
 
 
 def start_relay(tmp_path, tree: str, pause: float = 0.0005):
@@ -52,7 +53,7 @@ def stop_relay(p, stop, done):
     assert os.path.exists(done)
 
 
-# --- defect 1: a scan must never say "nobody" while a relay chain lives -------------
+# --- a scan must never say "nobody" while a relay chain lives -------------
 
 def test_relay_chain_is_never_missed(tmp_path):
     """600 scans against a holder that keeps forking its successor and
@@ -90,7 +91,7 @@ def test_lease_rounds_outlast_a_relay_chain(tmp_path):
         ended = threading.Event()
 
         def reaper(ended=ended):
-            from reaper import watch
+            from runx_env.reaper import watch
 
             for watches in leases.rounds(str(tree)):
                 watch.wait_all(watches)
@@ -142,66 +143,14 @@ def test_zombie_holder_does_not_spin(tmp_path):
         p.wait()
 
 
-DAEMON = r"""
-import os, random, sys, time
-ready, trigger, out, hops = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-# The usual daemonization, done as the payload exits, with a few extra hops
-# (fork, exit) like a supervisor re-spawning itself, each after a short
-# random pause so that some land right in the reaper's scan.
-if os.fork():
-    os._exit(0)
-os.setsid()
-null = os.open(os.devnull, os.O_RDWR)
-for fd in (0, 1, 2):
-    os.dup2(null, fd)
-for _ in range(hops):
-    time.sleep(random.random() * 0.004)
-    if os.fork():
-        os._exit(0)
-open(ready, "w").close()
-while not os.path.exists(trigger):
-    time.sleep(0.01)
-# still using the environment: its interpreter, a requested package
-import subprocess
-r = subprocess.run([os.environ["RUNX_ENV"] + "/bin/python", "-c",
-                    "import runxdemo; print(runxdemo.VERSION)"], capture_output=True, text=True)
-with open(out + ".tmp", "w") as f:
-    f.write(r.stdout.strip() or r.stderr)
-os.rename(out + ".tmp", out)
-"""
-
-
-def daemonize_at_exit(runx: Runx, scratch: str, hops: int = 4) -> None:
-    """``runx --with runxdemo sh -c 'python daemon.py'``: the daemon must
-    keep its tree until it exits, then the tree goes. Raises AssertionError
-    (with "early" in the message) on an early removal."""
-    ready, trigger, out = (os.path.join(scratch, n) for n in ("ready", "go", "out"))
-    for f in (ready, trigger, out):
-        if os.path.exists(f):
-            os.unlink(f)
-    daemon_py = os.path.join(scratch, "daemon.py")
-    with open(daemon_py, "w") as f:
-        f.write(DAEMON)
-    try:
-        r = runx.run("--with", "runxdemo", "sh", "-c",
-                     f'python {daemon_py} {ready} {trigger} {out} {hops}')
-        assert r.returncode == 0, r.stderr
-        wait_until(lambda: os.path.exists(ready), 10, "the daemon to settle")
-        (tree,) = runx.trees() or [None]
-        assert tree is not None, "early removal: the tree went while the daemon runs"
-    finally:
-        open(trigger, "w").close()
-    wait_until(lambda: os.path.exists(out), 30, "the daemon to report")
-    assert open(out).read() == "1.0", f"early removal: {open(out).read()}"
-    runx.wait_clean()
-
-
-def test_daemonize_at_exit_keeps_the_tree(runx, tmp_path):
+def test_daemonize_at_exit_keeps_the_tree(runx):
+    """The fault matrix's daemonize_at_exit, repeated: its hops land in the
+    reaper's scan at random moments."""
     for _ in range(30):
-        daemonize_at_exit(runx, str(tmp_path))
+        fault_scenarios.daemonize_at_exit(runx)
 
 
-# --- defect 3: runtime dir behind a symlink ----------------------------------------
+# --- runtime dir behind a symlink ----------------------------------------
 
 HOLDER = r"""
 import mmap, os, sys
@@ -271,7 +220,7 @@ def test_runtime_dir_behind_a_symlink(tmp_path, layer_cache, wheelhouse, via, ki
     r.wait_clean()
 
 
-# --- defect 6: stray signals do not kill the reaper -------------------------------
+# --- stray signals do not kill the reaper -------------------------------
 
 FAULTS = {signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE,
           signal.SIGILL, signal.SIGTRAP, signal.SIGSYS, signal.SIGABRT}
@@ -339,7 +288,7 @@ def test_finisher_does_not_inherit_ignored_signals(tmp_path):
     assert child == 0, f"a child of the finisher inherits ignored signals: {child:#x}"
 
 
-# --- defect 7: sweeps and adoption --------------------------------------------------
+# --- sweeps and adoption --------------------------------------------------
 
 def stale_tree(runtime: str, name) -> str:
     """A lock nobody holds, its tree, no user: what a SIGKILLed run leaves."""

@@ -1,4 +1,4 @@
-"""`runx cache prune`/`clean` against live runs and builds (issue 10, defect 4).
+"""`runx cache prune`/`clean` never remove a layer a live run or a build uses.
 The scenarios themselves live in fault_scenarios.py (scripts/faults runs
 them too); here the racy one is repeated, and the lock protocol's corner
 is checked directly."""
@@ -23,7 +23,7 @@ def test_maintenance_loop_vs_runs_repeated(runx, round):
 def test_lookup_won_after_a_rename_is_a_miss(runx, tmp_path):
     """A run that gets its shared lock only after maintenance renamed the
     build aside must not use it (the path no longer names its fd)."""
-    from runner import layers
+    from runx_env.runner import layers
 
     cache = str(tmp_path / "c")
     c = fs.Runx(runx.runtime, cache, runx.wheelhouse)

@@ -1,7 +1,7 @@
-"""The option table (runner.options) against everything it drives (parser,
+"""The option table (runx_env.runner.options) against everything it drives (parser,
 --help, completion, README) and against uv's own option lists; uv options
 passed through and part of the layer's identity; did-you-mean; --directory;
-the cold-build summary line (issue 12)."""
+the cold-build summary line."""
 
 import os
 import re
@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from conftest import RUNX
-from runner import cli, completion, options
-from runner.errors import UsageError
-from runner.requirements import Spec
+from conftest import RUNX, one_error_line
+from runx_env.runner import cli, completion, options
+from runx_env.runner.errors import UsageError
+from runx_env.runner.requirements import Spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UV = os.path.join(os.path.dirname(sys.executable), "uv")
@@ -39,12 +39,6 @@ def sample(opt, tmp_path) -> str:
     if opt.kind == "dir":
         return str(tmp_path)
     return SAMPLE[opt.metavar]
-
-
-def one_error_line(stderr: str) -> str:
-    lines = stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("runx: error: "), stderr
-    return lines[0]
 
 
 # --- the table drives --help, completion and the README ----------------------
@@ -255,32 +249,13 @@ def test_no_suggestion_when_nothing_is_close():
 
 
 def test_summary_line_counts_and_names_what_uv_installed():
-    from runner import uv
+    from runx_env.runner import uv
 
     out = "Resolved 7 packages in 5ms\nInstalled 7 packages in 4ms\n" + "".join(
         f" + p{i}==1.{i}\n" for i in range(7))
     assert uv._summary(out, 1.23) == ("runx: installed 7 packages in 1.2s (p0==1.0, p1==1.1, "
                                       "p2==1.2, p3==1.3, p4==1.4, and 2 more)\n")
     assert uv._summary(" + a==1\n", 0.04) == "runx: installed 1 package in 0.0s (a==1)\n"
-
-
-def test_warm_path_imports_no_parser_helpers(runx):
-    """runner.options is plain data; difflib, re, json stay off the warm path,
-    in tool mode as with --with."""
-    def imported(*args) -> set:
-        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "runner",
-                            "--find-links", runx.wheelhouse, "--no-index", *args],
-                           env=runx.env, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        return {ln.split("|")[-1].strip() for ln in r.stderr.splitlines()
-                if ln.startswith("import time:")}
-    for args in (["--with", "runxdemo", "python", "-c", "pass"], ["runxdemo"],
-                 ["--exclude-newer", "2099-01-01", "--with", "runxdemo", "python", "-c", "pass"]):
-        imported(*args)                              # warm the layer
-        mods = imported(*args)
-        for mod in ("difflib", "re", "json", "subprocess", "runner.completion", "runner.uv"):
-            assert mod not in mods, f"{mod} imported on the warm path of {args}"
-    runx.wait_clean()
 
 
 # --- --directory ------------------------------------------------------------------

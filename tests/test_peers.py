@@ -1,4 +1,4 @@
-"""Issue 3: the programs that talk to a process by its PID, its fds or its
+"""Same process: the programs that talk to a process by its PID, its fds or its
 terminal work with a payload started by runx exactly as with one started
 directly. Each peer is real (systemd's notify protocol and socket
 activation done as systemd does them, jupyter_client with a real ipykernel,

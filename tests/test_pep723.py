@@ -1,4 +1,4 @@
-"""PEP 723 blocks read as uv reads them (issue 15): CRLF, the warning for a
+"""PEP 723 blocks read as uv reads them: the block's boundaries, CRLF, the warning for a
 block that does not close, the ``[tool.uv]`` table, requires-python as
 PEP 440 says (checked against ``packaging``'s own test cases)."""
 
@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from conftest import RUNX, build_wheel
-from runner import scripts
-from runner.errors import UsageError
+from runx_env.runner import pep723
+from runx_env.runner.errors import UsageError
 
 SHOW = ("import sys, runxdemo; print(runxdemo.VERSION, "
         "'%d.%d' % sys.version_info[:2])")
@@ -52,11 +52,12 @@ def test_crlf_script_gets_its_dependencies_like_uv(runx, tmp_path, newline):
     runx.wait_clean()
 
 
-def test_crlf_block_parses_in_process():
-    m = scripts.parse(BLOCK.replace("\n", "\r\n") + "print()\r\n")
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])
+def test_block_parses_in_process(newline):
+    m = pep723.parse(BLOCK.replace("\n", newline) + "print()" + newline)
     assert m.found and m.dependencies == ["runxdemo"] and m.requires_python == ">=3.8"
     # A CRLF last line with no newline at the end of the file, too.
-    m = scripts.parse('# /// script\r\n# dependencies = ["a"]\r\n# ///')
+    m = pep723.parse('# /// script\r\n# dependencies = ["a"]\r\n# ///')
     assert m.dependencies == ["a"]
 
 
@@ -75,7 +76,7 @@ def test_crlf_block_parses_in_process():
     ('# /// script\r# dependencies = ["a"]\r# ///\r', None),
 ])
 def test_block_boundaries_as_uv(text, deps):
-    m = scripts.parse(text)
+    m = pep723.parse(text)
     if deps is None:
         assert not m.found and m.dependencies == []
     else:
@@ -86,7 +87,7 @@ def test_the_last_closing_line_wins_as_in_uv():
     # uv takes everything up to the last '# ///' of the comment run: here a
     # '///' line inside the TOML, which is then malformed (uv refuses it too).
     with pytest.raises(UsageError) as e:
-        scripts.parse('# /// script\n# dependencies = ["a"]\n# ///\n#\n# ///\nprint()\n', "x.py")
+        pep723.parse('# /// script\n# dependencies = ["a"]\n# ///\n#\n# ///\nprint()\n', "x.py")
     assert "malformed" in e.value.message
 
 
@@ -107,7 +108,62 @@ def test_unclosed_block_warning_says_what_is_wrong(runx, tmp_path, text, words):
     assert len(lines) == 1 and lines[0].startswith("runx: warning:"), r.stderr
     for w in words + ["no closing '# ///'", "none of its dependencies are installed"]:
         assert w in lines[0], lines[0]
+    r = runx.run("-q", str(s))
+    assert r.returncode == 0 and r.stderr == "", "-q silences the warning"
     runx.wait_clean()
+
+
+def test_pep723_no_block_and_other_blocks_are_ignored():
+    assert not pep723.parse("print('hi')\n").found
+    text = "# /// pyproject\n# [tool.x]\n# a = 1\n# ///\nprint()\n"
+    assert not pep723.parse(text).found
+
+
+def test_pep723_unclosed_block_is_ignored():
+    m = pep723.parse('#!/bin/env -S runx\n# /// script\n# dependencies = ["a"]\nprint()\n')
+    assert not m.found and m.dependencies == [] and m.unclosed.line == 2 and m.unclosed.stop_line == 4
+
+
+@pytest.mark.parametrize("text, words", [
+    ('# /// script\n# dependencies = ["a"\n# ///\n', "malformed"),
+    ('# /// script\n# dependencies = []\n# ///\nx = 1\n# /// script\n# dependencies = []\n# ///\n',
+     "more than one"),
+    ('# /// script\n# dependencies = "a"\n# ///\n', "list of strings"),
+    ('# /// script\n# dependencies = [1]\n# ///\n', "list of strings"),
+    ('# /// script\n# dependencies = ["--index-url=http://x"]\n# ///\n', "not a requirement"),
+    ('# /// script\n# requires-python = 3.11\n# ///\n', "must be a string"),
+    ('# /// script\n# requires-python = "3.11"\n# ///\n', "invalid requires-python"),
+])
+def test_pep723_malformed_blocks_are_usage_errors(text, words):
+    with pytest.raises(UsageError) as e:
+        pep723.parse(text, "x.py")
+    assert words in e.value.message and e.value.code == 2
+
+
+@pytest.mark.parametrize("version, spec, ok", [
+    ("3.11.7", ">=3.10", True), ("3.11.7", ">=3.12", False), ("3.11.7", ">3.11", True),
+    ("3.11.0", ">3.11", False), ("3.11.7", "<3.12", True), ("3.12.0", "<3.12", False),
+    ("3.11.7", "<=3.11.7", True), ("3.11.8", "<=3.11.7", False),
+    ("3.11.7", "==3.11.*", True), ("3.12.1", "==3.11.*", False),
+    ("3.11.0", "==3.11", True), ("3.11.7", "==3.11", False),
+    ("3.10.4", "!=3.10.*", False), ("3.11.4", "!=3.10.*", True), ("3.11.7", "!=3.11.7", False),
+    ("3.11.7", "~=3.10", True), ("4.0.0", "~=3.10", False), ("3.9.9", "~=3.10", False),
+    ("3.11.7", "~=3.11.2", True), ("3.12.0", "~=3.11.2", False),
+    ("3.11.7", ">=3.9, <3.13", True), ("3.13.1", ">=3.9,<3.13", False),
+    ("3.13.0", ">=3.13.0rc1", True), ("3.11.7", " >= 3.8 ", True), ("3.11.7", "===3.11.7", True),
+])
+def test_requires_python_specifiers(version, spec, ok):
+    assert pep723.satisfies(version, spec) is ok
+
+
+def test_requires_python_not_met_by_an_explicit_choice_warns(capsys):
+    # uv run --python 3.10 script.py (requires >=3.12) warns and runs it: so does runx.
+    m = pep723.Metadata([], ">=3.99", True)
+    assert pep723.check_python(m, "3.11.7", "tool.py") is False
+    err = capsys.readouterr().err
+    assert err.startswith("runx: warning:") and ">=3.99" in err and "3.11.7" in err
+    assert pep723.check_python(m, "3.11.7", "tool.py", verbosity=-1) is False
+    assert capsys.readouterr().err == ""
 
 
 # --- requires-python: PEP 440, as packaging.specifiers says -------------------
@@ -119,7 +175,7 @@ OPS = ["~=", "==", "!=", "<=", ">=", "<", ">"]
 
 def valid(spec: str) -> bool:
     try:
-        scripts.parse_specifier(spec)
+        pep723.parse_specifier(spec)
         return True
     except UsageError:
         return False
@@ -143,20 +199,20 @@ def test_packaging_normalized_spellings(version):
 
 @pytest.mark.parametrize("version, spec, expected", cases.CONTAINS)
 def test_packaging_contains(version, spec, expected):
-    assert scripts.satisfies(version, spec) is expected
+    assert pep723.satisfies(version, spec) is expected
 
 
 @pytest.mark.parametrize("spec, version, expected", cases.INVALID_VERSION)
 def test_packaging_contains_invalid_versions(spec, version, expected):
-    assert scripts.satisfies(version, spec) is expected
+    assert pep723.satisfies(version, spec) is expected
 
 
 @pytest.mark.parametrize("version, spec, expected", cases.ARBITRARY + cases.SET_ARBITRARY)
 def test_packaging_arbitrary_equality(version, spec, expected):
-    assert scripts.satisfies(version, spec) is expected
+    assert pep723.satisfies(version, spec) is expected
 
 
-# The issue's cases: valid specifiers refused by the old check, invalid ones
+# Specifiers a hand-written check got wrong: valid ones it refused, invalid ones
 # it accepted.
 ISSUE = [(">=3.8.dev0", True), (">=1!3.8", True), ("==3.11.0+local", True),
          (">=3.7.post1", True), ("<3.13.0a1.dev2", True), ("~=3.10.post1", True),
@@ -166,7 +222,7 @@ ISSUE = [(">=3.8.dev0", True), (">=1!3.8", True), ("==3.11.0+local", True),
 
 
 @pytest.mark.parametrize("spec, ok", ISSUE)
-def test_issue_cases(spec, ok):
+def test_specifiers_a_hand_written_check_got_wrong(spec, ok):
     assert valid(spec) is ok
 
 
@@ -190,7 +246,7 @@ def test_every_specifier_agrees_with_packaging():
         if theirs is None:
             continue
         for v in sorted(versions):
-            assert scripts.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
+            assert pep723.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
             checked += 1
     assert checked > 50000, checked      # 57 000 with packaging's lists as copied
 
@@ -272,8 +328,8 @@ def test_tool_uv_indexes_map_to_uv_pip_options(tmp_path):
          ["--no-index"]),
     ]:
         tool_script(s, ["uvtooldemo"], tool)
-        meta = scripts.read(str(s))
-        t = scripts.tool_uv(meta, str(s), str(tmp_path / "cache"))
+        meta = pep723.read(str(s))
+        t = pep723.tool_uv(meta, str(s), str(tmp_path / "cache"))
         got = [] if t.requirements_file is None else [
             ln for ln in open(t.requirements_file).read().splitlines() if not ln.startswith("#")]
         assert got == want, tool
@@ -341,8 +397,8 @@ def test_tool_uv_sources_become_direct_references(tmp_path):
 # notadep = { path = "x" }
 # ///
 """)
-    meta = scripts.read(str(s))
-    t = scripts.tool_uv(meta, str(s), str(tmp_path / "cache"))
+    meta = pep723.read(str(s))
+    t = pep723.tool_uv(meta, str(s), str(tmp_path / "cache"))
     assert t.dependencies == ["other"]
     got = [ln for ln in open(t.requirements_file).read().splitlines() if not ln.startswith("#")]
     assert got == [

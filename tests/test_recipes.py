@@ -1,4 +1,4 @@
-"""Issue 7: every recipe in docs/recipes.md, read from the document itself
+"""Every recipe in docs/recipes.md, read from the document itself
 and run here as far as this machine allows (no editor, no CI runner, no
 systemd as PID 1, no docker engine: their command lines, their file formats,
 and the process facts they rely on are what is checked).
@@ -23,7 +23,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import RUNX, alive, build_wheel, wait_until
+from conftest import RUNX, alive, build_wheel, reapers, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = os.path.join(ROOT, "docs", "recipes.md")
@@ -199,7 +199,7 @@ def test_github_actions_steps(runx, env, tmp_path):
                            stdin=subprocess.DEVNULL)
         assert r.returncode == 0, f"step {name}: {r.stderr}"
         # Nothing but its output, and on a cold build the one line that says
-        # what was installed and how long it took (issue 12).
+        # what was installed and how long it took.
         assert all(re.fullmatch(r"runx: installed \d+ packages? in [0-9.]+s \(.*\)", ln)
                    for ln in r.stderr.splitlines()), f"step {name} logged more: {r.stderr}"
         if name == "Lint":
@@ -324,15 +324,11 @@ def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
             p.wait()
     # PID 1's exit killed the namespace, reaper included (as in a container):
     # the next runx (here `runx gc`) removes what it left.
-    wait_until(lambda: not any(alive(x) for x in _reapers(runx)), 10, "namespace to be gone")
+    wait_until(lambda: not any(alive(x) for x in reapers(runx.runtime)), 10, "namespace to be gone")
     subprocess.run([RUNX, "gc"], env=env, capture_output=True, timeout=60)
     runx.wait_clean()
 
 
-def _reapers(runx):
-    from conftest import reapers
-
-    return reapers(runx.runtime)
 
 
 def test_jupyter_kernel_spec(tmp_path):

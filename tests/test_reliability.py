@@ -1,4 +1,6 @@
-"""Issue 4: ownership, leases, safe removal, sweep, and the gc/ls commands."""
+"""Nothing leaks, nothing outside: a tree is owned by its lock (never
+swept while held), removal never follows a symlink out of the tree, stale
+trees are swept, and `runx gc`/`ls` report and remove what dead runs left."""
 
 import fcntl
 import json
@@ -9,10 +11,10 @@ import sys
 
 import pytest
 
-from conftest import alive, owners_gone, reapers, wait_until
-from reaper import leases
-from reaper.removal import remove_tree
-from reaper.sweep import sweep
+from conftest import alive, live_run, owners_gone, reapers, the_reaper, wait_until
+from runx_env.reaper import leases
+from runx_env.reaper.removal import remove_tree
+from runx_env.reaper.sweep import sweep
 
 
 # --- removal never leaves the tree ---------------------------------------------
@@ -139,20 +141,16 @@ def test_zombie_holds_nothing(tmp_path):
 # --- ownership and sweep -------------------------------------------------------
 
 def test_live_tree_is_never_swept_and_stale_one_is(runx):
-    p = runx.popen("python", "-c", "import time; print('up', flush=True); time.sleep(30)",
-                   stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "up\n"
-    (live,) = runx.trees()
-    # A stale tree: a lock file nobody holds, its tree, no user.
-    stale = os.path.join(runx.runtime, "0123456789ab")
-    os.mkdir(stale)
-    with open(stale + ".lock", "w") as f:
-        json.dump({"tree": stale}, f)
-    removed = sweep(runx.runtime)
-    assert removed == [stale]
-    assert runx.trees() == [live], "a tree whose lock is held must survive any sweep"
-    p.kill()
-    p.wait()
+    with live_run(runx):
+        (live,) = runx.trees()
+        # A stale tree: a lock file nobody holds, its tree, no user.
+        stale = os.path.join(runx.runtime, "0123456789ab")
+        os.mkdir(stale)
+        with open(stale + ".lock", "w") as f:
+            json.dump({"tree": stale}, f)
+        removed = sweep(runx.runtime)
+        assert removed == [stale]
+        assert runx.trees() == [live], "a tree whose lock is held must survive any sweep"
     runx.wait_clean()
 
 
@@ -185,23 +183,19 @@ def test_lock_held_means_owned(runx, tmp_path):
 
 
 def test_gc_dry_run_and_ls(runx):
-    p = runx.popen("python", "-c", "import time; print('up', flush=True); time.sleep(30)",
-                   stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "up\n"
-    (reaper,) = wait_until(lambda: reapers(runx.runtime), 10, "the reaper")
-    r = runx.run("ls", local=False)
-    assert r.returncode == 0
-    header, row = r.stdout.splitlines()
-    assert header.split() == ["TREE", "PID", "STATE", "SIZE"]
-    assert row.split()[1:3] == [str(p.pid), "running"]
-    os.kill(reaper, signal.SIGKILL)
-    wait_until(lambda: not alive(reaper), 10, "the reaper to die")
-    r = runx.run("ls", local=False)
-    assert "stale, used by 1 process" in r.stdout, r.stdout
-    r = runx.run("gc", "--dry-run", local=False)
-    assert r.stdout.strip() == "nothing to remove", "a tree in use is not garbage"
-    p.kill()
-    p.wait()
+    with live_run(runx) as p:
+        reaper = the_reaper(runx.runtime)
+        r = runx.run("ls", local=False)
+        assert r.returncode == 0
+        header, row = r.stdout.splitlines()
+        assert header.split() == ["TREE", "PID", "STATE", "SIZE"]
+        assert row.split()[1:3] == [str(p.pid), "running"]
+        os.kill(reaper, signal.SIGKILL)
+        wait_until(lambda: not alive(reaper), 10, "the reaper to die")
+        r = runx.run("ls", local=False)
+        assert "stale, used by 1 process" in r.stdout, r.stdout
+        r = runx.run("gc", "--dry-run", local=False)
+        assert r.stdout.strip() == "nothing to remove", "a tree in use is not garbage"
     r = runx.run("gc", "--dry-run", local=False)
     assert r.stdout.startswith("would remove "), r.stdout
     assert runx.trees(), "--dry-run removes nothing"
@@ -215,7 +209,8 @@ def test_keep_leaves_the_tree_and_gc_kept_removes_it(runx):
     tree = r.stdout.strip()
     assert f"runx: keeping {tree}" in r.stderr
     wait_until(lambda: owners_gone(runx.runtime), 10, "the reaper to exit")
-    assert os.path.isdir(os.path.join(tree, "bin"))
-    assert runx.run("gc", local=False).stdout.strip() == "nothing to remove"
+    assert os.path.isdir(os.path.join(tree, "bin")), "--keep leaves the tree"
+    assert runx.run("gc", local=False).stdout.strip() == "nothing to remove", \
+        "plain gc leaves kept trees alone"
     assert runx.run("gc", "--kept", local=False).stdout.strip() == f"removed {tree}"
     runx.wait_clean()

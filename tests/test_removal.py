@@ -1,4 +1,4 @@
-"""Removal never enters a mount inside a tree (issue 10, defect 2).
+"""Nothing outside: removal never enters a mount inside a tree.
 
 A bind mount of a directory of the same file system has the same st_dev as
 the tree: the removal must see it by mount id, leave the tree (lock file
@@ -102,7 +102,7 @@ def test_nested_bind_mount_deep_in_the_tree(runx, tmp_path, mounts):
 def test_clear_checks_mount_ids_even_for_a_mount_made_after_the_scan(tmp_path, mounts):
     """A bind mount that appears after mountinfo was read is still not
     entered: every directory opened must carry the tree's mount id."""
-    from reaper import removal
+    from runx_env.reaper import removal
 
     out = outside_dir(tmp_path)
     tree = tmp_path / "tree"

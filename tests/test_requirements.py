@@ -2,7 +2,7 @@
 
 import pytest
 
-from runner.requirements import Spec, normalize, split_with
+from runx_env.runner.requirements import Spec, normalize, split_with
 
 
 @pytest.mark.parametrize("value, expect", [

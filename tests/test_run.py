@@ -1,4 +1,4 @@
-"""Issue 2: one run, end to end — the payload is the process the caller
+"""One run, end to end: the payload is the process the caller
 started, the tree exists while it runs and goes after, errors leave nothing."""
 
 import json
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import RUNX, alive, reapers, wait_until
+from conftest import RUNX, alive, one_error_line, reapers, wait_until
 
 PY = "import json, os, sys; "
 
@@ -216,13 +216,6 @@ def test_python_option_takes_a_path(runx):
 
 # --- errors: one line, a documented code, nothing left -----------------------
 
-def one_error_line(stderr: str) -> str:
-    lines = [ln for ln in stderr.splitlines() if ln.startswith("runx: error:")]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    return lines[0]
-
-
 @pytest.mark.parametrize("args, code, words", [
     ([], 2, "no command"),
     (["--with"], 2, "needs a value"),
@@ -237,7 +230,7 @@ def one_error_line(stderr: str) -> str:
 def test_usage_errors(runx, args, code, words):
     r = runx.run(*args)
     assert r.returncode == code, r.stderr
-    assert words in one_error_line(r.stderr)
+    assert words in one_error_line(r.stderr, alone=False)
     assert r.stdout == ""
     runx.wait_clean()
 
@@ -248,7 +241,7 @@ def test_not_executable_is_126(runx, tmp_path):
     f.chmod(0o644)
     r = runx.run(str(f))
     assert r.returncode == 126
-    assert "permission denied" in one_error_line(r.stderr)
+    assert "permission denied" in one_error_line(r.stderr, alone=False)
     r = runx.run(str(tmp_path))
     assert r.returncode == 126
     runx.wait_clean()
@@ -258,7 +251,7 @@ def test_unresolvable_requirement_explains_and_leaves_nothing(runx):
     r = runx.run("--with", "runxdemo==9.9", "python", "-c", "pass")
     assert r.returncode == 1
     assert "runxdemo" in r.stderr and "9.9" in r.stderr, "uv's explanation must be shown"
-    one_error_line(r.stderr)
+    one_error_line(r.stderr, alone=False)
     layers = os.path.join(runx.cache, "layers")
     leftovers = [n for k in os.listdir(layers) for n in os.listdir(os.path.join(layers, k))
                  if n.startswith(".tmp-")]
@@ -269,7 +262,7 @@ def test_unresolvable_requirement_explains_and_leaves_nothing(runx):
 def test_malformed_requirement(runx):
     r = runx.run("--with", "not a valid requirement!!", "python", "-c", "pass")
     assert r.returncode == 1
-    one_error_line(r.stderr)
+    one_error_line(r.stderr, alone=False)
     runx.wait_clean()
 
 

@@ -1,4 +1,4 @@
-"""Tool mode, as uvx (issue 12): with no requirement named, the command names
+"""Tool mode, as uvx: with no requirement named, the command names
 its package (NAME, NAME[extra], NAME@VERSION, NAME==VERSION, NAME@latest);
 --from SPEC names the package of another command; --with joins it.
 
@@ -6,16 +6,13 @@ Hermetic: wheels built here (``tooly`` 1.0 and 2.0 whose ``tooly`` console
 script prints its version), found with --find-links/--no-index.
 """
 
-import base64
-import hashlib
 import os
-import zipfile
 
 import pytest
 
-from conftest import RUNX
-from runner import cli
-from runner.errors import UsageError
+from conftest import build_wheel, one_error_line
+from runx_env.runner import cli
+from runx_env.runner.errors import UsageError
 
 TOOLY = '''\
 import sys
@@ -31,33 +28,12 @@ def main():
 
 
 def wheel(directory, name, version, *, scripts=None, requires=(), extras=None, body=None):
-    """A pure-Python wheel with optional Requires-Dist and extras (conftest's
-    build_wheel has no metadata beyond the name)."""
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    for r in requires:
-        meta += f"Requires-Dist: {r}\n"
-    for extra, reqs in (extras or {}).items():
-        meta += f"Provides-Extra: {extra}\n"
-        meta += "".join(f"Requires-Dist: {r}; extra == \"{extra}\"\n" for r in reqs)
-    dist = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": body if body is not None else TOOLY.format(version=version),
-             f"{dist}/METADATA": meta,
-             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: runx-tests\n"
-                              "Root-Is-Purelib: true\nTag: py3-none-any\n"}
-    if scripts:
-        files[f"{dist}/entry_points.txt"] = "[console_scripts]\n" + "".join(
-            f"{k} = {v}\n" for k, v in scripts.items())
-    record = []
-    for path, content in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(content.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(content.encode())}")
-    record.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
-    path = os.path.join(directory, f"{name}-{version}-py3-none-any.whl")
-    with zipfile.ZipFile(path, "w") as z:
-        for p, content in files.items():
-            z.writestr(p, content)
-    return path
+    """A pure-Python wheel whose module is TOOLY (or ``body``), with only the
+    console scripts named."""
+    return build_wheel(directory, name, version,
+                       files={f"{name}/__init__.py": body if body is not None
+                              else TOOLY.format(version=version)},
+                       scripts=scripts or {}, requires=requires, extras=extras)
 
 
 def tooly(directory, version):
@@ -82,12 +58,6 @@ def tools(runx, tmp_path):
     runx.tool = run
     yield runx
     runx.wait_clean()
-
-
-def one_error_line(stderr: str) -> str:
-    lines = stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("runx: error: "), stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("command, out", [

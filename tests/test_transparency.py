@@ -1,4 +1,4 @@
-"""Issue 3: a payload started by runx is indistinguishable from one started
+"""Nothing changed: a payload started by runx is indistinguishable from one started
 directly, except for a short documented list.
 
 The probe (tests/probe.py) reports every observable property of its process.

@@ -1,6 +1,6 @@
-"""An untrusted cache is refused before anything in it is read (issue 10,
-defect 5): another user must not be able to plant interpreter facts or a
-layer and have this user's runx execute their program."""
+"""An untrusted cache is refused before anything in it is read: another
+user must not be able to plant interpreter facts or a layer and have this
+user's runx execute their program."""
 
 import marshal
 import os

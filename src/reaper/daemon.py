@@ -1,52 +1,106 @@
 """The detached reaper process: from the fork to the tree's removal.
 
-It runs in the grandchild of the runner's double fork (see runner.launch):
+It runs in the grandchild of the runner's double fork (see runx_env.runner.launch):
 own session, cwd /, stdio on /dev/null, no inherited fd but its own, deaf to
 terminal signals. Then: arm the watch, tell the runner it may exec, wait for
 the payload's exit, wait for the remaining lease holders, remove the tree,
 sweep what dead runs left, exit.
 """
 
+from __future__ import annotations
+
 import os
 import time
 
-from reaper import leases, watch
-from reaper.removal import remove_tree
+from runx_env.reaper import leases, ownership, watch
 
-# The runner imports this module before the fork (warm path): nothing heavy
-# at module level; the reaper imports what it needs after the fork.
+TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+
+class Handshake:
+    """The reaper's one answer to the runner before the exec: "ok" (the
+    payload is watched, a FUSE tree answers), or why the run cannot go on.
+    A pipe: the reaper holds the write end, the runner reads; a reaper that
+    dies unanswered reads as end of file."""
+
+    def __init__(self):
+        self.read_fd, self.write_fd = os.pipe()     # both close-on-exec (PEP 446)
+
+    def reaper_side(self) -> None:
+        """In the processes forked for the reaper: they only write."""
+        if self.read_fd is not None:
+            os.close(self.read_fd)
+            self.read_fd = None
+
+    def runner_side(self) -> None:
+        """In the runner once the reaper is forked: it only reads."""
+        if self.write_fd is not None:
+            os.close(self.write_fd)
+            self.write_fd = None
+
+    def close(self) -> None:
+        self.reaper_side()
+        self.runner_side()
+
+    @property
+    def answered(self) -> bool:
+        return self.write_fd is None
+
+    def reply(self, message: str) -> None:
+        """(Reaper) "ok", or "error: WHAT (HINT)"; only the first reply counts."""
+        if self.write_fd is None:
+            return
+        try:
+            os.write(self.write_fd, message.encode() + b"\n")
+        except OSError:
+            pass
+        self.runner_side()
+
+    def wait(self) -> str | None:
+        """(Runner) None once the reaper said "ok", else what went wrong."""
+        assert self.read_fd is not None
+        with os.fdopen(self.read_fd, "rb") as f:
+            self.read_fd = None
+            answer = f.readline().decode(errors="replace").strip()
+        if answer == "ok":
+            return None
+        return answer[len("error: "):] if answer.startswith("error: ") else "the reaper died"
 
 
 class Job:
-    """What the reaper is handed across the fork."""
+    """What the reaper is handed across the fork: the tree (with its lock,
+    which the reaper then owns) and what it must do around it."""
 
-    def __init__(self, tree_id, runtime, tree_path, tree_dev, tree_ino, lock_fd, token,
-                 mode="dir", entries=(), cache=None, keep=False, finish_layer=None,
-                 layer_fd=None):
-        self.tree_id = tree_id
-        self.runtime = runtime
-        self.tree_path = tree_path
-        self.tree_dev = tree_dev
-        self.tree_ino = tree_ino
-        self.lock_fd = lock_fd
+    def __init__(self, tree: ownership.Tree, token, *, cache: str | None = None,
+                 keep: bool = False, compile_layer: str | None = None,
+                 layer_fd: int | None = None):
+        self.tree = tree
         self.token = token                 # from watch.prepare_self(), made before the fork
-        self.mode = mode                   # "dir" | "fuse"
-        self.entries = list(entries)
         self.cache = cache
         self.keep = keep
-        self.finish_layer = finish_layer   # a layer to byte-compile and freeze, or None
-        self.handshake_fd = None           # write end: "ok\n" or "error: ...\n"
+        self.compile_layer = compile_layer  # a layer to byte-compile and freeze, or None
         # The layer's build dir, flock'ed shared by the run (layers.lookup):
-        # held until the reaper exits, so `runx cache prune`/`clean` never
+        # held until the tree is gone, so `runx cache prune`/`clean` never
         # remove a layer while its tree (and the payload) may use it.
         self.layer_fd = layer_fd
+        self.handshake: Handshake | None = None    # see launch.start_reaper
+
+    @property
+    def needs_handshake(self) -> bool:
+        """Whether the runner must wait for the reaper's answer before the
+        exec: a kqueue watch can only be armed by the reaper itself (kqueue
+        fds are not inherited), and a FUSE tree must answer before the
+        payload looks into it. A pidfd watch on a dir tree needs none."""
+        return watch.NEEDS_ARMING or self.tree.mode == "fuse"
 
     def fds(self) -> list:
-        fds = [self.lock_fd]
+        fds = [self.tree.lock_fd]
         if self.layer_fd is not None:
             fds.append(self.layer_fd)
-        if self.handshake_fd is not None:
-            fds.append(self.handshake_fd)
+        if self.handshake is not None and self.handshake.write_fd is not None:
+            fds.append(self.handshake.write_fd)
         fileno = getattr(self.token, "fileno", None)
         if fileno and fileno() is not None:
             fds.append(fileno())
@@ -170,7 +224,7 @@ def restore_signals() -> None:
 
 def release_caller_fds(keep: list) -> None:
     """stdio onto /dev/null, every other fd closed but ``keep``. Run in the
-    middle process of the double fork (see runner.launch), before the reaper
+    middle process of the double fork (see runx_env.runner.launch), before the reaper
     is forked: holding a caller's pipe would keep `$(runx …)` waiting after
     the payload, holding NOTIFY_SOCKET would confuse systemd."""
     null = os.open(os.devnull, os.O_RDWR)
@@ -184,8 +238,8 @@ def release_caller_fds(keep: list) -> None:
     os.closerange(lo, 1 << 20)
 
 
-def main(job: Job, log_path: str | None) -> None:
-    """Entry point in the forked grandchild. Never returns."""
+def main(job: Job, log_path: str | None) -> NoReturn:
+    """Entry point in the forked grandchild."""
     try:
         detach()
         run(job, log_to(log_path))
@@ -194,58 +248,61 @@ def main(job: Job, log_path: str | None) -> None:
 
 
 def reply(job: Job, message: str) -> None:
-    if job.handshake_fd is not None:
-        try:
-            os.write(job.handshake_fd, message.encode() + b"\n")
-        except OSError:
-            pass
-        os.close(job.handshake_fd)
-        job.handshake_fd = None
+    if job.handshake is not None:
+        job.handshake.reply(message)
 
 
 def run(job: Job, log) -> None:
-    log(f"watching pid {getattr(job.token, 'pid', job.token)} for {job.tree_path} via {watch.NAME}")
+    tree = job.tree
+    log(f"watching pid {getattr(job.token, 'pid', job.token)} for {tree.path} via {watch.NAME}")
     try:
         w = watch.arm(job.token)
     except Exception as e:
         reply(job, f"error: cannot watch the runner ({e})")
         return
-    if job.finish_layer:
-        start_layer_finisher(job, log)
-    if job.mode == "fuse":
-        from reaper import fuse_tree
+    if job.compile_layer:
+        start_layer_compiler(job, job.compile_layer, log)
+    if tree.mode == "fuse":
+        from runx_env.reaper import fuse_tree
 
-        fuse_tree.serve(job, w, log)
+        problem = fuse_tree.serve(job, w, log)
+        if problem:
+            # Never answered "ok": undo what the runner made, then say why.
+            # The runner, which shares the lock, discards what is left.
+            log(f"fuse: {problem}")
+            try:
+                ownership.remove(tree.runtime, tree.id, expect=tree.identity)
+            except OSError:
+                pass
+            reply(job, f"error: --tree fuse: {problem} (use --tree dir)")
+            return
+    else:
+        reply(job, "ok")
+        watch.wait_all([w])
+        log("payload exited")
+        if job.keep:
+            log("--keep: leaving the tree")
+            return
+        wait_for_leases(tree.path, log)
+    # For a FUSE tree, after the unmount: the mountpoint has its own inode
+    # again (still mounted, it has not, and stays).
+    if not ownership.remove(tree.runtime, tree.id, expect=tree.identity):
+        log(f"could not remove {tree.path}; left to the sweep")
         return
-    reply(job, "ok")
-    watch.wait_all([w])
-    log("payload exited")
-    if job.keep:
-        log("--keep: leaving the tree")
-        return
-    wait_for_leases(job.tree_path, log)
-    if not remove_tree(job.runtime, job.tree_id, expect=(job.tree_dev, job.tree_ino)):
-        # Renamed, swapped, or holding a mount: keep the lock file (the flock
-        # goes with this process) so a later sweep still knows it is runx's.
-        log(f"could not remove {job.tree_path}; left to the sweep")
-        return
-    if job.layer_fd is not None:          # the tree is gone: its layer may go too
-        os.close(job.layer_fd)
-        job.layer_fd = None
-    finish(job, log)
+    release_and_sweep(job, log)
 
 
-def start_layer_finisher(job: Job, log) -> None:
-    """Byte-compile and freeze a freshly built layer (runner.layers.finish)
-    in a child of the reaper, niced, while the payload runs. It drops the
-    tree's lock and watch first: it must never look like the tree's owner,
-    and the reaper does not wait for it."""
+def start_layer_compiler(job: Job, layer: str, log) -> None:
+    """Byte-compile and freeze a freshly built layer
+    (runx_env.runner.layers.compile_and_freeze) in a child of the reaper, niced,
+    while the payload runs. It drops the tree's lock and watch first: it
+    must never look like the tree's owner, and the reaper does not wait for it."""
     try:
         pid = os.fork()
     except OSError:
         return
     if pid:
-        log(f"layer finisher: pid {pid}")
+        log(f"layer compiler: pid {pid}")
         return
     try:
         restore_signals()
@@ -257,9 +314,9 @@ def start_layer_finisher(job: Job, log) -> None:
         except OSError:
             pass
         os.nice(19)
-        from runner.layers import finish as finish_layer
+        from runx_env.runner.layers import compile_and_freeze
 
-        finish_layer(job.finish_layer, log)
+        compile_and_freeze(layer, log)
     finally:
         os._exit(0)
 
@@ -271,26 +328,29 @@ def wait_for_leases(tree: str, log) -> None:
         watch.wait_all(watches)
 
 
-def finish(job: Job, log) -> None:
-    """Tree gone: drop the lock (file first, then the flock), then sweep.
-    Ownerless trees still in use are adopted: this reaper holds their locks,
-    waits for their holders and removes them, so a tree whose reaper was
-    killed goes as soon as its last user does."""
-    release(job.runtime, job.tree_id, job.lock_fd)
-    log(f"removed {job.tree_path}")
-    from reaper.sweep import sweep
+def release_and_sweep(job: Job, log) -> None:
+    """Tree and lock file gone: let go of the layer and the flock, then
+    sweep. Ownerless trees still in use are adopted: this reaper holds their
+    locks, waits for their holders and removes them, so a tree whose reaper
+    was killed goes as soon as its last user does."""
+    if job.layer_fd is not None:          # the tree is gone: its layer may go too
+        os.close(job.layer_fd)
+        job.layer_fd = None
+    os.close(job.tree.lock_fd)
+    log(f"removed {job.tree.path}")
+    from runx_env.reaper.sweep import sweep
 
     adopted: list = []
-    sweep(job.runtime, job.cache, adopt=adopted, log=log)
+    sweep(job.tree.runtime, job.cache, adopt=adopted, log=log)
     if adopted:
-        reap_adopted(job.runtime, adopted, log)
+        reap_adopted(job.tree.runtime, adopted, log)
 
 
 def reap_adopted(runtime: str, adopted: list, log) -> None:
     """Wait for the holders of every adopted tree at once (one long-lived
     holder must not hold the others hostage) and remove each tree as soon
     as nothing uses it."""
-    from reaper.sweep import unmount_if_dead
+    from runx_env.reaper.sweep import unmount_if_dead
 
     fds = {os.path.join(runtime, tid): (tid, fd) for tid, fd in adopted}
     for path in fds:
@@ -299,19 +359,9 @@ def reap_adopted(runtime: str, adopted: list, log) -> None:
     def free(path):
         tid, fd = fds[path]
         unmount_if_dead(path)             # a --tree fuse tree whose server died with its watcher
-        if remove_tree(runtime, tid):
-            release(runtime, tid, fd)
+        if ownership.remove(runtime, tid, lock_fd=fd):
             log(f"removed adopted {path}")
-        else:                             # keep the lock file: the next sweep retries
-            os.close(fd)
+        else:                             # the lock file stays: the next sweep retries
             log(f"could not remove adopted {path}")
 
     leases.wait_free(list(fds), free, log)
-
-
-def release(runtime: str, tree_id: str, lock_fd: int) -> None:
-    try:
-        os.unlink(os.path.join(runtime, tree_id + ".lock"))
-    except OSError:
-        pass
-    os.close(lock_fd)

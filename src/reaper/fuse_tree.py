@@ -2,7 +2,7 @@
 
 Nothing ephemeral touches the disk. The runner makes the empty tree
 directory (0700) and its lock, as for ``--tree dir``, but writes nothing into
-it; the reaper mounts its in-memory file system (reaper.memfs) there, tells
+it; the reaper mounts its in-memory file system (runx_env.reaper.memfs) there, tells
 the runner "ok" once the mount answers, and serves it until the payload and
 every lease holder are gone. Then it unmounts, removes the empty mountpoint
 and its lock, and sweeps.
@@ -14,8 +14,8 @@ which the next run's sweep or ``runx gc`` removes. The price: a payload still
 running when its reaper is killed loses its environment (``--tree dir``
 keeps it, and leaks it instead).
 
-``missing()`` runs in the runner on the warm path: it imports nothing heavy
-(pyfuse3 and trio load in the reaper only, in ``serve``).
+``missing()`` runs in the runner; pyfuse3 and trio load in the reaper only,
+in ``serve``.
 
 RUNX_FUSE_DEVICE (testing only) replaces /dev/fuse in ``missing()``'s
 checks, to simulate a machine without FUSE.
@@ -66,7 +66,7 @@ def missing() -> str | None:
             return f"cannot inspect {tool}"
     import importlib.util
 
-    for mod, what in (("pyfuse3", "pyfuse3 is not installed (pip install 'runx[fuse]')"),
+    for mod, what in (("pyfuse3", "pyfuse3 is not installed (pip install 'runx-env[fuse]')"),
                       ("trio", "trio is not installed")):
         try:
             if importlib.util.find_spec(mod) is None:
@@ -77,23 +77,6 @@ def missing() -> str | None:
 
 
 # --- the reaper side -------------------------------------------------------
-
-
-def _abort(job, log, message: str) -> None:
-    """Could not serve: undo what the runner made (tree first, lock last; a
-    tree that cannot go keeps its lock file for the sweep), then tell the
-    runner why. The runner, which shares the lock, then discards what is left
-    and tolerates finding nothing."""
-    from reaper import daemon
-    from reaper.removal import remove_tree
-
-    log(f"fuse: {message}")
-    try:
-        if remove_tree(job.runtime, job.tree_id, expect=(job.tree_dev, job.tree_ino)):
-            os.unlink(os.path.join(job.runtime, job.tree_id + ".lock"))
-    except OSError:
-        pass
-    daemon.reply(job, f"error: --tree fuse: {message} (use --tree dir)")
 
 
 def _mount(pyfuse3, fs, path: str) -> str | None:
@@ -183,29 +166,28 @@ def _order_fds(low: int, before: set) -> None:
     os.close(null)
 
 
-def serve(job, w, log) -> None:
-    """Mount, answer the runner, serve until the tree is unused, clean up.
-    ``w`` is the armed watch on the payload."""
-    from reaper import daemon
-
+def serve(job, w, log) -> str | None:
+    """Mount, answer the runner "ok", serve until the tree is unused, unmount.
+    ``w`` is the armed watch on the payload. Returns None once served and
+    unmounted (the daemon removes the mountpoint and releases), or, if it
+    never answered "ok", what went wrong (the daemon undoes the tree and
+    tells the runner)."""
+    tree = job.tree
     try:
         import pyfuse3
         import trio
 
-        from reaper.memfs import MemFS
+        from runx_env.reaper.memfs import MemFS
     except Exception as e:      # ImportError, or libfuse3.so missing (OSError)
-        _abort(job, log, f"cannot load pyfuse3 ({e})")
-        return
+        return f"cannot load pyfuse3 ({e})"
     try:
-        fs = MemFS(job.entries)
+        fs = MemFS(tree.entries)
     except Exception as e:
-        _abort(job, log, f"bad tree description ({e})")
-        return
-    problem = _mount(pyfuse3, fs, job.tree_path)
+        return f"bad tree description ({e})"
+    problem = _mount(pyfuse3, fs, tree.path)
     if problem:
-        _abort(job, log, problem)
-        return
-    log(f"fuse: mounted {job.tree_path}")
+        return problem
+    log(f"fuse: mounted {tree.path}")
     try:
         trio.run(_serve, pyfuse3, trio, job, w, log)
     except BaseException as e:         # noqa: BLE001 - the reaper must get to the cleanup
@@ -215,49 +197,39 @@ def serve(job, w, log) -> None:
             pyfuse3.close(unmount=True)
         except Exception as e:
             log(f"fuse: unmount: {e!r}")
-    if job.handshake_fd is not None:   # never answered "ok": the runner discards the tree
-        _abort(job, log, f"the mount at {job.tree_path} did not answer")
-        return
-    # Removes the mountpoint only if it is the directory the runner made:
-    # after the unmount it has its inode again; still mounted, it has not.
-    from reaper.removal import remove_tree
-
-    if not remove_tree(job.runtime, job.tree_id, expect=(job.tree_dev, job.tree_ino)):
-        log(f"fuse: {job.tree_path} is not the empty mountpoint; left to the sweep")
-        return
-    daemon.finish(job, log)
+    if not job.handshake.answered:     # never said "ok": the runner discards the tree
+        return f"the mount at {tree.path} did not answer"
+    return None
 
 
 async def _serve(pyfuse3, trio, job, w, log) -> None:
     """Inside trio: serve the mount, say "ok" once it answers, return once the
     tree's users are all gone (or at once if it never answered)."""
-    from reaper import daemon
-
     async with trio.open_nursery() as nursery:
         # One worker task: no handler of MemFS ever waits, so more tasks only
         # cost their spawning (directory listings measured 2-3x slower with
         # pyfuse3's default of up to 99).
         nursery.start_soon(pyfuse3.main, 1, 1)
-        if not await _answers(trio, job):
+        if not await _answers(trio, job.tree):
             pyfuse3.terminate()
             return
-        daemon.reply(job, "ok")
+        job.handshake.reply("ok")
         await _exited(trio, w)
         log("payload exited")
         if job.keep:
             log("--keep has no meaning for a FUSE tree; removing it")
-        await _leases(trio, job.tree_path, log)
+        await _leases(trio, job.tree.path, log)
         pyfuse3.terminate()
 
 
-async def _answers(trio, job) -> bool:
+async def _answers(trio, tree) -> bool:
     """Stat the mount from a worker thread: this thread serves the mount, a
     stat from here would wait for itself."""
 
     def check():
-        root = os.stat(job.tree_path)
-        os.stat(os.path.join(job.tree_path, "pyvenv.cfg"))
-        return (root.st_dev, root.st_ino) != (job.tree_dev, job.tree_ino)
+        root = os.stat(tree.path)
+        os.stat(os.path.join(tree.path, "pyvenv.cfg"))
+        return (root.st_dev, root.st_ino) != tree.identity
 
     with trio.move_on_after(CHECK_TIMEOUT):
         try:
@@ -280,10 +252,10 @@ async def _exited(trio, w) -> None:
 
 
 async def _leases(trio, tree: str, log) -> None:
-    """The lease rounds of reaper.leases.rounds. Each scan runs in a worker
+    """The lease rounds of runx_env.reaper.leases.rounds. Each scan runs in a worker
     thread: reading a process's /proc entries can wait on its memory map
     lock, which a page fault on this very mount may hold."""
-    from reaper import leases
+    from runx_env.reaper import leases
 
     rounds = leases.rounds(tree, log)
     try:

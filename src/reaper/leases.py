@@ -280,10 +280,10 @@ def holders(tree: str, exclude: frozenset = frozenset()) -> list:
 
 
 def _watch(scan: Scan, tree: str, pids: list) -> list:
-    """A Watch (see reaper.watch) on each of ``pids``. Each is re-checked
+    """A Watch (see runx_env.reaper.watch) on each of ``pids``. Each is re-checked
     once its watch is open, so a PID reused between the scan and the watch
     is not mistaken for it."""
-    from reaper import watch
+    from runx_env.reaper import watch
 
     watches = []
     for pid in pids:
@@ -341,7 +341,7 @@ def wait_free(trees, on_free, log=lambda msg: None) -> None:
     conclusive scan finds it unused, whatever the other trees' holders do.
     Rounds are per tree: when every watched holder of some tree has exited,
     everything is scanned again."""
-    from reaper import watch
+    from runx_env.reaper import watch
 
     pending = list(trees)
     scan = Scan(pending)

@@ -1,9 +1,9 @@
 """The in-memory file system a ``--tree fuse`` reaper serves (pyfuse3).
 
-Imported by reaper.fuse_tree only, inside the reaper, once it has decided to
+Imported by runx_env.reaper.fuse_tree only, inside the reaper, once it has decided to
 serve: importing this module imports pyfuse3 and trio.
 
-It starts as the thin venv described by ``runner.trees.entries`` and is
+It starts as the thin venv described by ``runx_env.runner.trees.entries`` and is
 writable enough for ``pip install`` / ``uv pip install`` into the running
 environment: regular files, directories, symlinks, hard links, FIFOs and
 sockets; rename with RENAME_NOREPLACE / RENAME_EXCHANGE; truncate, chmod,
@@ -25,6 +25,7 @@ import functools
 import os
 import stat
 import time
+from typing import Any
 
 import pyfuse3
 
@@ -43,12 +44,15 @@ class Node:
         self.nlink = 2 if stat.S_ISDIR(mode) else 1
         self.uid = uid
         self.gid = gid
-        self.data = bytearray() if stat.S_ISREG(mode) else None
+        # data (files) and children (directories) are None for the other
+        # kinds; handlers check the kind (or the kernel did) before use, so
+        # they are typed Any rather than narrowed at every use on a hot path.
+        self.data: Any = bytearray() if stat.S_ISREG(mode) else None
         self.target = b""
         # Directories: name -> (ino, serial). Insertion order is serial order
         # (a name is always deleted before it is added again), which gives
         # readdir offsets that survive concurrent changes.
-        self.children = {} if stat.S_ISDIR(mode) else None
+        self.children: Any = {} if stat.S_ISDIR(mode) else None
         self.serial = 3                  # 1 and 2 are "." and ".."
         self.parent = ino
         self.atime = self.mtime = self.ctime = now
@@ -84,7 +88,7 @@ class MemFS(pyfuse3.Operations):
         root = Node(pyfuse3.ROOT_INODE, stat.S_IFDIR | root_mode, self.uid, self.gid, now)
         self.nodes = {root.ino: root}
         self.next_ino = root.ino + 1
-        self.handles = {}
+        self.handles: dict = {}
         self.next_fh = 1
         for e in entries:
             self._add_entry(e, now)

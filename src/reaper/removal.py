@@ -21,7 +21,7 @@ import stat
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _unescape(field: bytes) -> bytes:
+def unescape_mountinfo(field: bytes) -> bytes:
     """mountinfo escapes space, tab, newline and backslash as \\ooo."""
     if b"\\" not in field:
         return field
@@ -48,7 +48,7 @@ def mounts_under(path: str) -> list | None:
                 fields = line.split(b" ", 5)
                 if len(fields) < 5:
                     continue
-                mp = _unescape(fields[4])
+                mp = unescape_mountinfo(fields[4])
                 if mp == want or mp.startswith(prefix):
                     found.append(os.fsdecode(mp))
     except OSError:

@@ -8,18 +8,14 @@ proves there is no owner, whatever happened to the owner.
 """
 
 import errno
-import fcntl
 import os
-import stat
 
 # Every reaper sweeps after its removal, while the next run may be starting
-# on the same cores: json, re and subprocess are imported only when a stale
+# on the same cores: json and subprocess are imported only when a stale
 # tree or a dead mount is actually found.
 
-from reaper import leases
-from reaper.removal import remove_tree
-
-LOCK_SUFFIX = ".lock"
+from runx_env.reaper import leases, ownership
+from runx_env.reaper.removal import remove_tree, unescape_mountinfo
 
 
 class TreeState:
@@ -31,41 +27,6 @@ class TreeState:
         self.meta = meta
         self.state = state        # "running" | "waiting" | "stale" | "kept"
         self.holders = holders
-
-
-def _owned_locks(runtime: str):
-    try:
-        names = os.listdir(runtime)
-    except OSError:
-        return
-    uid = os.geteuid()
-    for name in sorted(names):
-        if not name.endswith(LOCK_SUFFIX) or name.startswith("."):
-            continue
-        p = os.path.join(runtime, name)
-        try:
-            st = os.lstat(p)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and st.st_uid == uid:
-            yield name[: -len(LOCK_SUFFIX)], p
-
-
-def _try_lock(path: str):
-    """Open and flock ``path`` without waiting; None if held or gone."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        st, st2 = os.fstat(fd), os.stat(path, follow_symlinks=False)
-        if (st.st_dev, st.st_ino) == (st2.st_dev, st2.st_ino):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
 
 
 def _read_meta(fd: int) -> dict:
@@ -90,20 +51,11 @@ def _fuse_mountpoint(path: str) -> bool | None:
                 left, _, right = line.partition(b" - ")
                 fields = left.split()
                 if (len(fields) > 4 and right.startswith(b"fuse")
-                        and _unescape(fields[4]) == want):
+                        and unescape_mountinfo(fields[4]) == want):
                     return True
     except OSError:
         return None
     return False
-
-
-def _unescape(field: bytes) -> bytes:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    if b"\\" not in field:
-        return field
-    import re
-
-    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), field)
 
 
 def unmount_if_dead(path: str) -> None:
@@ -135,9 +87,9 @@ def survey(runtime: str) -> list:
     """Every tree runx made under ``runtime``, with its state (for ``runx ls``).
     One /proc scan for all the ownerless trees."""
     out, free = [], []
-    for tid, lock_path in _owned_locks(runtime):
+    for tid, lock_path in ownership.owned_locks(runtime):
         path = os.path.join(runtime, tid)
-        fd = _try_lock(lock_path)
+        fd = ownership.try_lock(lock_path)
         if fd is None:                     # owned: read its metadata without the lock
             try:
                 rfd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -180,8 +132,8 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
     owner, and no process starts using an ownerless tree by inheritance.
     """
     cands = []
-    for tid, lock_path in _owned_locks(runtime):
-        fd = _try_lock(lock_path)
+    for tid, lock_path in ownership.owned_locks(runtime):
+        fd = ownership.try_lock(lock_path)
         if fd is None:
             continue                       # a live reaper or runner owns it
         try:
@@ -206,7 +158,7 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
 
 
 def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log) -> list:
-    fd = _try_lock(lock_path)
+    fd = ownership.try_lock(lock_path)
     if fd is None:
         return []                          # adopted or removed by another sweep meanwhile
     try:
@@ -225,8 +177,7 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
 
             return [] if mounts_under(path) else [path]
         unmount_if_dead(path)
-        if remove_tree(runtime, tid):
-            os.unlink(lock_path)        # tree first, lock last
+        if ownership.remove(runtime, tid):
             log(f"sweep: removed {path}")
             return [path]
         log(f"sweep: could not remove {path}")

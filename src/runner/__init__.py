@@ -1,15 +1,15 @@
 """runx's runner: what to install, the cached layer, the ephemeral tree, the exec.
 
-Everything here runs before the exec, on the path a warm start takes: keep
-imports light (no trio, psutil, pyfuse3, subprocess on a warm start).
+Everything here runs before the exec; what a warm start may import is
+tests/test_warm_path.py's allowlist.
 """
 
 __version__ = "0.1.0"
 
 
-def checkpoint(name: str) -> None:
+def fault_point(name: str) -> None:
     """Fault injection for the fault matrix (scripts/faults, tests): with
-    RUNX_FAULT_STOP=NAME runx stops itself (SIGSTOP) at checkpoint NAME, so a
+    RUNX_FAULT_STOP=NAME runx stops itself (SIGSTOP) at the fault point NAME, so a
     test can SIGKILL it at exactly that moment. Points: "install" (layer
     build started), "tree" (tree made, no reaper yet), "exec" (reaper
     running, just before the exec). One dict lookup when unset."""

@@ -1,3 +1,3 @@
-from runner.cli import main
+from runx_env.runner.cli import main
 
 main()

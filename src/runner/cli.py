@@ -5,20 +5,24 @@
 
 Everything from COMMAND on is the payload's, untouched, even arguments that
 look like runx options. A first positional that is a script (see
-runner.scripts: an existing ``*.py`` file, or a file whose ``#!`` line
+runx_env.runner.pep723: an existing ``*.py`` file, or a file whose ``#!`` line
 mentions runx) runs as ``python SCRIPT ARG...``; ``-m MODULE`` as
 ``python -m MODULE ARG...``.
 
-Warm path: a plain ``runx --with X cmd`` imports nothing beyond what it did
-before scripts, env files and completion existed; each of those loads its
-module only when used.
+Scripts, env files and completion load their modules only when used.
 """
+
+from __future__ import annotations
 
 import os
 import sys
 
-from runner import __version__, checkpoint
-from runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError
+from runx_env.runner import __version__, fault_point
+from runx_env.runner.errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError, say
+
+TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 USAGE = """\
 usage: runx [OPTIONS] [--] COMMAND [ARG...]
@@ -110,8 +114,8 @@ RUNX_TREE, RUNX_DEBUG=1 (a traceback instead of 'internal error').
 
 
 def help_text() -> str:
-    """--help, generated from the option table (runner.options)."""
-    from runner.options import OPTIONS
+    """--help, generated from the option table (runx_env.runner.options)."""
+    from runx_env.runner.options import OPTIONS
 
     out = [USAGE, _HELP_HEAD.strip("\n").join("\n\n"), ""]
     category = None
@@ -177,13 +181,13 @@ class Options:
 
 
 def _table():
-    from runner.options import OPTIONS
+    from runx_env.runner.options import OPTIONS
 
     return {n: opt for opt in OPTIONS for n in opt.names}
 
 
 def _unknown(arg: str, name: str, table: dict):
-    from runner.options import NOT_TAKEN
+    from runx_env.runner.options import NOT_TAKEN
 
     if name in NOT_TAKEN:
         return UsageError(f"{name}: {NOT_TAKEN[name]}", None)
@@ -237,7 +241,7 @@ def tool_requirement(spec: str, what: str) -> tuple:
 
 
 def parse(argv: list) -> Options:
-    from runner.requirements import split_with
+    from runx_env.runner.requirements import split_with
 
     o = Options()
     table = _table()
@@ -292,7 +296,7 @@ def parse(argv: list) -> Options:
         elif opt.repeat:          # --with-requirements, --extra-index-url, -f, --env-file
             getattr(o, opt.dest).append(value)
         elif name == "--completion":
-            from runner.completion import script
+            from runx_env.runner.completion import script
 
             sys.stdout.write(script(value))
             raise SystemExit(0)
@@ -346,12 +350,12 @@ def parse(argv: list) -> Options:
         first = rest[0]
         # One stat for a plain command name; the scripts module only for files.
         if first.endswith(".py") or os.path.isfile(first):
-            from runner import scripts
+            from runx_env.runner import pep723
 
-            if scripts.is_script(first):
+            if pep723.is_script(first):
                 o.script = first
                 o.command = ["python", first, *rest[1:]]
-            elif scripts.missing_script(first):
+            elif pep723.missing_script(first):
                 if "/" in first:
                     raise UsageError(f"script {first}: no such file", "check the path")
                 # Not a file, but maybe a console script of the environment
@@ -393,11 +397,6 @@ def _uv_spelling(opt, value) -> list:
     return [opt.name] if value is None else [opt.name, value]
 
 
-def _say(text: str) -> None:
-    if sys.stderr is not None:          # the caller may have closed fd 2
-        sys.stderr.write(text)
-
-
 # Control characters in what the user typed (a newline in a --with value, a
 # file name) would split the one error line: shown escaped, as repr would.
 _ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
@@ -407,26 +406,26 @@ def _one_line(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def main(argv: list | None = None) -> None:
+def main(argv: list | None = None) -> NoReturn:
     argv = sys.argv[1:] if argv is None else argv
-    from runner.launch import hold_std_fds
+    from runx_env.runner.launch import hold_std_fds
 
     hold_std_fds()
     try:
         if argv and argv[0] in ("gc", "ls", "cache"):
-            from runner import commands
+            from runx_env.runner import commands
 
             raise SystemExit(commands.main(argv))
         run(parse(argv))
     except RunxError as e:
         hint = f" ({_one_line(e.hint)})" if e.hint else ""
-        _say(f"runx: error: {_one_line(e.message)}{hint}\n")
+        say(f"runx: error: {_one_line(e.message)}{hint}\n")
         raise SystemExit(e.code)
     except KeyboardInterrupt:
         # Die of the signal, as the caller expects of an interrupted command.
         import signal
 
-        from runner.launch import flush_stdio
+        from runx_env.runner.launch import flush_stdio
 
         flush_stdio()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -435,13 +434,13 @@ def main(argv: list | None = None) -> None:
     except Exception as e:
         if isinstance(e, OSError) and e.errno in (24, 23):   # EMFILE, ENFILE
             # Not a bug: a tiny RLIMIT_NOFILE (ulimit -n) can fail any open.
-            _say(f"runx: error: too many open files: {_one_line(str(e))} "
+            say(f"runx: error: too many open files: {_one_line(str(e))} "
                  "(raise the open-file limit, ulimit -n)\n")
             raise SystemExit(EXIT_ENV)
         # A bug, not a user error: still one line, no traceback, unless asked.
         if os.environ.get("RUNX_DEBUG"):
             raise
-        _say(f"runx: error: internal error: {type(e).__name__}: {_one_line(str(e))} "
+        say(f"runx: error: internal error: {type(e).__name__}: {_one_line(str(e))} "
                          "(a bug in runx; RUNX_DEBUG=1 shows the traceback)\n")
         raise SystemExit(EXIT_ENV)
 
@@ -452,7 +451,7 @@ def _inputs(o: Options, log):
     (extra requirements, requirement files, payload variables, script metadata)."""
     extra_env: dict = {}
     if o.env_files:
-        from runner import dotenv
+        from runx_env.runner import dotenv
 
         for f in o.env_files:
             values = dotenv.parse(dotenv.load(f), {**os.environ, **extra_env}, f)
@@ -466,22 +465,22 @@ def _inputs(o: Options, log):
         meta = _stdin_script(o)
         reqs += meta.dependencies
     elif o.script:
-        from runner import scripts
+        from runx_env.runner import pep723
 
-        meta = scripts.read(o.script)
+        meta = pep723.read(o.script)
         if meta.found:
             log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
                 + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
         elif meta.unclosed and o.verbosity >= 0:
-            _say(f"runx: warning: {o.script}, line {meta.unclosed.line}: "
+            say(f"runx: warning: {o.script}, line {meta.unclosed.line}: "
                  f"{meta.unclosed.describe()}; the block is ignored, so none of its "
                  "dependencies are installed\n")
         else:
             log(f"script {o.script}: no '# /// script' block, no extra packages")
         if meta.tool_uv:
-            from runner import paths
+            from runx_env.runner import paths
 
-            t = scripts.tool_uv(meta, o.script, paths.private_dir(paths.cache_dir()))
+            t = pep723.tool_uv(meta, o.script, paths.private_dir(paths.cache_dir()))
             reqs += t.dependencies
             if t.requirements_file:
                 files.append(t.requirements_file)
@@ -493,13 +492,13 @@ def _inputs(o: Options, log):
             reqs += meta.dependencies
     for f in o.with_requirements:
         if f.endswith(".py"):
-            from runner import scripts
+            from runx_env.runner import pep723
 
-            m = scripts.read(f, what="requirements file")
+            m = pep723.read(f, what="requirements file")
             log(f"--with-requirements {f}: dependencies {m.dependencies or 'none'}")
             reqs += m.dependencies
         else:
-            from runner.requirements import read_requirements_file
+            from runx_env.runner.requirements import read_requirements_file
 
             read_requirements_file(f)        # unreadable file: a usage error, now
             files.append(f)
@@ -513,7 +512,7 @@ _ARG_MAX = 128 * 1024 - 256
 def _stdin_script(o: Options):
     """Read `runx -`'s script from stdin, whole, as `uv run -` does (the
     payload then finds stdin at its end), into ``python -c TEXT``."""
-    from runner import scripts
+    from runx_env.runner import pep723
 
     try:
         data = sys.stdin.buffer.read() if sys.stdin is not None else b""
@@ -531,8 +530,8 @@ def _stdin_script(o: Options):
                          f"at most {_ARG_MAX})", "save it to a file and run: runx FILE.py")
     o.command[2] = text
     if "# /// script" not in text:
-        return scripts.Metadata()
-    return scripts.parse(text, "<stdin>")
+        return pep723.Metadata()
+    return pep723.parse(text, "<stdin>")
 
 
 def _no_command(layer) -> UsageError:
@@ -545,32 +544,23 @@ def _no_command(layer) -> UsageError:
                       f"the environment's commands: {', '.join(names)}; or python, -m MODULE")
 
 
-def run(o: Options) -> None:
-    from runner import interpreter, layers, launch, paths, trees
-    from runner.requirements import Spec
-    from reaper import watch
-    from reaper.daemon import Job
+def run(o: Options) -> NoReturn:
+    """A run, in order: what to install, the interpreter, the cached layer,
+    the tree, the reaper, the exec. Until the reaper starts, a failure
+    leaves nothing behind; from then on the reaper owns the tree."""
+    from runx_env.runner import launch, paths
+    from runx_env.runner.requirements import Spec
 
-    log = (lambda msg: _say(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
+    log = (lambda msg: say(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
     if o.with_requirements or o.env_files or o.script:
         script_reqs, req_files, extra_env, meta = _inputs(o, log)
     else:
         script_reqs, req_files, extra_env, meta = [], [], None, None
     cache = paths.cache_dir()
     # Before anything in the cache is read (interpreter facts, layers): ours
-    # and private, or refused (issue 10, defect 5). One stat on the warm path.
+    # and private, or refused (tests/test_trust.py). One stat.
     cache_exists = paths.trusted(cache)
-    rp = meta.requires_python if meta is not None else None
-    choice = interpreter.choose(o.python, script=o.script, requires_python=rp)
-    interp = interpreter.find(choice, cache, uv_python_args=o.uv_python_args,
-                              script=o.script)
-    log(f"interpreter: {interp.executable} ({interp.version}), "
-        + (f"for {choice.request!r} from {choice.source}" if choice.request else choice.source))
-    if rp:
-        from runner import scripts
-
-        if scripts.check_python(meta, interp.version, o.script, o.verbosity):
-            log(f"requires-python {rp!r}: {interp.version} satisfies it")
+    interp = _interpreter(o, meta, cache, log)
     spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
                 o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable)
     if o.tool:
@@ -579,30 +569,90 @@ def run(o: Options) -> None:
     # not for the payload (the layer key covers them through the -r file).
     uv_env = getattr(meta, "uv_env", None) or {}
     os.environ.update(uv_env)
-    layer = None
-    if not spec.empty and not o.no_cache:
-        if not cache_exists:
-            paths.private_dir(cache)
-        layer = layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
-                              verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
-    elif spec.empty:
-        log("no requirements: the environment is the bare interpreter")
+    layer = _layer(o, spec, interp, cache, cache_exists, log)
     if not o.command:
         raise _no_command(layer)
+    _check_can_run(o)
+    tree, token = _tree(o, interp, layer, log)
+    _start_reaper(o, tree, token, layer, cache, log)
+    # From here on the reaper owns the tree: whatever happens to this process,
+    # its exit wakes the reaper, which removes the tree.
+    if o.no_cache and not spec.empty:
+        from runx_env.runner import uv
 
+        uv.pip_install(os.path.join(tree.path, "bin", "python"),
+                       spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
+                       compile_bytecode=False, verbosity=o.verbosity)
+    for k in uv_env:
+        os.environ.pop(k, None)
+    env = launch.payload_env(tree.path, {**os.environ, **extra_env} if extra_env else os.environ)
+    path = _resolve(o, env, layer)
+    if o.keep and o.verbosity >= 0:
+        say(f"runx: keeping {tree.path}\n")
+    log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
+        + (" ..." if len(o.command) > 6 else ""))
+    fault_point("exec")
+    launch.exec_payload(path, o.command, env)
+
+
+def _interpreter(o: Options, meta, cache: str, log):
+    """The interpreter uv would choose; a script's requires-python checked."""
+    from runx_env.runner import interpreter
+
+    rp = meta.requires_python if meta is not None else None
+    choice = interpreter.choose(o.python, script=o.script, requires_python=rp)
+    interp = interpreter.find(choice, cache, uv_python_args=o.uv_python_args,
+                              script=o.script)
+    log(f"interpreter: {interp.executable} ({interp.version}), "
+        + (f"for {choice.request!r} from {choice.source}" if choice.request else choice.source))
+    if rp:
+        from runx_env.runner import pep723
+
+        if pep723.check_python(meta, interp.version, o.script, o.verbosity):
+            log(f"requires-python {rp!r}: {interp.version} satisfies it")
+    return interp
+
+
+def _layer(o: Options, spec, interp, cache: str, cache_exists: bool, log):
+    """The cached layer for ``spec`` (found or built), or None: no
+    requirements, or --no-cache (installed into the tree instead)."""
+    from runx_env.runner import layers, paths
+
+    if spec.empty:
+        log("no requirements: the environment is the bare interpreter")
+        return None
+    if o.no_cache:
+        return None
+    if not cache_exists:
+        paths.private_dir(cache)
+    return layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
+                         verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
+
+
+def _check_can_run(o: Options) -> None:
+    """Refuse, before anything is made, what would leave a tree behind."""
     if o.tree == "fuse":
-        from reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
+        from runx_env.reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
 
         problem = fuse_tree.missing()
         if problem:
             raise RunxError(f"--tree fuse: {problem}", "use --tree dir, or see docs/fuse.md")
     # The reaper inherits the open-file limit and needs a few dozen fds for
     # the lease scan and the removal: under a tiny limit it would leave the
-    # tree behind. Refuse before anything is made (os.sysconf: no import).
+    # tree behind (os.sysconf: no import).
     nofile = os.sysconf("SC_OPEN_MAX")
     if 0 < nofile < MIN_NOFILE:
         raise RunxError(f"the open-file limit is {nofile}: too low for runx (at least "
                         f"{MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
+
+
+def _tree(o: Options, interp, layer, log) -> tuple:
+    """The run's tree: locked, made, and (--tree dir) written, and the token
+    the reaper will watch this process by: (tree, token). Discarded if
+    anything fails before the reaper takes it."""
+    from runx_env.runner import paths, trees, venv
+    from runx_env.reaper import watch
+
     runtime = paths.private_dir(paths.runtime_dir())
     try:
         tree = trees.create(runtime, mode=o.tree, meta={
@@ -611,11 +661,11 @@ def run(o: Options) -> None:
         raise RunxError(f"cannot create the environment in {runtime}: {e.strerror}",
                         "check free space and permissions, or set RUNX_RUNTIME_DIR")
     try:
-        tree.entries = trees.entries(tree.path, interp, layer)
+        tree.entries = venv.entries(tree.path, interp, layer)
         if o.tree == "dir":
             trees.populate(tree)
         token = watch.prepare_self()
-        checkpoint("tree")
+        fault_point("tree")
     except BaseException as e:
         trees.discard(tree)
         if isinstance(e, OSError):
@@ -624,52 +674,45 @@ def run(o: Options) -> None:
         raise
     log(f"tree: {tree.path} ({o.tree}, {len(tree.entries)} entries"
         + (f" over layer {layer.path})" if layer else ")"))
-    job = Job(tree.id, runtime, tree.path, tree.dev, tree.ino, tree.lock_fd, token,
-              mode=o.tree, entries=tree.entries, cache=cache, keep=o.keep,
-              finish_layer=layer.path if layer and not layer.compiled else None,
-              layer_fd=layer.fd if layer else None)
-    handshake = watch.NEEDS_ARMING or o.tree == "fuse"
+    return tree, token
+
+
+def _start_reaper(o: Options, tree, token, layer, cache: str, log) -> None:
+    """Hand the tree (and the layer's shared lock) to a detached reaper."""
+    from runx_env.runner import launch, trees
+    from runx_env.reaper import watch
+    from runx_env.reaper.daemon import Job
+
     try:
-        if o.verbosity > 0:     # only -v pays for learning the reaper's pid
-            reaper_pid = launch.start_reaper(job, needs_handshake=handshake, report_pid=True)
-        else:
-            launch.start_reaper(job, needs_handshake=handshake)
+        job = Job(tree, token, cache=cache, keep=o.keep,
+                  compile_layer=layer.path if layer and not layer.compiled else None,
+                  layer_fd=layer.fd if layer else None)
+        # Only -v pays for learning the reaper's pid.
+        reaper_pid = launch.start_reaper(job, report_pid=o.verbosity > 0)
     except BaseException:
         trees.discard(tree)
         raise
-    # From here on the reaper owns the tree: whatever happens to this process,
-    # its exit wakes the reaper, which removes the tree.
     if o.verbosity > 0:
         then = ("then leaves the tree (--keep)" if o.keep else
                 "then waits for any process still using the tree, then removes it")
         log(f"reaper: pid {reaper_pid or '?'} (own session); waits for pid {os.getpid()} "
             f"(this process, soon the command) to exit via {watch.NAME}"
-            + (" (armed before exec)" if handshake else "") + f"; {then}")
-    if o.no_cache and not spec.empty:
-        from runner import uv
+            + (" (armed before exec)" if job.needs_handshake else "") + f"; {then}")
 
-        uv.pip_install(os.path.join(tree.path, "bin", "python"),
-                       spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
-                       compile_bytecode=False, verbosity=o.verbosity)
-    for k in uv_env:
-        os.environ.pop(k, None)
-    base = os.environ if not extra_env else {**os.environ, **extra_env}
-    env = launch.payload_env(tree.path, base)
+
+def _resolve(o: Options, env: dict, layer) -> str:
+    """The command's path on the payload's PATH, with uv's (uvx's) errors."""
+    from runx_env.runner import launch
+
     try:
-        path = launch.resolve(o.command[0], env["PATH"])
+        return launch.resolve(o.command[0], env["PATH"])
     except RunxError as e:
         if o.py_command is not None and e.code == EXIT_NOT_FOUND:
             # A *.py name that is neither a file nor a command: the user meant a script.
             raise UsageError(f"script {o.py_command}: no such file", "check the path") from None
-        if o.tool and e.code == 127:     # uvx's case: the package lacks that command
+        if o.tool and e.code == EXIT_NOT_FOUND:     # uvx's case: the package lacks that command
             provided = sorted(s["name"] for s in layer.scripts) if layer else []
             e.message = (f"{o.command[0]}: {o.tool[0]} provides no command of that name"
                          + (f"; it provides: {', '.join(provided)}" if provided else ""))
             e.hint = "name the package with --from PKG COMMAND"
         raise
-    if o.keep and o.verbosity >= 0:
-        _say(f"runx: keeping {tree.path}\n")
-    log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
-        + (" ..." if len(o.command) > 6 else ""))
-    checkpoint("exec")
-    launch.exec_payload(path, o.command, env)

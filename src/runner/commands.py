@@ -4,8 +4,8 @@ import os
 import shutil
 import time
 
-from runner import paths
-from runner.errors import RunxError, UsageError
+from runx_env.runner import paths
+from runx_env.runner.errors import RunxError, UsageError
 
 GC_HELP = "usage: runx gc [--dry-run] [--kept]"
 LS_HELP = "usage: runx ls"
@@ -16,7 +16,7 @@ def main(argv: list) -> int:
     cmd, args = argv[0], argv[1:]
     if not (cmd == "cache" and args and args[0] in ("dir", "-h", "--help")) \
             and not any(a in ("-h", "--help") for a in args):
-        # Before anything in the cache is read or removed (issue 10, defect 5).
+        # Before anything in the cache is read or removed (tests/test_trust.py).
         paths.trusted(paths.cache_dir())
     if cmd == "gc":
         return gc(args)
@@ -36,7 +36,7 @@ def _flags(args: list, allowed: set, usage: str) -> set:
 
 
 def gc(args: list) -> int:
-    from reaper.sweep import sweep
+    from runx_env.reaper.sweep import sweep
 
     flags = _flags(args, {"--dry-run", "--kept"}, GC_HELP)
     runtime, cache_dir = paths.runtime_dir(), paths.cache_dir()
@@ -90,7 +90,7 @@ def _size(path: str) -> int:
     return total
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -111,8 +111,8 @@ def _pid_alive(pid) -> bool:
 
 
 def ls(args: list) -> int:
-    from reaper import leases
-    from reaper.sweep import survey
+    from runx_env.reaper import leases
+    from runx_env.reaper.sweep import survey
 
     _flags(args, set(), LS_HELP)
     rows = []
@@ -142,7 +142,7 @@ def ls(args: list) -> int:
 
 def _live_trees(runtime: str) -> list:
     """Trees under ``runtime`` that run on a layer (running, waiting or kept)."""
-    from reaper.sweep import survey
+    from runx_env.reaper.sweep import survey
 
     return [t for t in survey(runtime) if t.meta.get("layer")]
 
@@ -238,7 +238,8 @@ def cache(args: list) -> int:
                 try:
                     older = float(rest[i + 1]) * 86400
                 except ValueError:
-                    raise UsageError(f"--older-than {rest[i + 1]}: expected a number of days", CACHE_HELP)
+                    raise UsageError(f"--older-than {rest[i + 1]}: expected a number of days",
+                                     CACHE_HELP)
                 i += 2
             elif rest[i] == "--dry-run":
                 dry = True
@@ -274,7 +275,7 @@ def cache(args: list) -> int:
                              "wait for them, or use 'runx cache clean --force'")
         removed, kept = _prune(root, lambda *_: True, dry=False)
         shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
-        # Settings files of script blocks' [tool.uv] (see scripts.tool_uv):
+        # Settings files of script blocks' [tool.uv] (see pep723.tool_uv):
         # rewritten on the next run that needs one.
         shutil.rmtree(os.path.join(root, "script-settings"), ignore_errors=True)
         for p, why in kept:

@@ -1,4 +1,7 @@
-"""User-facing failures: one line on stderr, a hint, a documented exit code."""
+"""What runx tells the user: failures (one line on stderr, a hint, a
+documented exit code) and every other message, through ``say``."""
+
+import sys
 
 # Exit codes runx itself uses before the exec. After the exec every status is
 # the payload's own, including deaths by signal.
@@ -21,3 +24,18 @@ class RunxError(Exception):
 class UsageError(RunxError):
     def __init__(self, message: str, hint: str | None = "see 'runx --help'"):
         super().__init__(message, hint, EXIT_USAGE)
+
+
+def say(text: str) -> None:
+    """Write a runx message to stderr: errors, warnings, the -v log, the
+    cold-build summary, --keep's path, uv's explanation of a failure. The
+    only writer, so that none of them can make a run fail: the caller may
+    have closed fd 2 (``2>&-``: sys.stderr is None) or handed a dead pipe."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass

@@ -17,14 +17,15 @@ from the directory it runs in. So the key also covers (docs/design.md,
   ``uv.toml`` or ``pyproject.toml`` with a ``[tool.uv]`` table, the user's
   and the system's ``uv.toml``, and the ``UV_*`` variables.
 
-This runs on every warm run: stats and small reads only, no subprocess, and
-nothing imported but os (no re, json, tomllib, urllib, hashlib). Where a
+This runs on every warm run: stats and small reads only. Where a
 cheap test cannot be sure (does this pyproject.toml have a ``[tool.uv]``
 table?), it counts the input in: a key that is too specific costs a rebuild,
 one that is too loose runs the wrong code.
 """
 
 import os
+
+from runx_env.runner.paths import ancestors
 
 # A project's files uv watches by default (its ``cache-keys`` setting).
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
@@ -37,7 +38,7 @@ NEUTRAL_VARS = frozenset((
     "UV_NO_PROGRESS", "UV_LOG_CONTEXT", "UV_NO_WRAP", "UV_LINK_MODE", "UV_COMPILE_BYTECODE",
     "UV_NATIVE_TLS", "UV_RUN_RECURSION_DEPTH",
 ))
-MAX_FILE = 16 << 20         # a requirements or config file bigger than this is refused (as paths.MAX_INPUT)
+MAX_FILE = 16 << 20         # a requirements or config file bigger is refused (as paths.MAX_INPUT)
 MAX_FILES = 256             # files reached through -r/-c, in all
 MAX_LISTING = 4096          # entries of a --find-links directory fingerprinted one by one
 # Variables that name requirement-like files (space-separated, as uv reads them).
@@ -384,8 +385,8 @@ def _config(path: str, data: bytes, update) -> None:
                        + (listing(p) if os.path.isdir(p) else stat_bytes(p)))
 
 
-def _project_config(d: str, update) -> None:
-    while d:
+def _project_config(start: str, update) -> None:
+    for d in ancestors(start):
         p = os.path.join(d, "uv.toml")
         data = read_small(p)
         if data is not None:
@@ -399,10 +400,6 @@ def _project_config(d: str, update) -> None:
                 _config(p, data, update)
                 if has:
                     break
-        parent = os.path.dirname(d)
-        if parent == d:
-            break
-        d = parent
 
 
 def uv_config(cwd: str | None, update) -> None:

@@ -14,7 +14,8 @@ runx tree gets an environment independent of it.
 import os
 import sys
 
-from runner.errors import EXIT_ENV, RunxError
+from runx_env.runner.errors import EXIT_ENV, RunxError
+from runx_env.runner.paths import ancestors
 
 # Warm path: the default interpreter's facts come from this process; the
 # imports a foreign interpreter needs (subprocess, json, re) are made there.
@@ -121,7 +122,7 @@ def _compatible(request: str, requires_python: str) -> bool:
     anything else (a path, a name, a range) is left for uv to judge."""
     import re
 
-    from runner import scripts
+    from runx_env.runner import pep723
 
     m = re.fullmatch(r"(?:(?:cpython|python|pypy|graalpy|cp|pp)[@-]?)?"
                      r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+@]?[a-z0-9_]*)?", request.lower())
@@ -134,7 +135,7 @@ def _compatible(request: str, requires_python: str) -> bool:
         candidates = [f"{major}.{minor}.{p}" for p in range(100)]
     else:
         candidates = [f"{major}.{n}.{p}" for n in range(40) for p in range(0, 100, 33)]
-    return any(scripts.satisfies(v, requires_python) for v in candidates)
+    return any(pep723.satisfies(v, requires_python) for v in candidates)
 
 
 def version_file(start: str) -> tuple[str, list[str]] | None:
@@ -142,15 +143,10 @@ def version_file(start: str) -> tuple[str, list[str]] | None:
     its ancestors, else the user-level one (``uv python pin --global``).
     Returns (path, requests): one request per line, comments and blank lines
     dropped, as uv parses it. Stats and one small read: warm-path safe."""
-    d = os.path.abspath(start)
-    while True:
+    for d in ancestors(os.path.abspath(start)):
         found = _read_version_file(os.path.join(d, ".python-version"))
         if found is not None:
             return found
-        parent = os.path.dirname(d)
-        if parent == d:
-            break
-        d = parent
     config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return _read_version_file(os.path.join(config, "uv", ".python-version"))
 
@@ -201,7 +197,7 @@ def _answer_key(request: str, uv_python_args: tuple) -> str:
     nearest .venv (uv considers it), uv's and pyenv's variables, and
     the files pyenv reads to pick a version (``$PYENV_ROOT/version``, the
     nearest ``.python-version``). Stats and small reads only."""
-    from runner.requirements import _hash
+    from runx_env.runner.requirements import _hash
 
     h = _hash(digest_size=16)
     cwd = os.getcwd()
@@ -246,7 +242,7 @@ def _cached_answer(entry: str):
     """The cached answer, if every executable it named is unchanged."""
     import marshal
 
-    from runner import paths
+    from runx_env.runner import paths
 
     # The answer names the program every run will exec as python: believed
     # only from a directory and a file that are ours and private (another
@@ -287,7 +283,7 @@ def _store_answer(entry: str, info: dict) -> None:
 
 def _resolve(choice: Choice, uv_python_args: tuple, script: str | None) -> dict:
     """Ask uv (cold path), downloading a managed Python when uv run would."""
-    from runner import uv
+    from runx_env.runner import uv
 
     request = choice.request
     what = _describe(choice)
@@ -343,4 +339,5 @@ def _probe(path: str, what: str) -> Interpreter:
         return Interpreter(**json.loads(out))
     except (OSError, subprocess.SubprocessError, ValueError, TypeError):
         raise RunxError(f"{what}: {path} is not a working Python interpreter",
-                        "give a path to a python executable, a command on PATH or a version like 3.11")
+                        "give a path to a python executable, a command on PATH "
+                        "or a version like 3.11")

@@ -8,40 +8,47 @@ setsid and forks the reaper, then exits; the runner reaps the middle process
 before the exec, so the payload starts with no children.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
-from runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
+from runx_env.runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
+
+TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import NoReturn
 
 
-def start_reaper(job, *, needs_handshake: bool, report_pid: bool = False):
-    """Double fork the reaper. With ``report_pid`` (runx -v only: the warm
-    path makes no extra pipe) the middle process writes the reaper's pid on
-    a pipe, and it is returned; otherwise None."""
-    from reaper import daemon   # small; imported before the fork, so once
+def start_reaper(job, *, report_pid: bool = False):
+    """Double fork the reaper; when the reaper's side needs a handshake
+    (daemon.Job.needs_handshake), wait for its "ok". With ``report_pid``
+    (runx -v only: the warm path makes no extra pipe) the middle process
+    writes the reaper's pid on a pipe, and it is returned; otherwise None."""
+    from runx_env.reaper import daemon   # small; imported before the fork, so once
 
     log_path = os.environ.get("RUNX_REAPER_LOG")
-    r = w = pr = pw = None
-    if needs_handshake:
-        r, w = os.pipe()        # both close-on-exec (PEP 446)
-        job.handshake_fd = w
+    pr = pw = None
+    hs = job.handshake = daemon.Handshake() if job.needs_handshake else None
     if report_pid:
         pr, pw = os.pipe()      # the middle writes the reaper's pid
     flush_stdio()
     try:
         pid = os.fork()
     except OSError as e:                           # EAGAIN: RLIMIT_NPROC reached
-        for fd in (r, w, pr, pw):
+        for fd in (pr, pw):
             if fd is not None:
                 os.close(fd)
-        job.handshake_fd = None
+        if hs is not None:
+            hs.close()
         raise RunxError(f"cannot start the reaper: {e.strerror}",
                         "too many processes: check the process limit (ulimit -u)")
     if pid == 0:                                   # middle process
         code = 1
         try:
-            if r is not None:
-                os.close(r)
+            if hs is not None:
+                hs.reaper_side()
             os.setsid()
             # Let go of the caller's fds here, not in the reaper: the runner
             # waits for this process, so by the exec nothing of runx holds
@@ -58,9 +65,8 @@ def start_reaper(job, *, needs_handshake: bool, report_pid: bool = False):
             code = 0
         finally:
             os._exit(code)
-    if w is not None:
-        os.close(w)
-        job.handshake_fd = None
+    if hs is not None:
+        hs.runner_side()
     if pw is not None:
         os.close(pw)
     while True:
@@ -88,12 +94,10 @@ def start_reaper(job, *, needs_handshake: bool, report_pid: bool = False):
             os.close(pr)
     if status != 0:
         raise RunxError("could not start the reaper", "check the process limit (ulimit -u)")
-    if r is not None:
-        with os.fdopen(r, "rb") as f:
-            answer = f.readline().decode(errors="replace").strip()
-        if answer != "ok":
-            msg = answer[len("error: "):] if answer.startswith("error: ") else "the reaper died"
-            raise RunxError(msg, None, EXIT_ENV)
+    if hs is not None:
+        problem = hs.wait()
+        if problem:
+            raise RunxError(problem, None, EXIT_ENV)
     return reaper_pid
 
 
@@ -143,7 +147,7 @@ def resolve(command: str, path_var: str) -> str:
                     EXIT_NOT_FOUND)
 
 
-def payload_env(tree_path: str, base: dict) -> dict:
+def payload_env(tree_path: str, base: Mapping[str, str]) -> dict:
     env = dict(base)
     env["VIRTUAL_ENV"] = tree_path
     env["PATH"] = os.path.join(tree_path, "bin") + os.pathsep + base.get("PATH", os.defpath)
@@ -152,7 +156,7 @@ def payload_env(tree_path: str, base: dict) -> dict:
     return env
 
 
-def exec_payload(path: str, argv: list, env: dict):
+def exec_payload(path: str, argv: list, env: dict) -> NoReturn:
     """Become the payload. Same PID, same parent, same fds (fd 3+ from the
     caller stay open: socket activation); runner-made fds are close-on-exec."""
     # Python sets SIGPIPE and SIGXFSZ to SIG_IGN at start-up, and SIG_IGN

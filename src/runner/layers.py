@@ -3,7 +3,7 @@
 Byte-compiling is deferred: uv installs without it (as `uv run` does), the
 layer is published at once, and the run's reaper compiles it in the
 background at low priority while the payload runs, then makes it read-only
-(``finish``). Until then the layer's directories stay writable, so the first
+(``compile_and_freeze``). Until then the layer's directories stay writable, so the first
 runs write the bytecode of what they import, exactly as in uv's own
 environments; after it, no run compiles anything.
 
@@ -22,10 +22,10 @@ import os
 import stat
 import time
 
-from runner import checkpoint
-from runner.errors import RunxError
-from runner.interpreter import Interpreter
-from runner.requirements import Spec, _hash
+from runx_env.runner import fault_point
+from runx_env.runner.errors import RunxError
+from runx_env.runner.interpreter import Interpreter
+from runx_env.runner.requirements import Spec, _hash
 
 # The manifest twice: JSON for people, marshal for the warm path (marshal is
 # built in and already loaded; json would bring re with it).
@@ -52,7 +52,7 @@ class Layer:
         self.scripts = scripts              # [{"name", "kind": "python"|"link", "body"?, "mode"}]
         self.created = created
         self.pinned = pinned
-        self.compiled = compiled            # byte-compiled and frozen (see finish)
+        self.compiled = compiled            # byte-compiled and frozen (see compile_and_freeze)
         self.prefix = prefix                # [(kind, relpath, data)]: see prefix_entries
         self.fd = fd                        # the build dir, flock'ed shared (see lookup)
 
@@ -94,7 +94,7 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     """
     import fcntl
 
-    from runner.paths import trusted_file
+    from runx_env.runner.paths import trusted_file
 
     kdir = os.path.join(layers_dir(cache), k)
     try:
@@ -110,8 +110,8 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
             raise FileNotFoundError(path)
         mfd = os.open(FAST_MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
         with open(mfd, "rb") as f:
-            # Ours and private before it is believed (issue 10, defect 5); its
-            # mode also says whether the freeze completed (see finish).
+            # Ours and private before it is believed (tests/test_trust.py); its
+            # mode also says whether the freeze completed (see compile_and_freeze).
             mst = trusted_file(mfd, os.path.join(path, FAST_MANIFEST))
             m = marshal.loads(f.read())
         layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
@@ -149,11 +149,10 @@ def ensure(spec: Spec, interp: Interpreter, cache: str, *, refresh: bool, offlin
 
 def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
            uv_run_args=()) -> Layer:
-    import fcntl
     import json
 
-    from runner import uv
-    from reaper.removal import remove_tree
+    from runx_env.runner import uv
+    from runx_env.reaper.removal import remove_tree
 
     import resource
 
@@ -183,13 +182,13 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
         try:
             # The venv itself is the same handful of entries as a thin tree:
             # written here, it saves a whole `uv venv` process per build.
-            from runner import trees
+            from runx_env.runner import venv
 
             os.mkdir(tmp, 0o700)
-            trees.write_entries(tmp, trees.entries(tmp, interp, None, role="layer"))
+            venv.write_entries(tmp, venv.entries(tmp, interp, None, role="layer"))
             bindir = os.path.join(tmp, "bin")
             machinery = set(os.listdir(bindir))
-            checkpoint("install")
+            fault_point("install")
             uv.pip_install(os.path.join(bindir, "python"), spec.uv_args() + list(uv_run_args),
                            offline=offline, refresh=refresh, compile_bytecode=False,
                            verbosity=verbosity)
@@ -336,7 +335,7 @@ def _mirror(root, rel, depth, skip, through, out) -> None:
 
 def _freeze_data(root: str, prefix: list) -> None:
     """The directories a tree links into are read-only from the start (site-
-    packages waits for the compile, see finish): a run's write through a link
+    packages waits for the compile, see compile_and_freeze): a run's write through a link
     fails instead of landing in the shared layer."""
     for kind, path, _ in prefix:
         if kind == "link" and os.path.isdir(os.path.join(root, path)) \
@@ -449,7 +448,7 @@ sys.exit(0 if ok else 1)
 """
 
 
-def finish(layer_path: str, log=lambda msg: None) -> bool:
+def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
     """Byte-compile a published layer and make it read-only; run by a reaper
     (detached, niced) while its payload runs. The key's lock makes one
     finisher at a time; a layer found compiled is left alone. If the
@@ -467,7 +466,7 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
     import json
     import subprocess
 
-    from runner import checkpoint
+    from runx_env.runner import fault_point
 
     kdir = os.path.dirname(layer_path)
     try:
@@ -497,12 +496,12 @@ def finish(layer_path: str, log=lambda msg: None) -> bool:
             p = subprocess.Popen([python, "-I", "-c", _COMPILE, str(os.getpid()), site, store],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
-            checkpoint("compile")
+            fault_point("compile")
             if p.wait() != 0:
                 log(f"compile failed ({p.returncode}); a later run retries")
                 return False
         _freeze(layer_path, root_too=False)
-        checkpoint("freeze")
+        fault_point("freeze")
         if not manifest.get("compiled", True):
             manifest["compiled"] = True
             for name, data in ((FAST_MANIFEST, marshal.dumps(manifest)),

@@ -15,7 +15,7 @@ uv's spelling is kept wherever runx takes an option at all, so a ``uvx`` or
 ``uv run --with`` command line works unchanged. A uv option runx does not
 take is in NOT_TAKEN with the reason, and gets that reason as its error.
 
-This module is on the warm path (cli imports it to parse): plain data only.
+Plain data: cli imports it on every run to parse.
 """
 
 

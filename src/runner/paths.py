@@ -5,7 +5,7 @@ import os
 import sys
 from stat import S_ISDIR as stat_isdir, S_ISREG as stat_isreg
 
-from runner.errors import RunxError
+from runx_env.runner.errors import RunxError
 
 
 def cache_dir() -> str:
@@ -62,6 +62,17 @@ def private_dir(path: str) -> str:
     return path
 
 
+def ancestors(path: str):
+    """``path``, then each directory above it up to the root: where uv looks
+    for its configuration and .python-version files."""
+    while path:
+        yield path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
 def trusted(path: str) -> bool:
     """Refuse a cache (or a directory in it) that is not ours and private,
     before anything in it is read: with a directory another user can write
@@ -107,7 +118,7 @@ def read_input(path: str, what: str, hint: str) -> bytes:
     forever (gigabytes of memory) and a FIFO would hang on open or read:
     refuse both, with a usage error. The open does not block (O_NONBLOCK),
     so a FIFO with no writer is refused too instead of hanging."""
-    from runner.errors import UsageError
+    from runx_env.runner.errors import UsageError
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -8,9 +8,11 @@ layer (uv resolves and validates them); it only normalizes spelling so that
 
 import os
 
+from runx_env.runner.errors import UsageError
 
-# This module is on the warm path: no re, hashlib, dataclasses or json here
-# (together they cost more than the rest of a warm run; see docs/benchmarks.md).
+
+# _blake2, not hashlib: hashlib (with re, json, dataclasses) costs more than
+# the rest of a warm run (docs/benchmarks.md).
 try:
     from _blake2 import blake2b as _hash
 except ImportError:  # pragma: no cover - CPython builds without _blake2
@@ -61,7 +63,7 @@ def normalize(req: str) -> str:
     i = 0
     while i < len(req) and (req[i].isalnum() or req[i] in "._-"):
         i += 1
-    out = []
+    out: list = []
     for ch in req[:i].lower():
         if ch in "-_.":
             if not out or out[-1] != "-":
@@ -87,7 +89,7 @@ class Spec:
         self.find_links = list(find_links)
         self.no_index = no_index
         # uv's resolver/index/build options as uv pip install spells them
-        # (runner.options, where "layer"): in order, since order can matter to uv.
+        # (runx_env.runner.options, where "layer"): in order, since order can matter to uv.
         self.uv_options = list(uv_options)
         self.editables = list(editables)                     # absolute paths
         # uv runs in the caller's directory: relative paths and the uv
@@ -119,7 +121,7 @@ class Spec:
         """Per requirement: ``(absolute path, text for uv)`` if it names a local
         path (resolved against the cwd, as uv would), else None."""
         if self._local is None:
-            from runner import identity
+            from runx_env.runner import identity
 
             base = self.cwd or "/"
             self._local = [identity.local(r, base) if self.cwd else None
@@ -127,8 +129,8 @@ class Spec:
         return self._local
 
     def digest(self) -> str:
-        """The layer key's input: see runner.identity and docs/design.md."""
-        from runner import identity
+        """The layer key's input: see runx_env.runner.identity and docs/design.md."""
+        from runx_env.runner import identity
 
         h = _hash(digest_size=20)
         entries = set()
@@ -186,7 +188,7 @@ class Spec:
 
 
 def read_requirements_file(path: str) -> bytes:
-    from runner.paths import read_input
+    from runx_env.runner.paths import read_input
 
     return read_input(path, "requirements file",
                       "check the path given to --with-requirements, and the -r/-c "

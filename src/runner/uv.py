@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from runner.errors import EXIT_ENV, RunxError
+from runx_env.runner.errors import EXIT_ENV, RunxError, say
 
 
 def binary() -> str:
@@ -46,7 +46,7 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
     held back and shown only if it fails, when its explanation is printed
     before runx's line. With ``summary`` (an install, not on a terminal, not
     -q) one line says what was installed and how long it took."""
-    show = verbosity >= 0 and sys.stderr.isatty()
+    show = verbosity >= 0 and sys.stderr is not None and sys.stderr.isatty()
     summary = summary and not show and verbosity >= 0
     cmd = [binary(), *args]
     if verbosity < 0 or (not show and verbosity == 0 and not summary):
@@ -67,11 +67,11 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
                         "reinstall runx, or set RUNX_UV to a uv binary")
     if proc.returncode != 0:
         if proc.stderr:
-            sys.stderr.write(proc.stderr if proc.stderr.endswith("\n") else proc.stderr + "\n")
+            say(proc.stderr if proc.stderr.endswith("\n") else proc.stderr + "\n")
         raise RunxError(f"{what} failed (uv exited with {proc.returncode})",
                         "see uv's explanation above", EXIT_ENV)
     if summary:
-        sys.stderr.write(_summary(proc.stderr or "", time.monotonic() - started))
+        say(_summary(proc.stderr or "", time.monotonic() - started))
     return proc.stdout
 
 

@@ -33,11 +33,11 @@ def _pidfd_works() -> bool:
 
 
 if _pidfd_works():
-    from reaper.watch import _pidfd as _impl
+    from runx_env.reaper.watch import _pidfd as _impl
 elif hasattr(select, "kqueue"):
-    from reaper.watch import _kqueue as _impl
+    from runx_env.reaper.watch import _kqueue as _impl  # type: ignore[no-redef]
 else:
-    from reaper.watch import _poll as _impl
+    from runx_env.reaper.watch import _poll as _impl  # type: ignore[no-redef]
 
 NAME = _impl.__name__.rsplit("._", 1)[-1]
 NEEDS_ARMING = _impl.NEEDS_ARMING
@@ -56,18 +56,23 @@ def wait_all(watches: list, timeout: float | None = None) -> list:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             break
-        fds = [w for w in alive if w.fileno() is not None]
-        if len(fds) == len(alive):
-            p = select.poll()
-            for w in fds:
-                p.register(w.fileno(), select.POLLIN)
-            p.poll(None if remaining is None else max(0, int(remaining * 1000)) + 1)
-        else:
-            # Bounded back-off for watches without an fd (polling platforms).
-            time.sleep(delay if remaining is None else min(delay, remaining))
-            delay = min(delay * 2, 0.5)
+        delay = _block(alive, remaining, delay)
         alive = [w for w in alive if not w.exited()]
     return alive
+
+
+def _block(ws: list, remaining: float | None, delay: float) -> float:
+    """Wait until one of ``ws`` may have exited (an fd turns readable) or
+    ``remaining`` seconds pass; watches without an fd (polling platforms)
+    get a bounded back-off instead. Returns the next back-off delay."""
+    if all(w.fileno() is not None for w in ws):
+        p = select.poll()
+        for w in ws:
+            p.register(w.fileno(), select.POLLIN)
+        p.poll(None if remaining is None else max(0, int(remaining * 1000)) + 1)
+        return delay
+    time.sleep(delay if remaining is None else min(delay, remaining))
+    return min(delay * 2, 0.5)
 
 
 def wait_group(groups: list, timeout: float | None = None) -> None:
@@ -83,12 +88,4 @@ def wait_group(groups: list, timeout: float | None = None) -> None:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             return
-        ws = [w for g in alive for w in g]
-        if all(w.fileno() is not None for w in ws):
-            p = select.poll()
-            for w in ws:
-                p.register(w.fileno(), select.POLLIN)
-            p.poll(None if remaining is None else max(0, int(remaining * 1000)) + 1)
-        else:
-            time.sleep(delay if remaining is None else min(delay, remaining))
-            delay = min(delay * 2, 0.5)
+        delay = _block([w for g in alive for w in g], remaining, delay)

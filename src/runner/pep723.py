@@ -14,7 +14,7 @@ block, never on a plain ``runx --with X cmd``.
 
 import os
 
-from runner.errors import UsageError
+from runx_env.runner.errors import UsageError, say
 
 _SHEBANG_PEEK = 512     # bytes read to see a shebang line
 
@@ -60,7 +60,7 @@ class Metadata:
 def read(path: str, *, what: str = "script") -> Metadata:
     """The ``script`` block of ``path``. Unreadable file, bad TOML, two
     blocks or wrongly typed fields: a UsageError naming the file."""
-    from runner.paths import read_input
+    from runx_env.runner.paths import read_input
 
     data = read_input(path, what, "check the path" if what == "script"
                       else "check the path given to --with-requirements")
@@ -142,7 +142,7 @@ def parse(text: str, path: str = "<script>") -> Metadata:
     try:
         import tomllib
     except ImportError:      # Python 3.10
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[no-redef]
     try:
         table = tomllib.loads(content)
     except tomllib.TOMLDecodeError as e:
@@ -330,7 +330,7 @@ def _apply_sources(deps, sources, script, local):
 def _content_file(cache: str, text: str) -> str:
     """A file under the cache named by its content: written once, then only
     looked at, so equal settings give an equal path (and layer key)."""
-    from runner.requirements import _hash
+    from runx_env.runner.requirements import _hash
 
     d = os.path.join(cache, "script-settings")
     path = os.path.join(d, _hash(text.encode(), digest_size=16).hexdigest() + ".txt")
@@ -392,6 +392,7 @@ def _key(epoch, release, pre=None, post=None, dev=None, local=None) -> tuple:
     release = list(release)
     while len(release) > 1 and release[-1] == 0:
         release.pop()
+    pre_k: tuple
     if pre is None and post is None and dev is not None:
         pre_k = (-_INF,)                        # 1.0.dev0 < 1.0a0
     elif pre is None:
@@ -444,10 +445,10 @@ class _V:
 
 
 def _trim(release: tuple) -> tuple:
-    release = list(release)
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    return tuple(release)
+    parts = list(release)
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def _parse_version(text: str):
@@ -538,9 +539,7 @@ def check_python(meta: Metadata, version: str, path: str, verbosity: int = 0) ->
     if not meta.requires_python or satisfies(version, meta.requires_python):
         return True
     if verbosity >= 0:
-        import sys
-
-        sys.stderr.write(f"runx: warning: the requested interpreter is Python {version}, "
-                         f"which does not satisfy {path}'s requires-python "
-                         f"{meta.requires_python!r}; running it anyway, as uv does\n")
+        say(f"runx: warning: the requested interpreter is Python {version}, "
+            f"which does not satisfy {path}'s requires-python "
+            f"{meta.requires_python!r}; running it anyway, as uv does\n")
     return False

@@ -1,0 +1,134 @@
+"""Who owns a tree: its lock file, and the order of making and removing.
+
+A tree is ``<runtime>/<id>/`` plus its lock ``<runtime>/<id>.lock``. The lock
+is flocked before the tree exists and is held until the tree is gone: by the
+runner while it prepares the run, then by the reaper (the open file
+description is shared across fork, and the runner's copy closes at exec).
+A tree whose lock can be taken therefore has no owner, however the owner
+died; no PID file, nothing PID reuse can fool.
+
+Three rules, kept here and nowhere else:
+
+- lock before tree (``create``): a tree never exists without its lock;
+- tree first, lock last (``remove``): a tree without a lock file was never
+  made by runx; a tree that cannot go (a mount in it, swapped for another
+  directory) keeps its lock file, so the next sweep still knows it is runx's;
+- a lock is ours only if, once flocked, its name still points at the inode
+  we hold (``_locked_is_named``): a sweep may unlink a free lock between
+  someone's open and flock.
+"""
+
+import fcntl
+import os
+import stat
+
+LOCK_SUFFIX = ".lock"
+
+
+class Tree:
+    """One run's tree, as the runner made it and the reaper inherits it."""
+
+    def __init__(self, id: str, runtime: str, path: str, lock_fd: int, mode: str,
+                 dev: int = 0, ino: int = 0):
+        self.id = id
+        self.runtime = runtime
+        self.path = path
+        self.lock_fd = lock_fd
+        self.mode = mode                # "dir" | "fuse"
+        self.dev = dev                  # the directory's identity, checked before removal
+        self.ino = ino
+        self.entries: list = []         # runx_env.runner.venv.Entry: written (dir) or served (fuse)
+
+    @property
+    def lock_path(self) -> str:
+        return lock_path(self.runtime, self.id)
+
+    @property
+    def identity(self) -> tuple:
+        return (self.dev, self.ino)
+
+
+def lock_path(runtime: str, tree_id: str) -> str:
+    return os.path.join(runtime, tree_id + LOCK_SUFFIX)
+
+
+def _locked_is_named(fd: int, path: str) -> bool:
+    """Whether the flocked ``fd`` is still the file named ``path``."""
+    try:
+        st, st2 = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (st2.st_dev, st2.st_ino)
+
+
+def create(runtime: str) -> tuple:
+    """A new tree id with its lock file made and flocked: (id, lock fd).
+    The caller then makes the tree directory."""
+    for _ in range(8):
+        tid = os.urandom(6).hex()
+        path = lock_path(runtime, tid)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _locked_is_named(fd, path):
+            return tid, fd
+        os.close(fd)        # a sweep took it between our open and our flock, and unlinked it
+    raise OSError("could not lock a new tree")  # pragma: no cover - eight sweeps racing one run
+
+
+def try_lock(path: str) -> int | None:
+    """Open and flock ``path`` without waiting: the fd if it was free (so no
+    one owns what it guards), None if held or gone."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _locked_is_named(fd, path):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def owned_locks(runtime: str):
+    """(tree id, lock path) of every tree lock under ``runtime`` that belongs
+    to this user, sorted by id."""
+    try:
+        names = os.listdir(runtime)
+    except OSError:
+        return
+    uid = os.geteuid()
+    for name in sorted(names):
+        if not name.endswith(LOCK_SUFFIX) or name.startswith("."):
+            continue
+        p = os.path.join(runtime, name)
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_uid == uid:
+            yield name[: -len(LOCK_SUFFIX)], p
+
+
+def remove(runtime: str, tree_id: str, *, expect: tuple | None = None,
+           lock_fd: int | None = None) -> bool:
+    """Remove the tree, then its lock file; if the tree stays, the lock file
+    stays. ``expect``: the directory's (dev, ino), left alone if it is not
+    that one. ``lock_fd`` (if given) is closed either way, after. Returns
+    whether the tree is gone."""
+    from runx_env.reaper.removal import remove_tree
+
+    try:
+        gone = remove_tree(runtime, tree_id, expect=expect)
+        if gone:
+            try:
+                os.unlink(lock_path(runtime, tree_id))
+            except FileNotFoundError:   # removed by a --tree fuse reaper that failed to mount
+                pass
+        return gone
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)

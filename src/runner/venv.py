@@ -1,0 +1,109 @@
+"""The venv a run sees, described once: pyvenv.cfg, interpreter links, a .pth
+that adds the layer, re-headed console scripts, activate scripts, and the
+layer's other prefix entries as recorded in its manifest (share/, etc/,
+include/...). Made in time that does not depend on the layer's size.
+
+``entries()`` describes it for ``--tree dir`` (written by ``write_entries``),
+for ``--tree fuse`` (served by runx_env.reaper.memfs) and for the empty venv a layer
+is installed into (runx_env.runner.layers).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
+if TYPE_CHECKING:
+    from runx_env.runner.interpreter import Interpreter
+    from runx_env.runner.layers import Layer
+
+
+class Entry:
+    """One entry of the thin venv: path relative to the tree, kind "dir" |
+    "file" | "symlink", file content or link target, mode."""
+
+    __slots__ = ("path", "kind", "data", "mode")
+
+    def __init__(self, path: str, kind: str, data: str = "", mode: int = 0o755):
+        self.path = path
+        self.kind = kind
+        self.data = data
+        self.mode = mode
+
+    def __repr__(self):
+        return f"Entry({self.path!r}, {self.kind!r})"
+
+
+def _shebang(python: str) -> str:
+    # The kernel reads at most 127 bytes of a shebang line (BINPRM_BUF_SIZE);
+    # longer interpreter paths go through /bin/sh, as uv and pip do.
+    if len(python) + 2 <= 127 and " " not in python:
+        return f"#!{python}\n"
+    return f"#!/bin/sh\n'''exec' '{python}' \"$0\" \"$@\"\n' '''\n"
+
+
+def entries(path: str, interp: Interpreter, layer: Layer | None, *,
+            role: str = "tree") -> list:
+    """The venv at ``path`` on ``interp``: a run's thin tree over ``layer``,
+    or (``role="layer"``, no layer) the empty venv a layer is installed into."""
+    home = os.path.dirname(interp.executable)
+    cfg = (f"home = {home}\ninclude-system-site-packages = false\n"
+           f"version = {interp.version}\nimplementation = {interp.implementation}\n")
+    if role == "tree":
+        cfg += f"runx-tree = {path}\n"
+    if layer:
+        cfg += f"runx-layer = {layer.path}\n"
+    site = interp.lib_dir
+    out = [Entry("pyvenv.cfg", "file", cfg, 0o644), Entry("bin", "dir"),
+           Entry("bin/python", "symlink", interp.executable),
+           Entry("bin/python3", "symlink", "python"),
+           Entry(f"bin/python{interp.minor}", "symlink", "python")]
+    parts = site.split("/")
+    for i in range(1, len(parts) + 1):
+        out.append(Entry("/".join(parts[:i]), "dir"))
+    if sys.platform.startswith("linux") and site.startswith("lib/"):
+        out.append(Entry("lib64", "symlink", "lib"))
+    if role == "tree":
+        from runx_env.runner.activate import scripts
+
+        for name, text in scripts(path):
+            out.append(Entry(f"bin/{name}", "file", text, 0o644))
+    if layer:
+        # addsitedir (not a bare path line) so the layer's own .pth files run too.
+        out.append(Entry(f"{site}/_runx_layer.pth", "file",
+                         f"import site; site.addsitedir({layer.site_packages!r})\n", 0o644))
+        head = _shebang(os.path.join(path, "bin", "python"))
+        for s in layer.scripts:
+            target = f"bin/{s['name']}"
+            if s["kind"] == "python":
+                out.append(Entry(target, "file", head + s["body"], s["mode"] | 0o200))
+            else:
+                out.append(Entry(target, "symlink",
+                                 os.path.join(layer.path, "bin", s["name"])))
+        # Everything else the layer's prefix holds (share/, etc/, include/...),
+        # as recorded at build time: see layers.prefix_entries.
+        for kind, rel, data in layer.prefix:
+            if kind == "dir":
+                out.append(Entry(rel, "dir"))
+            elif kind == "copy":
+                out.append(Entry(rel, "file", data[0], data[1] | 0o200))
+            else:
+                out.append(Entry(rel, "symlink", os.path.join(layer.path, rel)))
+    return out
+
+
+def write_entries(root: str, entries: list) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for e in entries:
+        p = os.path.join(root, e.path)
+        if e.kind == "dir":
+            os.mkdir(p, 0o755)
+        elif e.kind == "symlink":
+            os.symlink(e.data, p)
+        else:
+            fd = os.open(p, flags, e.mode)
+            try:
+                os.write(fd, e.data.encode() if isinstance(e.data, str) else e.data)
+            finally:
+                os.close(fd)
