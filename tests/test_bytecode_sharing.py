@@ -24,7 +24,7 @@ def cold(runx, tmp_path):
 
 
 def frozen_builds(cache: str) -> list:
-    from runner import layers
+    from runx_env.runner import layers
 
     out = [b.path for b in layers.builds(cache)]
     for p in out:

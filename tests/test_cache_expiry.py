@@ -22,7 +22,7 @@ def cold(runx, tmp_path):
 
 def builds(cache: str) -> dict:
     """{key: [build, ...]} of the published builds."""
-    from runner import layers
+    from runx_env.runner import layers
 
     out: dict = {}
     for b in layers.builds(cache):
@@ -172,7 +172,6 @@ def test_prune_without_arguments_expires_and_leaves_nothing_empty(cold, tmp_path
 
 def test_last_use_is_recorded_on_a_frozen_layer(cold):
     """Warm runs record their use on the read-only manifest."""
-    import json
 
     assert cold.run("--with", "runxdemo", "runxdemo").returncode == 0
     ((a,),) = builds(cold.cache).values()
@@ -265,7 +264,7 @@ def test_expiry_in_every_sweep_never_breaks_a_run(cold):
     # The last reapers expire what nobody holds any more: nothing half-built
     # or empty is left once they are done (a reaper that let its tree go is
     # no longer counted by wait_clean while it sweeps: wait for the result).
-    from runner import layers
+    from runx_env.runner import layers
 
     wait_until(lambda: not layers.half_built(cold.cache) and not empty_dirs(cold.cache), 30,
                f"the sweeps to finish: {layers.half_built(cold.cache)} "

@@ -40,7 +40,7 @@ def test_pip_installed_command_does_not_import_re(wheel, tmp_path):
     with open(runx) as f:
         assert f.readline().startswith(f"#!{venv}/bin/python"), "pip re-heads the script"
     seen = imports(runx, "--version")
-    assert "runner.cli" in seen, seen
+    assert "runx_env.runner.cli" in seen, seen
     assert "re" not in seen, "the command's launcher imports re"
 
 
@@ -51,4 +51,4 @@ def test_uv_tool_installed_command_does_not_import_re(wheel, tmp_path):
                UV_TOOL_BIN_DIR=str(tmp_path / "bin"))
     subprocess.run([find_uv_bin(), "tool", "install", "-q", "--offline", wheel], check=True, capture_output=True, env=env)
     seen = imports(str(tmp_path / "bin" / "runx"), "--version")
-    assert "runner.cli" in seen and "re" not in seen, seen
+    assert "runx_env.runner.cli" in seen and "re" not in seen, seen

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import alive, live_run, owners_gone, reapers, the_reaper, wait_until
+from conftest import alive, live_run, owners_gone, the_reaper, wait_until
 from runx_env.reaper import leases
 from runx_env.reaper.removal import remove_tree
 from runx_env.reaper.sweep import sweep

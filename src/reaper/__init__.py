@@ -1,6 +1,6 @@
 """runx's reaper: watch → leases → removal → sweep.
 
-The reaper is forked by the runner before the exec (see runner.launch) and
+The reaper is forked by the runner before the exec (see runx_env.runner.launch) and
 lives detached until the tree it owns is gone. The runner imports its
 ``watch``, ``ownership`` and ``daemon`` modules before the fork.
 """

@@ -3,7 +3,7 @@
 Imported by runx_env.reaper.fuse_tree only, inside the reaper, once it has decided to
 serve: importing this module imports pyfuse3 and trio.
 
-It starts as the thin venv described by ``runx_env.runner.trees.entries`` and is
+It starts as the thin venv described by ``runx_env.runner.venv.entries`` and is
 writable enough for ``pip install`` / ``uv pip install`` into the running
 environment: regular files, directories, symlinks, hard links, FIFOs and
 sockets; rename with RENAME_NOREPLACE / RENAME_EXCHANGE; truncate, chmod,

@@ -1,6 +1,6 @@
 """Find and remove what dead runs left: trees whose lock is free and that no
 process uses, and half-built layers whose builder died; and, at most once an
-hour, layers nobody used for RUNX_CACHE_MAX_AGE (runner.layers.expire).
+hour, layers nobody used for RUNX_CACHE_MAX_AGE (runx_env.runner.layers.expire).
 
 Run by every reaper after it removed its own tree, and by ``runx gc``. A
 tree's lock is held by its reaper for the tree's whole life, so taking it
@@ -151,7 +151,7 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
     if cache:
         removed += sweep_layers(cache, dry_run=dry_run, log=log)
         if not dry_run:
-            from runner.layers import expire_if_due
+            from runx_env.runner.layers import expire_if_due
 
             removed += expire_if_due(cache, lambda: layers_in_use(runtime), log)
     return removed
@@ -173,7 +173,7 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
         if dry_run:
             # A tree with a mount inside would be left whole (removal never
             # enters a mount): not a "would remove".
-            from reaper.removal import mounts_under
+            from runx_env.reaper.removal import mounts_under
 
             return [] if mounts_under(path) else [path]
         unmount_if_dead(path)
@@ -189,7 +189,7 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
 
 def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> list:
     """Half-built layers (``.tmp-*``) whose builder is gone."""
-    from runner import layers
+    from runx_env.runner import layers
 
     removed = []
     by_key: dict = {}
@@ -201,7 +201,7 @@ def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> 
         else:
             by_key.setdefault(kdir, []).append(name)
     for kdir, junk in by_key.items():
-        fd = _try_lock(os.path.join(kdir, "lock"))
+        fd = ownership.try_lock(os.path.join(kdir, "lock"))
         if fd is None:
             continue                       # a builder is at work
         try:

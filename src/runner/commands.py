@@ -5,7 +5,7 @@ import shutil
 import time
 
 from runx_env.runner import paths
-from runx_env.runner.errors import RunxError, UsageError
+from runx_env.runner.errors import UsageError
 
 GC_HELP = "usage: runx gc [--dry-run] [--kept]"
 LS_HELP = "usage: runx ls"
@@ -58,8 +58,8 @@ def _left_behind(runtime: str, include_kept: bool, only_mounts: bool = False) ->
     with a mount inside is left whole, and saying "nothing to remove" about
     it would hide it. With ``only_mounts`` (a dry run, where nothing was
     removed), only the trees a real gc would leave: those with a mount."""
-    from reaper.removal import mounts_under, why_kept
-    from reaper.sweep import survey
+    from runx_env.reaper.removal import mounts_under, why_kept
+    from runx_env.reaper.sweep import survey
 
     out = []
     for t in survey(runtime):
@@ -148,9 +148,9 @@ def _live_trees(runtime: str) -> list:
 
 
 def _prune(root: str, select, *, dry: bool) -> tuple:
-    from runner import layers
+    from runx_env.runner import layers
 
-    from reaper.sweep import layers_in_use
+    from runx_env.reaper.sweep import layers_in_use
 
     return layers.prune(root, select, dry=dry, in_use=layers_in_use(paths.runtime_dir()))
 
@@ -160,7 +160,7 @@ def _summary(root: str) -> int:
     what ``prune`` would free. Each file's blocks count once, however many
     links it has; a file with links outside the cache (layers hardlink uv's
     cache) is shown as shared with it: removing the layer would not free it."""
-    from runner import layers
+    from runx_env.runner import layers
 
     now = time.time()
     age = layers.max_age()
@@ -246,7 +246,7 @@ def cache(args: list) -> int:
                 i += 1
             else:
                 raise UsageError(f"unknown argument {rest[i]}", CACHE_HELP)
-        from runner import layers
+        from runx_env.runner import layers
 
         # Superseded builds go whatever their age (new runs never pick them;
         # one a run still holds is kept); a current one once unused for

@@ -601,7 +601,7 @@ def builds(cache: str) -> list:
     """Every published build, oldest key first; half-built ones are not
     listed (see half_built)."""
     root = layers_dir(cache)
-    out = []
+    out: list = []
     try:
         keys = sorted(os.listdir(root))
     except OSError:
@@ -630,7 +630,7 @@ def half_built(cache: str) -> list:
     """(key dir, name) of what dead builders and maintenance left: ``.tmp-*``
     builds, ``.link-*`` symlinks; and ("<cache>/layers", ".trash-*") keys."""
     root = layers_dir(cache)
-    out = []
+    out: list = []
     try:
         keys = os.listdir(root)
     except OSError:
@@ -648,7 +648,7 @@ def half_built(cache: str) -> list:
 
 
 def remove_half_built(kdir: str, name: str) -> None:
-    from reaper.removal import remove_tree
+    from runx_env.reaper.removal import remove_tree
 
     if name.startswith(".link-"):
         try:
@@ -683,11 +683,12 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
     """
     import fcntl
 
-    from reaper.removal import remove_tree
+    from runx_env.reaper.removal import remove_tree
 
     layers = layers_dir(root)
     kept_by_trees = {os.path.realpath(p) for p in in_use}
-    removed, kept = [], []
+    removed: list = []
+    kept: list = []
     try:
         keys = sorted(os.listdir(layers))
     except FileNotFoundError:
@@ -803,7 +804,7 @@ def expire_files(cache: str, before: float, *, dry: bool) -> list:
     left empty."""
     import marshal
 
-    from runner.interpreter import _stat_sig
+    from runx_env.runner.interpreter import _stat_sig
 
     removed = []
     # Interpreter answers are read, never rewritten, by the runs that use
@@ -827,7 +828,7 @@ def expire_files(cache: str, before: float, *, dry: bool) -> list:
             if not dry:
                 _unlink(path)
     # A script's [tool.uv] settings file: its mtime is its last use
-    # (scripts._content_file touches it); rewritten by the next run needing it.
+    # (pep723._content_file touches it); rewritten by the next run needing it.
     d = os.path.join(cache, "script-settings")
     for name in _names(d):
         path = os.path.join(d, name)
