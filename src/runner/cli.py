@@ -562,13 +562,10 @@ def run(o: Options) -> NoReturn:
     cache_exists = paths.trusted(cache)
     interp = _interpreter(o, meta, cache, log)
     spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
-                o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable)
+                o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable,
+                uv_env=getattr(meta, "uv_env", None))
     if o.tool:
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
-    # [tool.uv] settings uv takes from its environment: for the build only,
-    # not for the payload (the layer key covers them through the -r file).
-    uv_env = getattr(meta, "uv_env", None) or {}
-    os.environ.update(uv_env)
     layer = _layer(o, spec, interp, cache, cache_exists, log)
     if not o.command:
         raise _no_command(layer)
@@ -582,9 +579,7 @@ def run(o: Options) -> NoReturn:
 
         uv.pip_install(os.path.join(tree.path, "bin", "python"),
                        spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
-                       compile_bytecode=False, verbosity=o.verbosity)
-    for k in uv_env:
-        os.environ.pop(k, None)
+                       compile_bytecode=False, verbosity=o.verbosity, env_extra=spec.uv_env)
     env = launch.payload_env(tree.path, {**os.environ, **extra_env} if extra_env else os.environ)
     path = _resolve(o, env, layer)
     if o.keep and o.verbosity >= 0:

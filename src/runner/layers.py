@@ -191,7 +191,7 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
             fault_point("install")
             uv.pip_install(os.path.join(bindir, "python"), spec.uv_args() + list(uv_run_args),
                            offline=offline, refresh=refresh, compile_bytecode=False,
-                           verbosity=verbosity)
+                           verbosity=verbosity, env_extra=spec.uv_env)
             manifest = {
                 "format": FORMAT, "key": k, "created": time.time(), "pinned": spec.pinned,
                 "compiled": False,

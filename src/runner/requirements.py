@@ -81,7 +81,7 @@ class Spec:
 
     def __init__(self, requirements=(), requirement_files=(), index_url=None,
                  extra_index_urls=(), find_links=(), no_index=False, uv_options=(), *,
-                 editables=(), cwd=None):
+                 editables=(), cwd=None, uv_env=None):
         self.requirements = list(requirements)
         self.requirement_files = list(requirement_files)     # absolute paths
         self.index_url = index_url
@@ -92,6 +92,9 @@ class Spec:
         # (runx_env.runner.options, where "layer"): in order, since order can matter to uv.
         self.uv_options = list(uv_options)
         self.editables = list(editables)                     # absolute paths
+        # Settings uv takes only from its environment (a script's [tool.uv]
+        # prerelease, resolution...): for uv's process, never the payload's.
+        self.uv_env = dict(uv_env or {})
         # uv runs in the caller's directory: relative paths and the uv
         # configuration it reads are the cwd's, so the key is computed there.
         if cwd is None:
@@ -158,6 +161,8 @@ class Spec:
             if "://" not in u:
                 h.update(identity.listing(u) + b"\0")
         h.update(b"noindex\0" + (b"1" if self.no_index else b"0"))
+        for k in sorted(self.uv_env):
+            h.update(b"uvenv\0" + k.encode() + b"=" + self.uv_env[k].encode() + b"\0")
         previous = None
         for a in self.uv_options:
             h.update(b"uv\0" + a.encode() + b"\0")

@@ -41,7 +41,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False) -> str:
+def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False,
+        env_extra: dict | None = None) -> str:
     """Run ``uv ARGS``. Progress reaches a terminal; elsewhere uv's output is
     held back and shown only if it fails, when its explanation is printed
     before runx's line. With ``summary`` (an install, not on a terminal, not
@@ -53,7 +54,7 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
         cmd.insert(2, "--quiet")
     if verbosity > 1:
         cmd.insert(2, "--verbose")
-    env = dict(os.environ)
+    env = dict(os.environ, **(env_extra or {}))
     env.pop("VIRTUAL_ENV", None)   # uv must act on the paths runx gives, nothing else
     started = time.monotonic()
     try:
@@ -88,7 +89,7 @@ def _summary(uv_stderr: str, seconds: float) -> str:
 
 
 def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool,
-                compile_bytecode: bool, verbosity: int) -> None:
+                compile_bytecode: bool, verbosity: int, env_extra: dict | None = None) -> None:
     args = ["pip", "install", "--python", python]
     if compile_bytecode:
         args.append("--compile-bytecode")
@@ -96,7 +97,8 @@ def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool
         args.append("--offline")
     if refresh:
         args.append("--refresh")
-    run(args + uv_args, what="installing the requirements", verbosity=verbosity, summary=True)
+    run(args + uv_args, what="installing the requirements", verbosity=verbosity, summary=True,
+        env_extra=env_extra)
 
 
 def _python_env() -> dict:
