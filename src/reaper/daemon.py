@@ -191,12 +191,7 @@ def _raw_sigaction(sigs: list, handler: int) -> None:
 def detach() -> None:
     """Name, signals, cwd (the fds were released by the middle process)."""
     signal = _signal_module()
-    for sig in ignored_signals():
-        try:
-            signal.signal(sig, signal.SIG_IGN)
-        except (OSError, ValueError):
-            pass
-    _raw_sigaction(_glibc_reserved(), 1)          # SIG_IGN
+    _dispose(signal, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     # Forked from the runner, the reaper would show in ps as a copy of the
     # runx command line; its name says what it is (Linux: comm). Named only
@@ -214,12 +209,18 @@ def restore_signals() -> None:
     finisher): SIG_IGN survives fork and exec, and its compile subprocess
     must be killable like any program."""
     signal = _signal_module()
+    _dispose(signal, signal.SIG_DFL)
+
+
+def _dispose(signal, handler) -> None:
+    """Set every signal detach() is deaf to to ``handler`` (SIG_IGN or
+    SIG_DFL), the glibc-reserved ones through the raw syscall."""
     for sig in ignored_signals():
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            signal.signal(sig, handler)
         except (OSError, ValueError):
             pass
-    _raw_sigaction(_glibc_reserved(), 0)          # SIG_DFL
+    _raw_sigaction(_glibc_reserved(), int(handler))   # SIG_DFL 0, SIG_IGN 1
 
 
 def release_caller_fds(keep: list) -> None:
