@@ -110,12 +110,20 @@ def payload_sigkilled(runx):
     settled(runx)
 
 
+def _stopped_at(run: Runx, point: str, code: str) -> subprocess.Popen:
+    """``runx --with runxdemo python -c CODE`` with ``run``'s directories,
+    stopped (SIGSTOP) at fault point ``point``."""
+    stop = Runx(run.runtime, run.cache, run.wheelhouse)
+    stop.env["RUNX_FAULT_STOP"] = point
+    p = stop.popen("--with", "runxdemo", "python", "-c", code,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert poll(lambda: stopped(p.pid), 60), f"runx never reached fault point {point}"
+    return p
+
+
 def _killed_at(runx, point: str, *, needs_gc: bool):
     cold = fresh(runx)
-    cold.env["RUNX_FAULT_STOP"] = point
-    p = cold.popen("--with", "runxdemo", "python", "-c", "pass",
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert poll(lambda: stopped(p.pid), 60), f"runx never reached fault point {point}"
+    p = _stopped_at(cold, point, "pass")
     p.kill()
     p.wait()
     if needs_gc:
@@ -300,11 +308,7 @@ def _maintenance_at(runx, point: str, cold_cache: bool):
     if not cold_cache:
         r = run.run("--with", "runxdemo", "python", "-c", IMPORTS)
         assert r.returncode == 0, r.stderr
-    stop = Runx(run.runtime, run.cache, run.wheelhouse)
-    stop.env["RUNX_FAULT_STOP"] = point
-    p = stop.popen("--with", "runxdemo", "python", "-c", IMPORTS,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert poll(lambda: stopped(p.pid), 60), f"runx never reached fault point {point}"
+    p = _stopped_at(run, point, IMPORTS)
     maintain(run)
     os.kill(p.pid, signal.SIGCONT)
     finish_payload(p)
