@@ -7,6 +7,8 @@ script prints its version), found with --find-links/--no-index.
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -79,6 +81,25 @@ def test_the_command_names_its_package(tools, command, out):
     else:
         assert r.returncode == 0, r.stderr
         assert r.stdout == out + "\n"
+
+
+UVX = os.path.join(os.path.dirname(sys.executable), "uvx")
+
+
+@pytest.mark.parametrize("command", [
+    ["tooly", "a", "b"], ["tooly@1.0", "--version"], ["tooly==1.0"], ["tooly>=1,<2"],
+    ["tooly[fancy]"], ["tooly[fancy]@1.0"], ["--from", "tooly@1.0", "tooly-other", "x"],
+    ["--from", "tooly==1.0", "--with", "fancydep", "tooly"], ["Tooly"],
+])
+def test_same_as_uvx(tools, tmp_path, command):
+    """The same command line through uvx and runx: same output, and both
+    fail where uvx fails (a name that is no command of the package)."""
+    env = dict(tools.env, UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    uvx = subprocess.run([UVX, "--find-links", tools.tool_wheels, "--no-index", *command],
+                         env=env, capture_output=True, text=True, timeout=120)
+    r = tools.tool(*command)
+    assert (r.returncode == 0) == (uvx.returncode == 0), (uvx.stderr, r.stderr)
+    assert r.stdout == uvx.stdout, (uvx.stderr, r.stderr)
 
 
 def test_installs_even_when_the_command_is_on_path(tools, tmp_path):
