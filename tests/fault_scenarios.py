@@ -196,6 +196,41 @@ def reaper_sigterm_mid_run(runx):
     settled(runx)
 
 
+def _environ(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def reaper_signalled_while_loading(runx):
+    """The reaper loads its own code after the fork (handoff.py): a SIGTERM,
+    SIGHUP or SIGINT sent in that millisecond, before it ignores them, must
+    not kill it (they are blocked until then), or the tree would stay."""
+    run = Runx(runx.runtime, runx.cache, runx.wheelhouse)
+    run.env["RUNX_FAULT_STOP"] = "reaper"
+    p = run.popen("--with", "runxdemo", "python", "-c", "import time; time.sleep(0.3)",
+                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    mark = b"RUNX_FAULT_STOP=reaper\0"
+
+    def stopped_reaper():
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) != p.pid and stopped(int(name)) \
+                    and mark in _environ(int(name)):
+                return int(name)
+        return None
+
+    assert poll(lambda: stopped_reaper() is not None, 60), "the reaper never stopped"
+    reaper = stopped_reaper()
+    assert reaper is not None
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR1):
+        os.kill(reaper, sig)
+    os.kill(reaper, signal.SIGCONT)
+    finish_payload(p)
+    settled(runx)
+
+
 DAEMON = r"""
 import os, sys, time, subprocess
 out, trigger = sys.argv[1], sys.argv[2]
@@ -509,5 +544,5 @@ SCENARIOS = {f.__name__: f for f in (
     reaper_sigterm_mid_run, daemonized_grandchild, disk_full, unresolvable,
     concurrent_32, sequential_200, daemonize_at_exit, relay_chain, symlinked_runtime_dir,
     maintenance_before_exec, maintenance_during_build, maintenance_spares_kept_tree,
-    maintenance_loop_vs_50_runs,
+    maintenance_loop_vs_50_runs, reaper_signalled_while_loading,
 )}

@@ -25,11 +25,11 @@ ALLOWED = {
     "runx_env.runner", "runx_env.runner.cli", "runx_env.runner.errors", "runx_env.runner.options", "runx_env.runner.requirements",
     "runx_env.runner.identity", "runx_env.runner.paths", "runx_env.runner.interpreter", "runx_env.runner.layers",
     "runx_env.runner.launch", "runx_env.runner.trees", "runx_env.runner.venv", "runx_env.runner.activate",
-    "runx_env.reaper", "runx_env.reaper.watch", "runx_env.reaper.watch._pidfd", "runx_env.reaper.daemon", "runx_env.reaper.leases",
-    "runx_env.reaper.ownership",
-    # built in or tiny, C-backed
-    "fcntl", "marshal", "select", "time", "_signal", "_json", "_blake2", "_posixsubprocess",
-    "_stat", "stat", "errno", "__future__",
+    "runx_env.reaper", "runx_env.reaper.watch", "runx_env.reaper.watch._pidfd",
+    "runx_env.reaper.ownership", "runx_env.reaper.handoff",
+    # built in, or a small shared library that has no stand-in (flock, the layer key's hash)
+    "fcntl", "marshal", "time", "_signal", "_blake2", "_posixsubprocess",
+    "_stat", "stat", "errno",
 }
 # Named by the rule itself: heavy (re, json, dataclasses, enum, inspect,
 # typing...), or a process (subprocess, uv), or the reaper's own heavy deps.
@@ -38,6 +38,9 @@ FORBIDDEN = {
     "trio", "psutil", "pyfuse3", "enum", "signal", "typing", "inspect", "urllib",
     "urllib.parse", "fnmatch", "ctypes", "shutil", "runx_env.runner.uv", "runx_env.runner.completion",
     "runx_env.runner.dotenv", "runx_env.runner.pep723", "runx_env.reaper.sweep", "runx_env.reaper.fuse_tree", "runx_env.reaper.memfs",
+    # The reaper's own code loads in the reaper, after the fork (handoff.py);
+    # shared libraries and modules a warm run no longer pays for.
+    "runx_env.reaper.daemon", "runx_env.reaper.leases", "select", "_json", "__future__",
 }
 
 PROBE = r"""
@@ -138,3 +141,23 @@ def test_the_probe_sees_a_forbidden_import(runx):
     mods, _ = loaded(runx, "--env-file", env, "--with", "runxdemo", "python", "-c", "pass")
     assert "runx_env.runner.dotenv" in mods
     runx.wait_clean()
+
+
+def test_lock_metadata_is_the_json_that_json_writes():
+    """The tree's lock metadata is written without json or _json (a shared
+    library to load): it must be byte for byte what json.dumps writes, for
+    any string a path or a command can hold (controls, non-ASCII, astral
+    characters, the lone surrogates of undecodable file names)."""
+    import json
+    import random
+
+    from runx_env.runner.trees import _to_json
+
+    rng = random.Random(7)
+    ranges = [(0, 128), (128, 0xD800), (0xDC80, 0xDD00), (0xE000, 0x10000), (0x10000, 0x110000)]
+    samples = ["", "plain", 'q"b\\s', "\x00\x1f\x7f\t\n\r\b\f", "é 中文 😀", "\udcff\udc80"]
+    samples += ["".join(chr(rng.randrange(*rng.choice(ranges))) for _ in range(rng.randrange(30)))
+                for _ in range(2000)]
+    for s in samples:
+        value = {"k" + s: [s, 1, 2.5, None, True, False], "n": None}
+        assert _to_json(value) == json.dumps(value)

@@ -12,8 +12,6 @@ mentions runx) runs as ``python SCRIPT ARG...``; ``-m MODULE`` as
 Scripts, env files and completion load their modules only when used.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -406,7 +404,7 @@ def _one_line(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def main(argv: list | None = None) -> NoReturn:
+def main(argv: list | None = None) -> "NoReturn":
     argv = sys.argv[1:] if argv is None else argv
     from runx_env.runner.launch import hold_std_fds
 
@@ -544,7 +542,7 @@ def _no_command(layer) -> UsageError:
                       f"the environment's commands: {', '.join(names)}; or python, -m MODULE")
 
 
-def run(o: Options) -> NoReturn:
+def run(o: Options) -> "NoReturn":
     """A run, in order: what to install, the interpreter, the cached layer,
     the tree, the reaper, the exec. Until the reaper starts, a failure
     leaves nothing behind; from then on the reaper owns the tree."""
@@ -676,7 +674,7 @@ def _start_reaper(o: Options, tree, token, layer, cache: str, log) -> None:
     """Hand the tree (and the layer's shared lock) to a detached reaper."""
     from runx_env.runner import launch, trees
     from runx_env.reaper import watch
-    from runx_env.reaper.daemon import Job
+    from runx_env.reaper.handoff import Job
 
     try:
         job = Job(tree, token, cache=cache, keep=o.keep,

@@ -8,11 +8,10 @@ setsid and forks the reaper, then exits; the runner reaps the middle process
 before the exec, so the payload starts with no children.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
+from runx_env.runner import fault_point
 from runx_env.runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
@@ -23,14 +22,14 @@ if TYPE_CHECKING:
 
 def start_reaper(job, *, report_pid: bool = False):
     """Double fork the reaper; when the reaper's side needs a handshake
-    (daemon.Job.needs_handshake), wait for its "ok". With ``report_pid``
+    (handoff.Job.needs_handshake), wait for its "ok". With ``report_pid``
     (runx -v only: the warm path makes no extra pipe) the middle process
     writes the reaper's pid on a pipe, and it is returned; otherwise None."""
-    from runx_env.reaper import daemon   # small; imported before the fork, so once
+    from runx_env.reaper import handoff   # small: the reaper's own code loads after the fork
 
     log_path = os.environ.get("RUNX_REAPER_LOG")
     pr = pw = None
-    hs = job.handshake = daemon.Handshake() if job.needs_handshake else None
+    hs = job.handshake = handoff.Handshake() if job.needs_handshake else None
     if report_pid:
         pr, pw = os.pipe()      # the middle writes the reaper's pid
     flush_stdio()
@@ -54,11 +53,19 @@ def start_reaper(job, *, report_pid: bool = False):
             # waits for this process, so by the exec nothing of runx holds
             # the caller's pipes, sockets or NOTIFY_SOCKET, and the reaper
             # never had them.
-            daemon.release_caller_fds(job.fds() + ([pw] if pw is not None else []))
+            handoff.release_caller_fds(job.fds() + ([pw] if pw is not None else []))
             reaper = os.fork()
             if reaper == 0:                        # the reaper
+                # Deaf until daemon.detach() ignores what it must: the import
+                # below takes a millisecond, and a signal sent meanwhile (a
+                # unit's SIGTERM) would kill it with the tree unremoved.
+                # Blocked signals wait; those detach() ignores are dropped.
+                _block_signals()
+                fault_point("reaper")
                 if pw is not None:
                     os.close(pw)
+                from runx_env.reaper import daemon
+
                 daemon.main(job, log_path)         # never returns
             if pw is not None:
                 os.write(pw, b"%d\n" % reaper)
@@ -99,6 +106,14 @@ def start_reaper(job, *, report_pid: bool = False):
         if problem:
             raise RunxError(problem, None, EXIT_ENV)
     return reaper_pid
+
+
+def _block_signals() -> None:
+    try:
+        import _signal as sigmod
+    except ImportError:  # pragma: no cover
+        import signal as sigmod
+    sigmod.pthread_sigmask(sigmod.SIG_BLOCK, sigmod.valid_signals())
 
 
 def hold_std_fds() -> None:
@@ -147,7 +162,7 @@ def resolve(command: str, path_var: str) -> str:
                     EXIT_NOT_FOUND)
 
 
-def payload_env(tree_path: str, base: Mapping[str, str]) -> dict:
+def payload_env(tree_path: str, base: "Mapping[str, str]") -> dict:
     env = dict(base)
     env["VIRTUAL_ENV"] = tree_path
     env["PATH"] = os.path.join(tree_path, "bin") + os.pathsep + base.get("PATH", os.defpath)
@@ -156,7 +171,7 @@ def payload_env(tree_path: str, base: Mapping[str, str]) -> dict:
     return env
 
 
-def exec_payload(path: str, argv: list, env: dict) -> NoReturn:
+def exec_payload(path: str, argv: list, env: dict) -> "NoReturn":
     """Become the payload. Same PID, same parent, same fds (fd 3+ from the
     caller stay open: socket activation); runner-made fds are close-on-exec."""
     # Python sets SIGPIPE and SIGXFSZ to SIG_IGN at start-up, and SIG_IGN

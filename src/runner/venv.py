@@ -8,8 +8,6 @@ for ``--tree fuse`` (served by runx_env.reaper.memfs) and for the empty venv a l
 is installed into (runx_env.runner.layers).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -43,7 +41,7 @@ def _shebang(python: str) -> str:
     return f"#!/bin/sh\n'''exec' '{python}' \"$0\" \"$@\"\n' '''\n"
 
 
-def entries(path: str, interp: Interpreter, layer: Layer | None, *,
+def entries(path: str, interp: "Interpreter", layer: "Layer | None", *,
             role: str = "tree") -> list:
     """The venv at ``path`` on ``interp``: a run's thin tree over ``layer``,
     or (``role="layer"``, no layer) the empty venv a layer is installed into."""

@@ -17,7 +17,6 @@ ProcessLookupError. A Watch has ``pid``, ``fileno()`` (a pollable fd, or None)
 """
 
 import os
-import select
 import sys
 import time
 
@@ -32,12 +31,19 @@ def _pidfd_works() -> bool:
         return False
 
 
-if _pidfd_works():
-    from runx_env.reaper.watch import _pidfd as _impl
-elif hasattr(select, "kqueue"):
-    from runx_env.reaper.watch import _kqueue as _impl  # type: ignore[no-redef]
-else:
-    from runx_env.reaper.watch import _poll as _impl  # type: ignore[no-redef]
+def _choose():
+    if _pidfd_works():
+        from runx_env.reaper.watch import _pidfd
+        return _pidfd
+    import select      # not on Linux's warm path: select is a shared library to load
+    if hasattr(select, "kqueue"):
+        from runx_env.reaper.watch import _kqueue
+        return _kqueue
+    from runx_env.reaper.watch import _poll
+    return _poll
+
+
+_impl = _choose()
 
 NAME = _impl.__name__.rsplit("._", 1)[-1]
 NEEDS_ARMING = _impl.NEEDS_ARMING
@@ -66,6 +72,8 @@ def _block(ws: list, remaining: float | None, delay: float) -> float:
     ``remaining`` seconds pass; watches without an fd (polling platforms)
     get a bounded back-off instead. Returns the next back-off delay."""
     if all(w.fileno() is not None for w in ws):
+        import select       # the reaper's: the runner only prepares the watch
+
         p = select.poll()
         for w in ws:
             p.register(w.fileno(), select.POLLIN)

@@ -5,7 +5,6 @@ For a process that is not our child the exit status is not available
 """
 
 import os
-import select
 
 NEEDS_ARMING = False
 
@@ -19,6 +18,8 @@ class Watch:
         return self.fd
 
     def exited(self) -> bool:
+        import select       # the reaper's, after the fork: not the runner's import
+
         p = select.poll()
         p.register(self.fd, select.POLLIN)
         return bool(p.poll(0))
