@@ -430,3 +430,32 @@ def test_pip_install_lands_in_the_tree(runx, wheels, tmp_path, mode):
     assert not os.path.exists(os.path.join(layer, "bin/tool.py"))
     for dirpath, _dirnames, filenames in os.walk(layer):
         assert not {"datademo.1", "on.json", "page.txt"} & set(filenames), dirpath
+
+
+SYS_PATH = ("import os, sys; print(open(os.path.join(sys.prefix, 'lib', 'python%d.%d' % "
+            "sys.version_info[:2], 'site-packages', '_runx_layer.pth')).read().strip()); "
+            "print(repr(sys.path[-2:])); print(os.environ.get('PTH_HOOK', '-'))")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_layer_on_sys_path_with_and_without_pth_files(runx, wheels, mode):
+    """A layer without .pth files is a bare path line in the tree's .pth (its
+    site-packages is never listed at start-up); one with them goes through
+    addsitedir, so they run. Either way sys.path ends with the tree's
+    site-packages, then the layer's."""
+    build_wheel(wheels, "pthhook", "1.0", scripts={}, files={
+        "pthhook/__init__.py": "",
+        "pthhook.pth": "import os; os.environ['PTH_HOOK'] = 'ran'\n"})
+    for req, hook in (("runxdemo", "-"), ("pthhook", "ran")):
+        r = runx.run("--tree", mode, "--find-links", wheels, "--with", req, "python", "-c",
+                     SYS_PATH)
+        assert r.returncode == 0, r.stderr
+        line, tail, ran = r.stdout.splitlines()
+        tree_sp, layer_sp = eval(tail)
+        assert tree_sp.startswith(os.path.realpath(runx.runtime))
+        assert "/layers/" in layer_sp and ran == hook
+        if hook == "-":
+            assert line == layer_sp
+        else:
+            assert line == f"import site; site.addsitedir({layer_sp!r})"
+    runx.wait_clean()

@@ -42,10 +42,10 @@ MIN_NOFILE = 64
 
 class Layer:
     __slots__ = ("key", "path", "site_packages", "scripts", "created", "pinned", "compiled",
-                 "prefix", "fd")
+                 "prefix", "fd", "pth")
 
     def __init__(self, key, path, site_packages, scripts, created, pinned, compiled=True,
-                 prefix=(), fd=None):
+                 prefix=(), fd=None, pth=True):
         self.key = key
         self.path = path                    # the build dir; never changes once in place
         self.site_packages = site_packages  # absolute
@@ -55,6 +55,7 @@ class Layer:
         self.compiled = compiled            # byte-compiled and frozen (see compile_and_freeze)
         self.prefix = prefix                # [(kind, relpath, data)]: see prefix_entries
         self.fd = fd                        # the build dir, flock'ed shared (see lookup)
+        self.pth = pth                      # site-packages holds .pth files (see venv.entries)
 
     def release(self) -> None:
         if self.fd is not None:
@@ -117,7 +118,7 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
         layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
                       m["created"], m["pinned"],
                       m.get("compiled", True) and not mst.st_mode & 0o222,
-                      m.get("prefix", ()), fd)
+                      m.get("prefix", ()), fd, m.get("pth", True))
     except (OSError, ValueError, EOFError, TypeError, KeyError):
         os.close(fd)
         return None
@@ -199,6 +200,9 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
                 "requirements": spec.requirements,
                 "scripts": _collect_scripts(bindir, machinery, os.path.join(bindir, "python")),
                 "prefix": prefix_entries(tmp, interp.lib_dir),
+                # Whether a tree must have the layer's .pth files run (venv.entries).
+                "pth": any(n.endswith(".pth")
+                           for n in os.listdir(os.path.join(tmp, interp.lib_dir))),
             }
             _freeze_data(tmp, manifest["prefix"])
             _write(os.path.join(tmp, MANIFEST),

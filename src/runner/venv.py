@@ -68,9 +68,7 @@ def entries(path: str, interp: "Interpreter", layer: "Layer | None", *,
         for name, text in scripts(path):
             out.append(Entry(f"bin/{name}", "file", text, 0o644))
     if layer:
-        # addsitedir (not a bare path line) so the layer's own .pth files run too.
-        out.append(Entry(f"{site}/_runx_layer.pth", "file",
-                         f"import site; site.addsitedir({layer.site_packages!r})\n", 0o644))
+        out.append(Entry(f"{site}/_runx_layer.pth", "file", _layer_line(layer), 0o644))
         head = _shebang(os.path.join(path, "bin", "python"))
         for s in layer.scripts:
             target = f"bin/{s['name']}"
@@ -89,6 +87,19 @@ def entries(path: str, interp: "Interpreter", layer: "Layer | None", *,
             else:
                 out.append(Entry(rel, "symlink", os.path.join(layer.path, rel)))
     return out
+
+
+def _layer_line(layer: "Layer") -> str:
+    """The tree's .pth line that puts the layer on sys.path. A bare path
+    when the layer has no .pth files of its own: the payload's site then
+    appends it without listing the layer's site-packages (0.6 ms of every
+    start, measured in docs/benchmarks.md); otherwise addsitedir, which runs
+    them (editable installs, distutils-precedence). site strips the line, so
+    a path that ends in blanks or holds a newline takes addsitedir too."""
+    sp = layer.site_packages
+    if not layer.pth and sp == sp.strip() and "\n" not in sp and "\r" not in sp:
+        return sp + "\n"
+    return f"import site; site.addsitedir({sp!r})\n"
 
 
 def write_entries(root: str, entries: list) -> None:
