@@ -569,17 +569,22 @@ def run(o: Options) -> "NoReturn":
         raise _no_command(layer)
     _check_can_run(o)
     tree, token = _tree(o, interp, layer, log)
-    _start_reaper(o, tree, token, layer, cache, log)
+    started = _start_reaper(o, tree, token, layer, cache, log)
     # From here on the reaper owns the tree: whatever happens to this process,
-    # its exit wakes the reaper, which removes the tree.
-    if o.no_cache and not spec.empty:
-        from runx_env.runner import uv
+    # its exit wakes the reaper, which removes the tree. The middle process
+    # forks it and exits while the lines below run; reaped before the exec.
+    try:
+        if o.no_cache and not spec.empty:
+            from runx_env.runner import uv
 
-        uv.pip_install(os.path.join(tree.path, "bin", "python"),
-                       spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
-                       compile_bytecode=False, verbosity=o.verbosity, env_extra=spec.uv_env)
-    env = launch.payload_env(tree.path, {**os.environ, **extra_env} if extra_env else os.environ)
-    path = _resolve(o, env, layer)
+            uv.pip_install(os.path.join(tree.path, "bin", "python"),
+                           spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
+                           compile_bytecode=False, verbosity=o.verbosity, env_extra=spec.uv_env)
+        env = launch.payload_env(tree.path,
+                                 {**os.environ, **extra_env} if extra_env else os.environ)
+        path = _resolve(o, env, layer)
+    finally:
+        _reaper_started(started, tree)
     if o.keep and o.verbosity >= 0:
         say(f"runx: keeping {tree.path}\n")
     log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
@@ -670,8 +675,9 @@ def _tree(o: Options, interp, layer, log) -> tuple:
     return tree, token
 
 
-def _start_reaper(o: Options, tree, token, layer, cache: str, log) -> None:
-    """Hand the tree (and the layer's shared lock) to a detached reaper."""
+def _start_reaper(o: Options, tree, token, layer, cache: str, log):
+    """Hand the tree (and the layer's shared lock) to a detached reaper;
+    the started reaper, for _reaper_started."""
     from runx_env.runner import launch, trees
     from runx_env.reaper import watch
     from runx_env.reaper.handoff import Job
@@ -681,16 +687,31 @@ def _start_reaper(o: Options, tree, token, layer, cache: str, log) -> None:
                   compile_layer=layer.path if layer and not layer.compiled else None,
                   layer_fd=layer.fd if layer else None)
         # Only -v pays for learning the reaper's pid.
-        reaper_pid = launch.start_reaper(job, report_pid=o.verbosity > 0)
+        started = launch.start_reaper(job, report_pid=o.verbosity > 0)
     except BaseException:
         trees.discard(tree)
         raise
+    if o.verbosity > 0 or job.needs_handshake:
+        reaper_pid = _reaper_started(started, tree)
     if o.verbosity > 0:
         then = ("then leaves the tree (--keep)" if o.keep else
                 "then waits for any process still using the tree, then removes it")
         log(f"reaper: pid {reaper_pid or '?'} (own session); waits for pid {os.getpid()} "
             f"(this process, soon the command) to exit via {watch.NAME}"
             + (" (armed before exec)" if job.needs_handshake else "") + f"; {then}")
+    return started
+
+
+def _reaper_started(started, tree):
+    """Reap the reaper's middle process (launch.Started.wait); if the reaper
+    could not start or refused the run, the tree is the runner's to remove."""
+    from runx_env.runner import trees
+
+    try:
+        return started.wait()
+    except BaseException:
+        trees.discard(tree)
+        raise
 
 
 def _resolve(o: Options, env: dict, layer) -> str:

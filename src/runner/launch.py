@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 
 
 def start_reaper(job, *, report_pid: bool = False):
-    """Double fork the reaper; when the reaper's side needs a handshake
-    (handoff.Job.needs_handshake), wait for its "ok". With ``report_pid``
-    (runx -v only: the warm path makes no extra pipe) the middle process
-    writes the reaper's pid on a pipe, and it is returned; otherwise None."""
+    """Double fork the reaper. Returns once the middle process is forked:
+    ``Started.wait()`` reaps it (and, when the reaper's side needs a
+    handshake, handoff.Job.needs_handshake, waits for its "ok"), so the
+    runner can prepare the exec while the middle forks the reaper and
+    exits. With ``report_pid`` (runx -v only: the warm path makes no extra
+    pipe) the middle process writes the reaper's pid on a pipe, and wait()
+    returns it; otherwise None."""
     from runx_env.reaper import handoff   # small: the reaper's own code loads after the fork
 
     log_path = os.environ.get("RUNX_REAPER_LOG")
@@ -76,36 +79,55 @@ def start_reaper(job, *, report_pid: bool = False):
         hs.runner_side()
     if pw is not None:
         os.close(pw)
-    while True:
+    return Started(pid, pr, hs)
+
+
+class Started:
+    """The middle process of a reaper being started, until wait() reaps it."""
+
+    def __init__(self, pid: int, pid_pipe, handshake):
+        self.pid = pid
+        self.pid_pipe = pid_pipe
+        self.handshake = handshake
+        self.done = False
+        self.reaper_pid = None
+
+    def wait(self):
+        """Reap the middle process; the reaper's pid (``report_pid``) or
+        None. Raises RunxError if the reaper could not start or said why
+        the run cannot go on. Must be called before the exec."""
+        if self.done:
+            return self.reaper_pid
+        self.done = True
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                break
+            except ChildProcessError:   # SIGCHLD ignored by the caller: auto-reaped
+                status = 0
+                break
+        # The middle process's exit raised SIGCHLD; if the caller runs us with
+        # SIGCHLD blocked it stays pending, and pending signals survive exec:
+        # the payload would start with a SIGCHLD it never earned.
         try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:   # SIGCHLD ignored by the caller: auto-reaped
-            status = 0
-            break
-    # The middle process's exit raised SIGCHLD; if the caller runs us with
-    # SIGCHLD blocked it stays pending, and pending signals survive exec:
-    # the payload would start with a SIGCHLD it never earned.
-    try:
-        import _signal as sigmod
-    except ImportError:  # pragma: no cover
-        import signal as sigmod
-    if sigmod.SIGCHLD in sigmod.sigpending():
-        sigmod.sigtimedwait([sigmod.SIGCHLD], 0)
-    reaper_pid = None
-    if pr is not None:
-        try:
-            if status == 0:
-                reaper_pid = int(os.read(pr, 32) or 0) or None
-        finally:
-            os.close(pr)
-    if status != 0:
-        raise RunxError("could not start the reaper", "check the process limit (ulimit -u)")
-    if hs is not None:
-        problem = hs.wait()
-        if problem:
-            raise RunxError(problem, None, EXIT_ENV)
-    return reaper_pid
+            import _signal as sigmod
+        except ImportError:  # pragma: no cover
+            import signal as sigmod
+        if sigmod.SIGCHLD in sigmod.sigpending():
+            sigmod.sigtimedwait([sigmod.SIGCHLD], 0)
+        if self.pid_pipe is not None:
+            try:
+                if status == 0:
+                    self.reaper_pid = int(os.read(self.pid_pipe, 32) or 0) or None
+            finally:
+                os.close(self.pid_pipe)
+        if status != 0:
+            raise RunxError("could not start the reaper", "check the process limit (ulimit -u)")
+        if self.handshake is not None:
+            problem = self.handshake.wait()
+            if problem:
+                raise RunxError(problem, None, EXIT_ENV)
+        return self.reaper_pid
 
 
 def _block_signals() -> None:
