@@ -297,6 +297,31 @@ def disk_full(runx):
         os.rmdir(mnt)
 
 
+def runtime_full_while_writing_the_tree(runx):
+    """A runtime dir with inodes for the lock and the tree's directory but
+    not for its entries: a --tree dir tree is written after the reaper is
+    forked, so the runner fails with one line and the reaper removes the
+    half-written tree; with --keep it is written before (and discarded by
+    the runner): nothing is kept half-written."""
+    if os.geteuid() != 0:
+        raise AssertionError("this scenario needs root (to mount a tmpfs)")
+    runx.run("--with", "runxdemo", "python", "-c", "pass")      # a warm layer
+    mnt = scratch(runx, "inodes-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "nr_inodes=8,mode=0700", "tmpfs", mnt],
+                   check=True)
+    try:
+        full = Runx(os.path.join(mnt, "run"), runx.cache, runx.wheelhouse)
+        for extra in ([], ["--keep"]):
+            r = full.run(*extra, "--with", "runxdemo", "python", "-c", "print('ran')")
+            assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+            assert r.stderr.startswith("runx: error: cannot create the environment in ")
+            assert "No space left on device" in r.stderr and r.stderr.count("\n") == 1
+            settled(full)
+    finally:
+        subprocess.run(["umount", "-l", mnt])
+        os.rmdir(mnt)
+
+
 def unresolvable(runx):
     r = runx.run("--with", "runxdemo==404", "python", "-c", "pass")
     assert r.returncode == 1 and "runx: error:" in r.stderr
@@ -545,4 +570,5 @@ SCENARIOS = {f.__name__: f for f in (
     concurrent_32, sequential_200, daemonize_at_exit, relay_chain, symlinked_runtime_dir,
     maintenance_before_exec, maintenance_during_build, maintenance_spares_kept_tree,
     maintenance_loop_vs_50_runs, reaper_signalled_while_loading,
+    runtime_full_while_writing_the_tree,
 )}

@@ -41,7 +41,8 @@ def test_payload_is_the_process_the_caller_started(runx):
         assert info["ppid"] == os.getpid(), "payload's parent must be the caller"
         assert children_of(os.getpid()) == [p.pid], "the caller must have exactly one child"
         assert children_of(p.pid) == [], "the payload must start with no children (double fork)"
-        assert reapers(runx.runtime), "a reaper must be watching the run"
+        # Named once it has loaded its code and ignores stray signals.
+        wait_until(lambda: reapers(runx.runtime), 10, "a reaper watching the run")
         for r in reapers(runx.runtime):
             with open(f"/proc/{r}/stat") as f:
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])

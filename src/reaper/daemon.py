@@ -102,7 +102,8 @@ def _raw_sigaction(sigs: list, handler: int) -> None:
 
 
 def detach() -> None:
-    """Name, signals, cwd (the fds were released by the middle process)."""
+    """Name, signals, cwd (the fds were released by the middle process;
+    handoff.block_signals blocked every signal right after the fork)."""
     signal = _signal_module()
     _dispose(signal, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])

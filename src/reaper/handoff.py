@@ -115,3 +115,19 @@ def release_caller_fds(keep: list) -> None:
             os.closerange(lo, fd)
             lo = fd + 1
     os.closerange(lo, 1 << 20)
+
+
+def block_signals() -> None:
+    """First thing in the reaper, right after its fork: every signal blocked
+    until daemon.detach() has ignored the ones the reaper must survive (a
+    unit's SIGTERM, a terminal's SIGHUP) and unblocks the rest. Loading the
+    reaper's code takes a millisecond, and a signal sent to the process
+    group or the cgroup meanwhile would otherwise kill it with its tree
+    unremoved; pending signals that detach() ignores are dropped. (glibc's
+    reserved 32 and 33 cannot be blocked from Python: nobody sends them to
+    a group, and detach() names the reaper only once they are ignored.)"""
+    try:
+        import _signal as sigmod    # not `signal`: it imports enum
+    except ImportError:  # pragma: no cover
+        import signal as sigmod
+    sigmod.pthread_sigmask(sigmod.SIG_BLOCK, sigmod.valid_signals())

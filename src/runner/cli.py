@@ -574,6 +574,8 @@ def run(o: Options) -> "NoReturn":
     # its exit wakes the reaper, which removes the tree. The middle process
     # forks it and exits while the lines below run; reaped before the exec.
     try:
+        if o.tree == "dir" and not o.keep:
+            _populate(tree)
         if o.no_cache and not spec.empty:
             from runx_env.runner import uv
 
@@ -644,10 +646,17 @@ def _check_can_run(o: Options) -> None:
                         f"{MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
 
 
+def _cannot_create(runtime: str, e: OSError) -> RunxError:
+    return RunxError(f"cannot create the environment in {runtime}: {e.strerror}",
+                     "check free space and permissions, or set RUNX_RUNTIME_DIR")
+
+
 def _tree(o: Options, interp, layer, log) -> tuple:
-    """The run's tree: locked, made, and (--tree dir) written, and the token
-    the reaper will watch this process by: (tree, token). Discarded if
-    anything fails before the reaper takes it."""
+    """The run's tree: locked, made and described, and the token the reaper
+    will watch this process by: (tree, token). Discarded if anything fails
+    before the reaper takes it. A ``--tree dir`` tree is written here only
+    with --keep; otherwise after the reaper is forked (run, _populate), in
+    the time the runner waits for the double fork anyway."""
     from runx_env.runner import paths, trees, venv
     from runx_env.reaper import watch
 
@@ -656,23 +665,33 @@ def _tree(o: Options, interp, layer, log) -> tuple:
         tree = trees.create(runtime, mode=o.tree, meta={
             "layer": layer.path if layer else None, "command": o.command[:8], "keep": o.keep})
     except OSError as e:
-        raise RunxError(f"cannot create the environment in {runtime}: {e.strerror}",
-                        "check free space and permissions, or set RUNX_RUNTIME_DIR")
+        raise _cannot_create(runtime, e)
     try:
         tree.entries = venv.entries(tree.path, interp, layer)
-        if o.tree == "dir":
+        if o.tree == "dir" and o.keep:
+            # A kept tree outlives its run: never kept half-written.
             trees.populate(tree)
         token = watch.prepare_self()
         fault_point("tree")
     except BaseException as e:
         trees.discard(tree)
         if isinstance(e, OSError):
-            raise RunxError(f"cannot create the environment in {runtime}: {e.strerror}",
-                            "check free space and permissions, or set RUNX_RUNTIME_DIR")
+            raise _cannot_create(runtime, e)
         raise
     log(f"tree: {tree.path} ({o.tree}, {len(tree.entries)} entries"
         + (f" over layer {layer.path})" if layer else ")"))
     return tree, token
+
+
+def _populate(tree) -> None:
+    """Write a ``--tree dir`` tree the reaper already owns: if this fails,
+    the runner exits with the error and the reaper removes the tree."""
+    from runx_env.runner import trees
+
+    try:
+        trees.populate(tree)
+    except OSError as e:
+        raise _cannot_create(tree.runtime, e)
 
 
 def _start_reaper(o: Options, tree, token, layer, cache: str, log):

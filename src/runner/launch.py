@@ -59,11 +59,7 @@ def start_reaper(job, *, report_pid: bool = False):
             handoff.release_caller_fds(job.fds() + ([pw] if pw is not None else []))
             reaper = os.fork()
             if reaper == 0:                        # the reaper
-                # Deaf until daemon.detach() ignores what it must: the import
-                # below takes a millisecond, and a signal sent meanwhile (a
-                # unit's SIGTERM) would kill it with the tree unremoved.
-                # Blocked signals wait; those detach() ignores are dropped.
-                _block_signals()
+                handoff.block_signals()            # deaf until daemon.detach()
                 fault_point("reaper")
                 if pw is not None:
                     os.close(pw)
@@ -128,14 +124,6 @@ class Started:
             if problem:
                 raise RunxError(problem, None, EXIT_ENV)
         return self.reaper_pid
-
-
-def _block_signals() -> None:
-    try:
-        import _signal as sigmod
-    except ImportError:  # pragma: no cover
-        import signal as sigmod
-    sigmod.pthread_sigmask(sigmod.SIG_BLOCK, sigmod.valid_signals())
 
 
 def hold_std_fds() -> None:
