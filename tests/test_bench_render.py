@@ -2,6 +2,7 @@
 it replaces only what stands between a block's markers, and refuses a doc
 that lacks them with a message naming the doc and the missing marker."""
 
+import difflib
 import importlib.util
 import os
 
@@ -69,5 +70,7 @@ def test_committed_doc_is_the_rendering_of_the_committed_runs(tmp_path):
                             os.path.join(REPO, "docs", "bench", saved), *out],
                            env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
-    assert "(stale)" not in copy.read_text()
-    assert copy.read_text() == open(doc).read()
+    got, want = copy.read_text(), open(doc).read()
+    assert "(stale)" not in got
+    assert got == want, "".join(difflib.unified_diff(
+        want.splitlines(True), got.splitlines(True), "docs/benchmarks.md", "rendered"))
