@@ -193,7 +193,7 @@ def run(job: Job, log) -> None:
 
 def start_layer_compiler(job: Job, layer: str, log) -> None:
     """Byte-compile and freeze a freshly built layer
-    (runx_env.runner.layers.compile_and_freeze) in a child of the reaper, niced,
+    (runx_env.runner.build.compile_and_freeze) in a child of the reaper, niced,
     while the payload runs. It drops the tree's lock and watch first: it
     must never look like the tree's owner, and the reaper does not wait for it."""
     try:
@@ -213,7 +213,7 @@ def start_layer_compiler(job: Job, layer: str, log) -> None:
         except OSError:
             pass
         os.nice(19)
-        from runx_env.runner.layers import compile_and_freeze
+        from runx_env.runner.build import compile_and_freeze
 
         compile_and_freeze(layer, log)
     finally:

@@ -625,8 +625,14 @@ def _layer(o: Options, spec, interp, cache: str, cache_exists: bool, log):
         return None
     if not cache_exists:
         paths.private_dir(cache)
-    return layers.ensure(spec, interp, cache, refresh=o.refresh, offline=o.offline,
-                         verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
+    if not o.refresh:
+        layer = layers.find(spec, interp, cache, offline=o.offline, log=log)
+        if layer is not None:
+            return layer
+    from runx_env.runner import build     # a miss: never on the warm path
+
+    return build.build(spec, interp, cache, refresh=o.refresh, offline=o.offline,
+                       verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
 
 
 def _check_can_run(o: Options) -> None:

@@ -5,7 +5,7 @@ include/...). Made in time that does not depend on the layer's size.
 
 ``entries()`` describes it for ``--tree dir`` (written by ``write_entries``),
 for ``--tree fuse`` (served by runx_env.reaper.memfs) and for the empty venv a layer
-is installed into (runx_env.runner.layers).
+is installed into (runx_env.runner.build).
 """
 
 import os
@@ -63,9 +63,7 @@ def entries(path: str, interp: "Interpreter", layer: "Layer | None", *,
     if sys.platform.startswith("linux") and site.startswith("lib/"):
         out.append(Entry("lib64", "symlink", "lib"))
     if role == "tree":
-        from runx_env.runner.activate import scripts
-
-        for name, text in scripts(path):
+        for name, text in activate_scripts(path):
             out.append(Entry(f"bin/{name}", "file", text, 0o644))
     if layer:
         out.append(Entry(f"{site}/_runx_layer.pth", "file", _layer_line(layer), 0o644))
@@ -78,7 +76,7 @@ def entries(path: str, interp: "Interpreter", layer: "Layer | None", *,
                 out.append(Entry(target, "symlink",
                                  os.path.join(layer.path, "bin", s["name"])))
         # Everything else the layer's prefix holds (share/, etc/, include/...),
-        # as recorded at build time: see layers.prefix_entries.
+        # as recorded at build time: see build.prefix_entries.
         for kind, rel, data in layer.prefix:
             if kind == "dir":
                 out.append(Entry(rel, "dir"))
@@ -116,3 +114,148 @@ def write_entries(root: str, entries: list) -> None:
                 os.write(fd, e.data.encode() if isinstance(e.data, str) else e.data)
             finally:
                 os.close(fd)
+
+
+# --- bin/activate ---------------------------------------------------------
+#
+# The tree's ``bin/activate`` scripts (sh/bash/zsh, fish, csh), as a venv has.
+#
+# A run already starts activated (VIRTUAL_ENV, PATH); these are for what a
+# user or a tool does inside it: ``source "$RUNX_ENV/bin/activate"`` in a
+# nested shell whose PATH was reset, and ``deactivate``. They follow CPython's
+# venv templates (same variables, same ``deactivate`` semantics), with the
+# tree's path baked in: three small files per tree, written with the rest of
+# the thin venv (or served by the FUSE tree).
+
+SH = """\
+# This file must be sourced: . "{dir}/bin/activate" (sh, bash, zsh)
+deactivate () {{
+    if [ -n "${{_OLD_VIRTUAL_PATH:-}}" ] ; then
+        PATH="${{_OLD_VIRTUAL_PATH:-}}"
+        export PATH
+        unset _OLD_VIRTUAL_PATH
+    fi
+    if [ -n "${{_OLD_VIRTUAL_PYTHONHOME:-}}" ] ; then
+        PYTHONHOME="${{_OLD_VIRTUAL_PYTHONHOME:-}}"
+        export PYTHONHOME
+        unset _OLD_VIRTUAL_PYTHONHOME
+    fi
+    if [ -n "${{BASH:-}}" -o -n "${{ZSH_VERSION:-}}" ] ; then
+        hash -r 2> /dev/null
+    fi
+    if [ -n "${{_OLD_VIRTUAL_PS1:-}}" ] ; then
+        PS1="${{_OLD_VIRTUAL_PS1:-}}"
+        export PS1
+        unset _OLD_VIRTUAL_PS1
+    fi
+    unset VIRTUAL_ENV
+    unset VIRTUAL_ENV_PROMPT
+    if [ ! "${{1:-}}" = "nondestructive" ] ; then
+        unset -f deactivate
+    fi
+}}
+
+deactivate nondestructive
+
+VIRTUAL_ENV={q}
+export VIRTUAL_ENV
+
+_OLD_VIRTUAL_PATH="$PATH"
+PATH="$VIRTUAL_ENV/bin:$PATH"
+export PATH
+
+if [ -n "${{PYTHONHOME:-}}" ] ; then
+    _OLD_VIRTUAL_PYTHONHOME="${{PYTHONHOME:-}}"
+    unset PYTHONHOME
+fi
+
+if [ -z "${{VIRTUAL_ENV_DISABLE_PROMPT:-}}" ] ; then
+    _OLD_VIRTUAL_PS1="${{PS1:-}}"
+    PS1="(runx) ${{PS1:-}}"
+    export PS1
+    VIRTUAL_ENV_PROMPT="(runx) "
+    export VIRTUAL_ENV_PROMPT
+fi
+
+if [ -n "${{BASH:-}}" -o -n "${{ZSH_VERSION:-}}" ] ; then
+    hash -r 2> /dev/null
+fi
+"""
+
+FISH = """\
+# This file must be sourced: source "{dir}/bin/activate.fish" (fish)
+function deactivate -d "Exit the runx environment and return to the normal environment."
+    if test -n "$_OLD_VIRTUAL_PATH"
+        set -gx PATH $_OLD_VIRTUAL_PATH
+        set -e _OLD_VIRTUAL_PATH
+    end
+    if test -n "$_OLD_VIRTUAL_PYTHONHOME"
+        set -gx PYTHONHOME $_OLD_VIRTUAL_PYTHONHOME
+        set -e _OLD_VIRTUAL_PYTHONHOME
+    end
+    if test -n "$_OLD_FISH_PROMPT_OVERRIDE"
+        set -e _OLD_FISH_PROMPT_OVERRIDE
+        if functions -q _old_fish_prompt
+            functions -e fish_prompt
+            functions -c _old_fish_prompt fish_prompt
+            functions -e _old_fish_prompt
+        end
+    end
+    set -e VIRTUAL_ENV
+    set -e VIRTUAL_ENV_PROMPT
+    if test "$argv[1]" != "nondestructive"
+        functions -e deactivate
+    end
+end
+
+deactivate nondestructive
+
+set -gx VIRTUAL_ENV {q}
+set -gx _OLD_VIRTUAL_PATH $PATH
+set -gx PATH "$VIRTUAL_ENV/bin" $PATH
+
+if set -q PYTHONHOME
+    set -gx _OLD_VIRTUAL_PYTHONHOME $PYTHONHOME
+    set -e PYTHONHOME
+end
+
+if test -z "$VIRTUAL_ENV_DISABLE_PROMPT"
+    functions -c fish_prompt _old_fish_prompt
+    function fish_prompt
+        set -l old_status $status
+        printf "%s%s%s" (set_color 4B8BBE) "(runx) " (set_color normal)
+        echo "exit $old_status" | .
+        _old_fish_prompt
+    end
+    set -gx _OLD_FISH_PROMPT_OVERRIDE "$VIRTUAL_ENV"
+    set -gx VIRTUAL_ENV_PROMPT "(runx) "
+end
+"""
+
+CSH = """\
+# This file must be sourced: source "{dir}/bin/activate.csh" (csh, tcsh)
+alias deactivate 'test $?_OLD_VIRTUAL_PATH != 0 && setenv PATH "$_OLD_VIRTUAL_PATH" && unset _OLD_VIRTUAL_PATH; rehash; test $?_OLD_VIRTUAL_PROMPT != 0 && set prompt="$_OLD_VIRTUAL_PROMPT" && unset _OLD_VIRTUAL_PROMPT; unsetenv VIRTUAL_ENV; unsetenv VIRTUAL_ENV_PROMPT; test "\\!:*" != "nondestructive" && unalias deactivate'
+
+deactivate nondestructive
+
+setenv VIRTUAL_ENV {q}
+
+set _OLD_VIRTUAL_PATH="$PATH"
+setenv PATH "$VIRTUAL_ENV/bin:$PATH"
+
+if (! "$?VIRTUAL_ENV_DISABLE_PROMPT") then
+    set _OLD_VIRTUAL_PROMPT="$prompt"
+    set prompt = "(runx) $prompt"
+    setenv VIRTUAL_ENV_PROMPT "(runx) "
+endif
+
+rehash
+"""  # noqa: E501 (virtualenv's activate.csh, line for line)
+
+
+def activate_scripts(tree: str) -> list:
+    """[(name, text)] of the activate scripts for the tree at ``tree``."""
+    q = "'" + tree.replace("'", "'\\''") + "'"     # one word in sh, fish and csh
+    return [("activate", SH.format(dir=tree, q=q)),
+            ("activate.fish", FISH.format(dir=tree, q=q)),
+            ("activate.csh", CSH.format(dir=tree, q=q))]
