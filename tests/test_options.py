@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from conftest import RUNX, one_error_line
-from runx_env.runner import cli, completion, options
+from runx_env.runner import cli, completion, helptext, options
 from runx_env.runner.errors import UsageError
 from runx_env.runner.requirements import Spec
 
@@ -54,7 +54,7 @@ def test_no_option_twice_and_every_field_sane():
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_every_option_is_in_help_completion_and_readme(shell):
-    helptext = cli.help_text()
+    text = helptext.help_text()
     script = completion.script(shell)
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()
@@ -62,7 +62,7 @@ def test_every_option_is_in_help_completion_and_readme(shell):
     for opt in options.OPTIONS:
         for n in opt.names:
             word = rf"(?<![\w-]){re.escape(n)}(?![\w-])"
-            assert re.search(word, helptext), f"--help lacks {n}"
+            assert re.search(word, text), f"--help lacks {n}"
             if shell == "fish":        # fish spells them -l NAME / -s X
                 flag = f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}"
                 assert flag in script, f"fish completion lacks {n}"
