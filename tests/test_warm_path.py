@@ -91,6 +91,8 @@ CASES = {
     "layer option": ["--exclude-newer", "2099-01-01", "--with", "runxdemo", "python", "-c",
                      "pass"],
     "verbose": ["-v", "--with", "runxdemo", "python", "-c", "pass"],
+    # A command given by path is read for a runx #! line, nothing more.
+    "command by path": ["--with", "runxdemo", "/bin/true"],
 }
 
 

@@ -115,6 +115,29 @@ def tool_requirement(spec: str, what: str) -> tuple:
     return spec, name, False
 
 
+_SHEBANG_PEEK = 512     # bytes read to see a shebang line
+
+
+def is_script(arg: str) -> bool:
+    """Whether the first positional names a script to run with the
+    environment's python (``runx SCRIPT [ARG...]``): an existing file whose
+    name ends in ``.py``, or an existing file whose first line is a ``#!``
+    line that mentions runx (``#!/usr/bin/env -S runx``: the kernel then runs
+    ``runx /path/to/script ARG...``). Anything else is a command. One stat
+    for a plain name, a 512-byte read for a file: a command given by path
+    (``runx --with X ./tool``) loads nothing more."""
+    if arg.endswith(".py"):
+        return os.path.isfile(arg)
+    if not os.path.isfile(arg):
+        return False
+    try:
+        with open(arg, "rb") as f:
+            first = f.read(_SHEBANG_PEEK).split(b"\n", 1)[0]
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"runx" in first
+
+
 def parse(argv: list) -> Options:
     from runx_env.runner.requirements import split_with
 
@@ -225,14 +248,13 @@ def parse(argv: list) -> Options:
         o.command = ["python", "-c", "", *rest[1:]]
     elif rest:
         first = rest[0]
-        # One stat for a plain command name; the scripts module only for files.
-        if first.endswith(".py") or os.path.isfile(first):
+        if is_script(first):
+            o.script = first
+            o.command = ["python", first, *rest[1:]]
+        elif first.endswith(".py"):
             from runx_env.runner import pep723
 
-            if pep723.is_script(first):
-                o.script = first
-                o.command = ["python", first, *rest[1:]]
-            elif pep723.missing_script(first):
+            if pep723.missing_script(first):
                 if "/" in first:
                     raise UsageError(f"script {first}: no such file", "check the path")
                 # Not a file, but maybe a console script of the environment

@@ -2,10 +2,8 @@
 uv reads it, ``[tool.uv]`` included), and the PEP 440 check for its
 ``requires-python``.
 
-Which first positional is a script (``runx SCRIPT [ARG...]``): an existing
-file whose name ends in ``.py``, or an existing file whose first line is a
-``#!`` line that mentions runx (``#!/usr/bin/env -S runx``: the kernel then
-runs ``runx /path/to/script ARG...``). Anything else is a command, as before.
+Which first positional is a script (``runx SCRIPT [ARG...]``) is
+cli.is_script's: a command given by path must not load this module.
 
 Only a run with a script (or ``--with-requirements x.py``) imports this
 module; ``re`` and ``tomllib`` load only when a file has a ``# /// script``
@@ -15,23 +13,6 @@ block, never on a plain ``runx --with X cmd``.
 import os
 
 from runx_env.runner.errors import UsageError, say
-
-_SHEBANG_PEEK = 512     # bytes read to see a shebang line
-
-
-def is_script(arg: str) -> bool:
-    """True if ``arg`` (the first positional) names a script runx should run
-    with the environment's python. One stat for a plain command name."""
-    if arg.endswith(".py"):
-        return os.path.isfile(arg)
-    if not os.path.isfile(arg):
-        return False
-    try:
-        with open(arg, "rb") as f:
-            first = f.read(_SHEBANG_PEEK).split(b"\n", 1)[0]
-    except OSError:
-        return False
-    return first.startswith(b"#!") and b"runx" in first
 
 
 def missing_script(arg: str) -> bool:
