@@ -52,6 +52,15 @@ def alive(pid: int) -> bool:
     return proc_state(pid) not in (None, "Z", "X")
 
 
+def comm(pid: int) -> str:
+    """The process's name (/proc/PID/comm), or "" if it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def reapers(runtime: str) -> list:
     """Live reaper processes that own a tree under ``runtime`` (by their lock fd)."""
     out = []

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import alive, build_wheel, runtime_entries, the_reaper, wait_until
+from conftest import alive, build_wheel, comm, runtime_entries, the_reaper, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -326,7 +326,7 @@ def test_sigkilled_reaper_unmounts_and_leaves_no_bytes(runx, cleanup):
         fds = {int(fd): os.readlink(f"/proc/{reaper}/fd/{fd}")
                for fd in os.listdir(f"/proc/{reaper}/fd")}
         fuse_fd = next(fd for fd, t in fds.items() if t == "/dev/fuse")
-        watcher = next(c for c in _children(reaper) if _comm(c) == "fusermount3")
+        watcher = next(c for c in _children(reaper) if comm(c) == "fusermount3")
         theirs = {os.readlink(f"/proc/{watcher}/fd/{fd}")
                   for fd in os.listdir(f"/proc/{watcher}/fd")}
         peers = {f"socket:[{unix_peer(int(t[8:-1]))}]" for t in theirs if t.startswith("socket:")}
@@ -379,14 +379,6 @@ def _children(pid: int) -> list:
         return []
 
 
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def test_dead_mount_without_its_watcher_is_swept(runx):
     """SIGKILL the reaper *and* fusermount3's auto_unmount watcher (a cgroup
     kill does both): the mount stays, dead (ENOTCONN), its attributes
@@ -397,7 +389,7 @@ def test_dead_mount_without_its_watcher_is_swept(runx):
         out = Lines(p.stdout)
         tree = out.next()
         reaper = the_reaper(runx.runtime)
-        watchers = [c for c in _children(reaper) if _comm(c) == "fusermount3"]
+        watchers = [c for c in _children(reaper) if comm(c) == "fusermount3"]
         assert len(watchers) == 1, "no auto_unmount watcher"
         os.kill(watchers[0], signal.SIGKILL)
         os.kill(reaper, signal.SIGKILL)

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import RUNX, Runx, wait_until
+from conftest import RUNX, Runx, comm, wait_until
 
 # --- progress and verbosity --------------------------------------------------
 
@@ -60,14 +60,6 @@ def test_cold_build_progress_only_on_a_terminal(runx, tmp_path):
     runx.wait_clean()
 
 
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def test_verbose_explains_each_step(runx, tmp_path):
     runx.env["RUNX_CACHE_DIR"] = runx.cache = str(tmp_path / "cache")
     code = "import os, sys; print(os.getpid(), flush=True); sys.stdin.readline()"
@@ -89,7 +81,7 @@ def test_verbose_explains_each_step(runx, tmp_path):
     reaper, watched = int(m.group(1)), int(m.group(2))
     assert watched == p.pid
     # It names itself once it has loaded its code and ignores stray signals.
-    wait_until(lambda: _comm(reaper) == "runx-reaper", 30, "the pid -v printed to be the reaper")
+    wait_until(lambda: comm(reaper) == "runx-reaper", 30, "the pid -v printed to be the reaper")
     p.communicate("\n", timeout=30)
     r = runx.run("-v", "--with", "runxdemo", "python", "-c", "pass")
     assert "layer hit" in r.stderr
