@@ -74,3 +74,24 @@ def test_committed_doc_is_the_rendering_of_the_committed_runs(tmp_path):
     assert "(stale)" not in got
     assert got == want, "".join(difflib.unified_diff(
         want.splitlines(True), got.splitlines(True), "docs/benchmarks.md", "rendered"))
+
+
+def test_fuse_doc_is_the_rendering_of_its_committed_run(tmp_path):
+    """The same for docs/fuse.md and scripts/bench-fuse's saved run."""
+    import shutil
+    import subprocess
+    import sys
+
+    doc = os.path.join(REPO, "docs", "fuse.md")
+    copy = tmp_path / "fuse.md"
+    shutil.copy(doc, copy)
+    names = ["fuse-run", "fuse-e2e", "fuse-inside", "fuse-scale"]
+    _benchlib().render(str(copy), {name: "(stale)" for name in names})
+    p = subprocess.run([sys.executable, os.path.join(SCRIPTS, "bench-fuse"), "--render-only",
+                        os.path.join(REPO, "docs", "bench", "fuse.json"), "--doc", str(copy)],
+                       env={"PATH": "/nonexistent"}, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got, want = copy.read_text(), open(doc).read()
+    assert "(stale)" not in got
+    assert got == want, "".join(difflib.unified_diff(
+        want.splitlines(True), got.splitlines(True), "docs/fuse.md", "rendered"))
