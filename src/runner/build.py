@@ -190,12 +190,7 @@ def _freeze_data(root: str, prefix: list) -> None:
     for kind, path, _ in prefix:
         if kind == "link" and os.path.isdir(os.path.join(root, path)) \
                 and not os.path.islink(os.path.join(root, path)):
-            for dirpath, dirnames, _files in os.walk(os.path.join(root, path)):
-                for d in dirnames:
-                    p = os.path.join(dirpath, d)
-                    if not os.path.islink(p):
-                        os.chmod(p, 0o555)
-                os.chmod(dirpath, 0o555)
+            _freeze(os.path.join(root, path))
         elif kind == "dir":
             os.chmod(os.path.join(root, path), 0o555)
 
