@@ -13,7 +13,7 @@ import os
 import time
 
 from runx_env.reaper import leases, ownership, watch
-from runx_env.reaper.handoff import Job
+from runx_env.reaper.handoff import Job, signal_module
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
@@ -54,17 +54,9 @@ _KEEP_DEFAULT = ("SIGKILL", "SIGSTOP", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", 
                  "SIGCONT")
 
 
-def _signal_module():
-    try:
-        import _signal as signal    # not `signal`: it imports enum, CPU the payload wants
-    except ImportError:  # pragma: no cover
-        import signal
-    return signal
-
-
 def ignored_signals() -> list:
     """The signal numbers detach() ignores."""
-    signal = _signal_module()
+    signal = signal_module()
     keep = {getattr(signal, n) for n in _KEEP_DEFAULT if hasattr(signal, n)}
     return sorted(s for s in signal.valid_signals() if s not in keep)
 
@@ -73,7 +65,7 @@ def _glibc_reserved() -> list:
     """32 and 33 are real-time signals glibc keeps for itself (thread
     cancellation, setxid): its sigaction refuses them, Python does not list
     them, yet their default action kills. Linux only."""
-    signal = _signal_module()
+    signal = signal_module()
     rtmin = getattr(signal, "SIGRTMIN", None)
     if os.uname().sysname != "Linux" or rtmin is None:
         return []
@@ -104,7 +96,7 @@ def _raw_sigaction(sigs: list, handler: int) -> None:
 def detach() -> None:
     """Name, signals, cwd (the fds were released by the middle process;
     handoff.block_signals blocked every signal right after the fork)."""
-    signal = _signal_module()
+    signal = signal_module()
     _dispose(signal, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     # Forked from the runner, the reaper would show in ps as a copy of the
@@ -122,7 +114,7 @@ def restore_signals() -> None:
     """Undo detach()'s dispositions in a child of the reaper (the layer
     finisher): SIG_IGN survives fork and exec, and its compile subprocess
     must be killable like any program."""
-    signal = _signal_module()
+    signal = signal_module()
     _dispose(signal, signal.SIG_DFL)
 
 

@@ -126,8 +126,16 @@ def block_signals() -> None:
     unremoved; pending signals that detach() ignores are dropped. (glibc's
     reserved 32 and 33 cannot be blocked from Python: nobody sends them to
     a group, and detach() names the reaper only once they are ignored.)"""
-    try:
-        import _signal as sigmod    # not `signal`: it imports enum
-    except ImportError:  # pragma: no cover
-        import signal as sigmod
+    sigmod = signal_module()
     sigmod.pthread_sigmask(sigmod.SIG_BLOCK, sigmod.valid_signals())
+
+
+def signal_module():
+    """``_signal``, the C module behind ``signal``, which imports enum: CPU
+    the payload would wait for. For the runner before its exec and for the
+    reaper alike."""
+    try:
+        import _signal
+    except ImportError:  # pragma: no cover - another implementation
+        import signal as _signal
+    return _signal

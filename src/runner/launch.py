@@ -105,10 +105,9 @@ class Started:
         # The middle process's exit raised SIGCHLD; if the caller runs us with
         # SIGCHLD blocked it stays pending, and pending signals survive exec:
         # the payload would start with a SIGCHLD it never earned.
-        try:
-            import _signal as sigmod
-        except ImportError:  # pragma: no cover
-            import signal as sigmod
+        from runx_env.reaper.handoff import signal_module
+
+        sigmod = signal_module()
         if sigmod.SIGCHLD in sigmod.sigpending():
             sigmod.sigtimedwait([sigmod.SIGCHLD], 0)
         if self.pid_pipe is not None:
@@ -189,10 +188,9 @@ def exec_payload(path: str, argv: list, env: dict) -> "NoReturn":
     # quietly. Restore them as subprocess's restore_signals=True does. Other
     # handlers Python installed (SIGINT) reset to SIG_DFL by exec itself; a
     # signal the caller had ignored (nohup's SIGHUP) stays ignored.
-    try:
-        import _signal as sigmod    # the C module behind `signal`, which imports enum
-    except ImportError:  # pragma: no cover
-        import signal as sigmod
+    from runx_env.reaper.handoff import signal_module
+
+    sigmod = signal_module()
     for name in ("SIGPIPE", "SIGXFSZ"):
         sig = getattr(sigmod, name, None)
         if sig is not None:
