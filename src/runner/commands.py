@@ -70,11 +70,13 @@ def _left_behind(runtime: str, include_kept: bool, only_mounts: bool = False) ->
     return out
 
 
-def _size(path: str) -> int:
-    total = 0
-    stack = [path]
+def _walk(root: str, mark=lambda path, up: up):
+    """(path, lstat, its mark) of everything under ``root``, not following
+    links; what vanishes or cannot be read meanwhile is skipped. An entry's
+    mark is ``mark(path, its directory's mark)`` (None at the top)."""
+    stack = [(root, None)]
     while stack:
-        d = stack.pop()
+        d, up = stack.pop()
         try:
             with os.scandir(d) as it:
                 for e in it:
@@ -82,12 +84,17 @@ def _size(path: str) -> int:
                         st = e.stat(follow_symlinks=False)
                     except OSError:
                         continue
-                    total += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+                    m = mark(e.path, up)
                     if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
+                        stack.append((e.path, m))
+                    yield e.path, st, m
         except OSError:
             pass
-    return total
+
+
+def _size(path: str) -> int:
+    return sum(st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+               for _, st, _ in _walk(path))
 
 
 def _human(n: float) -> str:
@@ -168,28 +175,18 @@ def _summary(root: str) -> int:
     prunable = {b.path for b in builds if not b.current or now - b.last_used > age}
     seen: dict = {}    # (dev, ino) -> [blocks, nlink, links in cache, in prunable, in store]
     store = os.path.join(root, layers.BYTECODE)
-    stack = [(root, False, False)]
-    while stack:
-        d, in_prunable, in_store = stack.pop()
-        try:
-            with os.scandir(d) as it:
-                for e in it:
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append((e.path, in_prunable or e.path in prunable,
-                                      in_store or e.path == store))
-                    ident = (st.st_dev, st.st_ino)
-                    rec = seen.get(ident)
-                    if rec is None:
-                        rec = seen[ident] = [st.st_blocks * 512, st.st_nlink, 0, 0, 0]
-                    rec[2] += 1
-                    rec[3] += in_prunable or e.path in prunable
-                    rec[4] += in_store
-        except OSError:
-            pass
+
+    def mark(path, up):      # a prunable build and what is in it; what is in the store
+        return up or ("prunable" if path in prunable else "store" if path == store else None)
+
+    for path, st, m in _walk(root, mark):
+        ident = (st.st_dev, st.st_ino)
+        rec = seen.get(ident)
+        if rec is None:
+            rec = seen[ident] = [st.st_blocks * 512, st.st_nlink, 0, 0, 0]
+        rec[2] += 1
+        rec[3] += m == "prunable"
+        rec[4] += m == "store" and path != store
     total = sum(r[0] for r in seen.values())
     shared = sum(r[0] for r in seen.values() if r[1] > r[2])
     # Freed: every link is in a prunable build, or the rest is the byte-code
