@@ -16,6 +16,21 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def import_path(src: str, base: str) -> str:
+    """A PYTHONPATH entry under which ``import runx_env`` loads the code of
+    ``src`` (a checkout's src/ directory, this one's or an older revision's),
+    without installing it. Older revisions carry src/runx_env with links to
+    runner/ and reaper/: src itself is that entry. Since the package tree
+    has no links, src/ *is* runx_env: a directory of ``base`` gets one link
+    named runx_env to it."""
+    if os.path.isdir(os.path.join(src, "runx_env")):
+        return src
+    entry = os.path.join(base, "import-" + os.urandom(4).hex())
+    os.makedirs(entry)
+    os.symlink(os.path.abspath(src), os.path.join(entry, "runx_env"))
+    return entry
+
+
 def log(tag: str, msg: str) -> None:
     sys.stderr.write(f"[{tag} {time.strftime('%H:%M:%S')}] {msg}\n")
     sys.stderr.flush()

@@ -23,6 +23,29 @@ import zipfile
 import pytest
 
 RUNX = os.path.join(os.path.dirname(sys.executable), "runx")
+SRC = os.path.normpath(os.path.join(os.path.dirname(__file__), os.pardir, "src"))
+
+
+def pytest_sessionstart(session):
+    """The suite tests the checkout: runx_env must be src/ (an editable
+    install), holding every module src/ has. scripts/test installs it in
+    setuptools' strict mode (no import hook), whose tree of links a new
+    module is missing until the install runs again."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("runx_env")
+    where = os.path.dirname(os.path.realpath(spec.origin)) if spec and spec.origin else None
+    if where != SRC:
+        pytest.exit(f"runx_env is imported from {where}, not from this checkout's src/: "
+                    "run scripts/test (it installs the checkout, editable)", 2)
+    installed = os.path.dirname(spec.origin)
+    missing = [os.path.relpath(os.path.join(d, f), SRC)
+               for d, dirs, files in os.walk(SRC) for f in files if f.endswith(".py")
+               if not os.path.exists(os.path.join(installed, os.path.relpath(d, SRC), f))
+               and not os.path.relpath(d, SRC).startswith("bin")]
+    if missing:
+        pytest.exit(f"the editable install lacks {', '.join(missing)}: run scripts/test, or "
+                    "uv pip install -e . --config-settings editable_mode=strict", 2)
 
 
 def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):

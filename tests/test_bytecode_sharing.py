@@ -24,9 +24,9 @@ def cold(runx, tmp_path):
 
 
 def frozen_builds(cache: str) -> list:
-    from runx_env.runner import layers
+    from runx_env.reaper import store
 
-    out = [b.path for b in layers.builds(cache)]
+    out = [b.path for b in store.builds(cache)]
     for p in out:
         wait_until(lambda: json.load(open(os.path.join(p, "runx-layer.json")))["compiled"]
                    and not os.stat(os.path.join(p, "runx-layer.marshal")).st_mode & 0o222,

@@ -22,10 +22,10 @@ def cold(runx, tmp_path):
 
 def builds(cache: str) -> dict:
     """{key: [build, ...]} of the published builds."""
-    from runx_env.runner import layers
+    from runx_env.reaper import store
 
     out: dict = {}
-    for b in layers.builds(cache):
+    for b in store.builds(cache):
         out.setdefault(b.key, []).append(b.path)
     return out
 
@@ -264,8 +264,8 @@ def test_expiry_in_every_sweep_never_breaks_a_run(cold):
     # The last reapers expire what nobody holds any more: nothing half-built
     # or empty is left once they are done (a reaper that let its tree go is
     # no longer counted by wait_clean while it sweeps: wait for the result).
-    from runx_env.runner import layers
+    from runx_env.reaper import store
 
-    wait_until(lambda: not layers.half_built(cold.cache) and not empty_dirs(cold.cache), 30,
-               f"the sweeps to finish: {layers.half_built(cold.cache)} "
+    wait_until(lambda: not store.half_built(cold.cache) and not empty_dirs(cold.cache), 30,
+               f"the sweeps to finish: {store.half_built(cold.cache)} "
                f"{empty_dirs(cold.cache)}")

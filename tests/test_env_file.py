@@ -6,7 +6,7 @@ import json
 import pytest
 
 from runx_env.runner import dotenv
-from runx_env.runner.errors import UsageError
+from runx_env.errors import UsageError
 
 
 # --- dotenv (in process) ----------------------------------------------------

@@ -244,7 +244,7 @@ def attempt(name, fn):
         out[name] = "denied"
 if sys.argv[1] == "frozen":
     # Until its compile, a layer's site-packages and root stay writable for
-    # the bytecode and the manifest (runx_env.runner.build.compile_and_freeze); afterwards, not.
+    # the bytecode and the manifest (runx_env.reaper.finish.compile_and_freeze); afterwards, not.
     site = glob.glob(os.path.join(layer, "lib/python*/site-packages"))[0]
     attempt("site-packages", lambda: open(os.path.join(site, "evil.py"), "w").close())
     attempt("layer root", lambda: os.mkdir(os.path.join(layer, "evil")))

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import RUNX, path_env
-from runx_env.runner import cli, completion, options
+from runx_env.runner import completion, options
 from runx_env.runner.helptext import help_text
 
 
@@ -28,7 +28,7 @@ def test_completion_table_matches_the_parser():
     # parser takes every option of the table with or without a value as it says.
     assert all_options() == {n for opt in options.OPTIONS for n in opt.names}
     for names, kind, _ in completion.OPTIONS:
-        assert all((cli._table()[n].metavar is not None) == (kind is not None) for n in names)
+        assert all((options.by_name()[n].metavar is not None) == (kind is not None) for n in names)
 
 
 def test_help_and_readme_document_every_option_and_exit_code():

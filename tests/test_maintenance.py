@@ -23,7 +23,7 @@ def test_maintenance_loop_vs_runs_repeated(runx, round):
 def test_lookup_won_after_a_rename_is_a_miss(runx, tmp_path):
     """A run that gets its shared lock only after maintenance renamed the
     build aside must not use it (the path no longer names its fd)."""
-    from runx_env.runner import layers
+    from runx_env.reaper import store
 
     cache = str(tmp_path / "c")
     c = fs.Runx(runx.runtime, cache, runx.wheelhouse)
@@ -36,7 +36,7 @@ def test_lookup_won_after_a_rename_is_a_miss(runx, tmp_path):
     fcntl.flock(fd, fcntl.LOCK_EX)               # maintenance holds it
     got = []
     t = threading.Thread(target=lambda: got.append(
-        layers.lookup(cache, os.path.basename(kdir), allow_stale=True)))
+        store.lookup(cache, os.path.basename(kdir), allow_stale=True)))
     t.start()
     t.join(0.2)
     assert t.is_alive(), "the lookup waits for maintenance's exclusive lock"
@@ -44,5 +44,5 @@ def test_lookup_won_after_a_rename_is_a_miss(runx, tmp_path):
     os.close(fd)
     t.join(10)
     assert got == [None]
-    held = layers.lookup(cache, os.path.basename(kdir), allow_stale=True)
+    held = store.lookup(cache, os.path.basename(kdir), allow_stale=True)
     assert held is None                          # `current` names nothing now

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from conftest import RUNX, one_error_line
-from runx_env.runner import cli, completion, helptext, options
-from runx_env.runner.errors import UsageError
+from runx_env.runner import completion, helptext, options
+from runx_env.errors import UsageError
 from runx_env.runner.requirements import Spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,7 +88,7 @@ def test_the_parser_takes_every_option_as_the_table_says(tmp_path, monkeypatch):
             continue
         for n in opt.names:
             args = [n] if opt.metavar is None else [n, sample(opt, tmp_path)]
-            o = cli.parse(args + ["python"] if opt.dest != "module" else args)
+            o = options.parse(args + ["python"] if opt.dest != "module" else args)
             if opt.to == "layer":
                 assert o.uv_options, n
             elif opt.to == "uv":
@@ -97,10 +97,10 @@ def test_the_parser_takes_every_option_as_the_table_says(tmp_path, monkeypatch):
                 assert o.uv_python_args[0] == opt.name, n
             if opt.metavar is None and n.startswith("--"):
                 with pytest.raises(UsageError, match="takes no value"):
-                    cli.parse([f"{n}=x", "python"])
+                    options.parse([f"{n}=x", "python"])
             elif opt.metavar is not None:
                 with pytest.raises(UsageError, match="needs a value"):
-                    cli.parse([n])
+                    options.parse([n])
 
 
 def test_help_version_completion_exit_zero():
@@ -138,7 +138,7 @@ def test_every_uv_option_is_taken_or_refused_with_a_reason(cmd):
 def test_not_taken_options_give_their_reason_in_one_line():
     for name, reason in options.NOT_TAKEN.items():
         with pytest.raises(UsageError) as e:
-            cli.parse([name, "python"])
+            options.parse([name, "python"])
         assert e.value.message == f"{name}: {reason}"
     r = subprocess.run([RUNX, "--isolated", "--with", "x", "python"], capture_output=True,
                        text=True, timeout=30)
@@ -156,7 +156,7 @@ def test_uv_spells_every_passed_option_as_runx_passes_it(tmp_path):
             continue
         value = str(tmp_path / "uv.toml") if opt.name == "--config-file" else (
             sample(opt, tmp_path) if opt.metavar else None)
-        o = cli.parse([opt.name] + ([value] if value else []) + ["python"])
+        o = options.parse([opt.name] + ([value] if value else []) + ["python"])
         args = o.uv_options + o.uv_run_args
         r = subprocess.run([UV, "pip", "install", "--dry-run", "--offline", "--python",
                             sys.executable, "--no-index", *args, "pip"],
@@ -175,7 +175,7 @@ def test_layer_options_are_hashed_in_order_and_passed_last():
     assert (Spec(["x"], uv_options=["--index", "a", "--index", "b"]).digest()
             != Spec(["x"], uv_options=["--index", "b", "--index", "a"]).digest())
     assert a.uv_args() == ["--resolution", "lowest", "x"]
-    o = cli.parse(["--no-binary-package", "a", "--no-build-package", "b", "--no-binary",
+    o = options.parse(["--no-binary-package", "a", "--no-build-package", "b", "--no-binary",
                    "python"])
     assert o.uv_options == ["--no-binary", "a", "--only-binary", "b", "--no-binary", ":all:"]
 
@@ -223,7 +223,7 @@ def test_resolver_options_reach_uv_and_name_their_layer(runx, tmp_path):
 
 
 def test_python_options_are_collected_for_the_interpreter_lookup():
-    o = cli.parse(["--managed-python", "--python-preference", "system",
+    o = options.parse(["--managed-python", "--python-preference", "system",
                    "--no-python-downloads", "python"])
     assert o.uv_python_args == ["--managed-python", "--python-preference", "system",
                                 "--no-python-downloads"]

@@ -1,7 +1,7 @@
 """What runx says, and where: uv's progress on a terminal and one summary
 line elsewhere, nothing with -q or on a warm run; -v explains each step
 (and only -v pays for learning the reaper's pid). Every message goes through
-runx_env.runner.errors.say, so a closed stderr (``2>&-``) never fails a run."""
+runx_env.errors.say, so a closed stderr (``2>&-``) never fails a run."""
 
 import os
 import pty
@@ -114,7 +114,7 @@ def test_reaper_pid_pipe_only_with_verbose(runx, tmp_path):
 
 
 # --- a closed stderr -------------------------------------------------------
-# Every runx message goes through runx_env.runner.errors.say, which tolerates a caller
+# Every runx message goes through runx_env.errors.say, which tolerates a caller
 # that closed fd 2 (`runx ... 2>&-`, sys.stderr is None): a message must never
 # be what makes a run fail.
 

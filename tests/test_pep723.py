@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from conftest import RUNX, build_wheel
-from runx_env.runner import pep723
-from runx_env.runner.errors import UsageError
+from runx_env.runner import pep440, pep723
+from runx_env.errors import UsageError
 
 SHOW = ("import sys, runxdemo; print(runxdemo.VERSION, "
         "'%d.%d' % sys.version_info[:2])")
@@ -153,7 +153,7 @@ def test_pep723_malformed_blocks_are_usage_errors(text, words):
     ("3.13.0", ">=3.13.0rc1", True), ("3.11.7", " >= 3.8 ", True), ("3.11.7", "===3.11.7", True),
 ])
 def test_requires_python_specifiers(version, spec, ok):
-    assert pep723.satisfies(version, spec) is ok
+    assert pep440.satisfies(version, spec) is ok
 
 
 def test_requires_python_not_met_by_an_explicit_choice_warns(capsys):
@@ -175,7 +175,7 @@ OPS = ["~=", "==", "!=", "<=", ">=", "<", ">"]
 
 def valid(spec: str) -> bool:
     try:
-        pep723.parse_specifier(spec)
+        pep440.parse_specifier(spec)
         return True
     except UsageError:
         return False
@@ -199,17 +199,17 @@ def test_packaging_normalized_spellings(version):
 
 @pytest.mark.parametrize("version, spec, expected", cases.CONTAINS)
 def test_packaging_contains(version, spec, expected):
-    assert pep723.satisfies(version, spec) is expected
+    assert pep440.satisfies(version, spec) is expected
 
 
 @pytest.mark.parametrize("spec, version, expected", cases.INVALID_VERSION)
 def test_packaging_contains_invalid_versions(spec, version, expected):
-    assert pep723.satisfies(version, spec) is expected
+    assert pep440.satisfies(version, spec) is expected
 
 
 @pytest.mark.parametrize("version, spec, expected", cases.ARBITRARY + cases.SET_ARBITRARY)
 def test_packaging_arbitrary_equality(version, spec, expected):
-    assert pep723.satisfies(version, spec) is expected
+    assert pep440.satisfies(version, spec) is expected
 
 
 # Specifiers a hand-written check got wrong: valid ones it refused, invalid ones
@@ -246,7 +246,7 @@ def test_every_specifier_agrees_with_packaging():
         if theirs is None:
             continue
         for v in sorted(versions):
-            assert pep723.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
+            assert pep440.satisfies(v, spec) is theirs.contains(v, prereleases=True), (v, spec)
             checked += 1
     assert checked > 50000, checked      # 57 000 with packaging's lists as copied
 

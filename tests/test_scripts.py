@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from conftest import one_error_line, path_env, runtime_entries
-from runx_env.runner import cli
-from runx_env.runner.errors import UsageError
+from runx_env.runner import options
+from runx_env.errors import UsageError
 
 
 SCRIPT = """\
@@ -36,27 +36,27 @@ def test_script_rule(tmp_path, monkeypatch):
     (tmp_path / "a.py").write_text("print()\n")
     (tmp_path / "tool").write_text("#!/usr/bin/env -S runx --with rich\nprint()\n")
     (tmp_path / "other").write_text("#!/bin/sh\necho\n")
-    assert cli.parse(["a.py", "x"]).command == ["python", "a.py", "x"]
-    assert cli.parse([str(tmp_path / "tool"), "-v"]).command == ["python", str(tmp_path / "tool"), "-v"]
-    o = cli.parse(["./other", "x"])
+    assert options.parse(["a.py", "x"]).command == ["python", "a.py", "x"]
+    assert options.parse([str(tmp_path / "tool"), "-v"]).command == ["python", str(tmp_path / "tool"), "-v"]
+    o = options.parse(["./other", "x"])
     assert o.command == ["./other", "x"] and o.script is None
-    assert cli.parse(["python", "a.py"]).script is None, "only the first positional"
+    assert options.parse(["python", "a.py"]).script is None, "only the first positional"
     with pytest.raises(UsageError) as e:
-        cli.parse(["./missing.py"])
+        options.parse(["./missing.py"])
     assert e.value.code == 2 and "no such file" in e.value.message
     # A bare *.py name may be a console script of the environment (jp.py):
     # run() decides once the layer exists (tests/test_environment.py).
-    o = cli.parse(["missing.py", "x"])
+    o = options.parse(["missing.py", "x"])
     assert o.command == ["missing.py", "x"] and o.script is None and o.py_command == "missing.py"
 
 
 def test_module_option_ends_runx_options():
-    o = cli.parse(["--with", "x", "-m", "http.server", "--bind", "-v", "8000"])
+    o = options.parse(["--with", "x", "-m", "http.server", "--bind", "-v", "8000"])
     assert o.command == ["python", "-m", "http.server", "--bind", "-v", "8000"]
     assert o.verbosity == 0
-    assert cli.parse(["-mjson.tool"]).command == ["python", "-m", "json.tool"]
+    assert options.parse(["-mjson.tool"]).command == ["python", "-m", "json.tool"]
     with pytest.raises(UsageError):
-        cli.parse(["-m"])
+        options.parse(["-m"])
 
 
 # --- scripts, end to end ----------------------------------------------------

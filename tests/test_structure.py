@@ -1,5 +1,11 @@
-"""The code's shape: runx's modules import each other without a cycle, and
-always through the one namespace the wheel installs (runx_env).
+"""The code's shape, as executable architecture (docs/design.md, "Map of the code").
+
+- ``src/`` is the package ``runx_env`` (pyproject.toml maps it; no links):
+  every import inside it is relative, and names a file a reader finds from
+  the importing file (an IDE's resolver, jedi, is run to prove it).
+- Layers: ``runner`` → ``reaper`` → the package's own modules (``errors``,
+  ``__init__``). Nothing below imports anything above.
+- No import cycle between modules.
 
 Every import counts, at module level or inside a function (a deferred
 import is still a dependency: two modules that reach for each other cannot
@@ -10,57 +16,88 @@ TYPE_CHECKING:``) do not, since they never run.
 import ast
 import os
 
-SRC = os.path.join(os.path.dirname(__file__), os.pardir, "src")
-PACKAGES = ("runner", "reaper")
+import pytest
+
+SRC = os.path.normpath(os.path.join(os.path.dirname(__file__), os.pardir, "src"))
+ROOT = "runx_env"
+# Lower layers first: a module may import its own layer and those before it.
+LAYERS = ("runx_env", "runx_env.reaper", "runx_env.runner")
 
 
 def _modules() -> dict:
-    """module name -> file path, for every module of the packages."""
+    """module name -> file path, for every module under src/ (the package)."""
     out = {}
-    for pkg in PACKAGES:
-        root = os.path.join(SRC, pkg)
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                if not f.endswith(".py"):
-                    continue
-                rel = os.path.relpath(os.path.join(dirpath, f), SRC)[:-3].split(os.sep)
-                if rel[-1] == "__init__":
-                    rel = rel[:-1]
-                out["runx_env." + ".".join(rel)] = os.path.join(dirpath, f)
+    for dirpath, dirs, files in os.walk(SRC):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        if dirpath != SRC and not os.path.exists(os.path.join(dirpath, "__init__.py")):
+            dirs[:] = []        # src/bin: the command, not part of the package
+            continue
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            rel = os.path.relpath(os.path.join(dirpath, f), SRC)[:-3].split(os.sep)
+            if rel[-1] == "__init__":
+                rel = rel[:-1]
+            out[".".join([ROOT, *rel])] = os.path.join(dirpath, f)
     return out
 
 
+def _package(module: str, path: str) -> str:
+    return module if path.endswith("__init__.py") else module.rpartition(".")[0]
+
+
+def _imports(path: str):
+    """(node, [absolute targets]) of every import that runs, in ``path``."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    for node in ast.walk(tree):          # type-only imports never run
+        if (isinstance(node, ast.If) and isinstance(node.test, ast.Name)
+                and node.test.id == "TYPE_CHECKING"):
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+
+
 def import_graph() -> tuple:
-    """(module -> the set of runx modules it imports, ``from pkg import mod``
-    counting as importing pkg.mod when that is a module; [(module, name)]
-    of imports of ``runner``/``reaper`` outside runx_env, which work in a
-    checkout, where src/ is on sys.path, and fail once installed)."""
+    """(module -> the runx modules it imports, ``from . import mod`` counting
+    as importing the module mod; [(module, import)] of absolute imports of
+    runx_env, runner or reaper, which break the one-namespace rule)."""
     mods = _modules()
-    graph, stray = {}, []
+    graph, absolute = {}, []
     for name, path in mods.items():
-        with open(path) as f:
-            tree = ast.parse(f.read(), path)
-        for node in ast.walk(tree):     # type-only imports never run
-            if (isinstance(node, ast.If) and isinstance(node.test, ast.Name)
-                    and node.test.id == "TYPE_CHECKING"):
-                node.body = []
+        pkg = _package(name, path)
         deps = set()
-        for node in ast.walk(tree):
+        for node in _imports(path):
             if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
-            else:
+                for a in node.names:
+                    if a.name.split(".")[0] in (ROOT, "runner", "reaper"):
+                        absolute.append((name, a.name))
                 continue
-            for t in targets:
+            if not node.level:
+                if node.module and node.module.split(".")[0] in (ROOT, "runner", "reaper"):
+                    absolute.append((name, node.module))
+                continue
+            base = pkg.split(".")
+            base = base[:len(base) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+            for t in [target] + [f"{target}.{a.name}" for a in node.names]:
                 if t in mods and t != name:
                     deps.add(t)
-                if t.split(".")[0] in PACKAGES:
-                    stray.append((name, t))
         # A package's __init__ runs before any of its modules: not an edge
         # that makes a cycle by itself.
         graph[name] = {d for d in deps if not name.startswith(d + ".")}
-    return graph, stray
+    return graph, absolute
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the package a module belongs to."""
+    best = 0
+    for i, pkg in enumerate(LAYERS):
+        if module == pkg or module.startswith(pkg + "."):
+            if len(pkg) >= len(LAYERS[best]):
+                best = i
+    return best
 
 
 def find_cycle(graph: dict) -> list | None:
@@ -101,6 +138,92 @@ def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_every_import_goes_through_the_namespace():
-    _, stray = import_graph()
-    assert stray == [], f"imports outside runx_env: {stray}"
+def test_nothing_below_imports_above():
+    """runner → reaper → the package's own modules, never back: the reaper
+    (and what both processes share of the cache) is understood without the
+    runner."""
+    graph, _ = import_graph()
+    upward = sorted((m, d) for m, deps in graph.items() for d in deps
+                    if layer_of(d) > layer_of(m))
+    assert upward == [], f"imports from a lower layer into a higher one: {upward}"
+
+
+def test_the_layer_rule_sees_an_upward_import():
+    assert layer_of("runx_env.reaper.sweep") < layer_of("runx_env.runner.cli")
+    assert layer_of("runx_env.errors") < layer_of("runx_env.reaper.store")
+    assert layer_of("runx_env.reaper.watch._pidfd") == layer_of("runx_env.reaper")
+
+
+def test_every_import_inside_the_package_is_relative():
+    """An absolute ``runx_env`` import works only once installed, and names no
+    file a reader (or a text-based tool) can find from the importing one;
+    ``runner``/``reaper`` as top-level names would be a second copy of every
+    module."""
+    _, absolute = import_graph()
+    assert absolute == [], f"absolute imports of the package: {absolute}"
+
+
+def test_the_checkout_has_no_links():
+    """The package tree is real files: a checkout without symlink support
+    builds, and no tool sees a module twice."""
+    links = [os.path.join(d, n) for d, dirs, files in os.walk(SRC) for n in dirs + files
+             if os.path.islink(os.path.join(d, n))]
+    assert links == []
+
+
+def test_an_ide_resolves_every_import_to_a_file_under_src():
+    """jedi (the resolver behind many editors' Python support) follows every
+    import in src/ to the module file it names, under src/: no import needs
+    an installed package, an import hook or a link to be understood."""
+    jedi = pytest.importorskip("jedi")
+    project = jedi.Project(SRC, added_sys_path=[], smart_sys_path=False,
+                           load_unsafe_extensions=False)
+    mods = _modules()
+    unresolved = []
+    checked = 0
+    for path in mods.values():
+        with open(path) as f:
+            source = f.read()
+        lines = source.split("\n")
+        script = jedi.Script(source, path=path, project=project)
+        for node in _imports(path):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            for a in node.names:
+                # Where the imported name is, on the import's first line or a later one.
+                for lineno in range(node.lineno, node.end_lineno + 1):
+                    col = _name_column(lines[lineno - 1], a.name)
+                    if col is not None:
+                        break
+                else:
+                    unresolved.append((path, node.lineno, a.name, "name not found"))
+                    continue
+                files = _resolve(script, lineno, col)
+                checked += 1
+                if not files or not all(f.startswith(SRC + os.sep) for f in files):
+                    unresolved.append((os.path.relpath(path, SRC), lineno, a.name, sorted(files)))
+    assert checked > 100
+    assert unresolved == [], f"imports an IDE cannot follow: {unresolved}"
+
+
+def _resolve(script, line: int, col: int) -> set:
+    """The files jedi says the imported name at (line, col) is defined in:
+    where "go to definition" lands (a name re-exported by the module it is
+    imported from lands there), or for a module the module's file."""
+    found = script.goto(line, col, follow_imports=False)
+    if found and all(d.module_path for d in found):
+        return {os.path.normpath(str(d.module_path)) for d in found}
+    return {os.path.normpath(str(d.module_path)) for d in script.infer(line, col)
+            if d.module_path}
+
+
+def _name_column(line: str, name: str) -> int | None:
+    """The column of ``name`` as a whole word after ``import`` on ``line``."""
+    import re
+
+    m = re.search(r"\bimport\b", line)
+    start = m.end() if m else 0
+    for w in re.finditer(rf"\b{re.escape(name)}\b", line):
+        if w.start() >= start:
+            return w.start()
+    return None

@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from conftest import build_wheel, one_error_line
-from runx_env.runner import cli
-from runx_env.runner.errors import UsageError
+from runx_env.runner import options
+from runx_env.errors import UsageError
 
 TOOLY = '''\
 import sys
@@ -178,7 +178,7 @@ def test_bad_tool_spec_is_one_line(tools, argv, message):
 def test_parse_rules():
     """What parse makes of each form, without running anything."""
     def tool(*argv):
-        o = cli.parse(list(argv))
+        o = options.parse(list(argv))
         return o.tool, o.command, o.refresh
     assert tool("ruff", "check", ".") == (["ruff"], ["ruff", "check", "."], False)
     assert tool("black[jupyter]", ".") == (["black[jupyter]"], ["black", "."], False)
@@ -201,7 +201,7 @@ def test_parse_rules():
     assert tool("./bin/ruff") == ([], ["./bin/ruff"], False)
     assert tool("-")[0] == []                         # a script on stdin, not a package
     with pytest.raises(UsageError):
-        cli.parse(["ruff@"])
+        options.parse(["ruff@"])
 
 
 def test_a_command_no_package_provides_fails_at_install(tools):

@@ -21,12 +21,13 @@ from localproj import make_project
 
 # runx's own modules a warm run may load, and the standard library's.
 ALLOWED = {
-    "runx_env",
-    "runx_env.runner", "runx_env.runner.cli", "runx_env.runner.errors", "runx_env.runner.options", "runx_env.runner.requirements",
-    "runx_env.runner.identity", "runx_env.runner.paths", "runx_env.runner.interpreter", "runx_env.runner.layers",
-    "runx_env.runner.launch", "runx_env.runner.trees", "runx_env.runner.venv",
+    "runx_env", "runx_env.errors", "runx_env.faults",
+    "runx_env.runner", "runx_env.runner.cli", "runx_env.runner.options",
+    "runx_env.runner.requirements", "runx_env.runner.identity", "runx_env.runner.paths",
+    "runx_env.runner.interpreter", "runx_env.runner.launch", "runx_env.runner.trees",
+    "runx_env.runner.venv",
     "runx_env.reaper", "runx_env.reaper.watch", "runx_env.reaper.watch._pidfd",
-    "runx_env.reaper.ownership", "runx_env.reaper.handoff",
+    "runx_env.reaper.ownership", "runx_env.reaper.handoff", "runx_env.reaper.store",
     # built in, or a small shared library that has no stand-in (flock, the layer key's hash)
     "fcntl", "marshal", "time", "_signal", "_blake2", "_posixsubprocess",
     "_stat", "stat", "errno",
@@ -41,7 +42,8 @@ FORBIDDEN = {
     # The reaper's own code loads in the reaper, after the fork (handoff.py);
     # shared libraries and modules a warm run no longer pays for.
     "runx_env.reaper.daemon", "runx_env.reaper.leases", "select", "_json", "__future__",
-    "runx_env.runner.build",
+    "runx_env.runner.build", "runx_env.reaper.expiry", "runx_env.reaper.finish",
+    "runx_env.version",
 }
 
 PROBE = r"""

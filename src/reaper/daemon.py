@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import time
 
-from runx_env.reaper import leases, ownership, watch
-from runx_env.reaper.handoff import Job, signal_module
+from . import leases, ownership, watch
+from .handoff import Job, signal_module
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def run(job: Job, log) -> None:
     if job.compile_layer:
         start_layer_compiler(job, job.compile_layer, log)
     if tree.mode == "fuse":
-        from runx_env.reaper import fuse_tree
+        from . import fuse_tree
 
         problem = fuse_tree.serve(job, w, log)
         if problem:
@@ -185,7 +185,7 @@ def run(job: Job, log) -> None:
 
 def start_layer_compiler(job: Job, layer: str, log) -> None:
     """Byte-compile and freeze a freshly built layer
-    (runx_env.runner.build.compile_and_freeze) in a child of the reaper, niced,
+    (runx_env.reaper.finish.compile_and_freeze) in a child of the reaper, niced,
     while the payload runs. It drops the tree's lock and watch first: it
     must never look like the tree's owner, and the reaper does not wait for it."""
     try:
@@ -205,7 +205,7 @@ def start_layer_compiler(job: Job, layer: str, log) -> None:
         except OSError:
             pass
         os.nice(19)
-        from runx_env.runner.build import compile_and_freeze
+        from .finish import compile_and_freeze
 
         compile_and_freeze(layer, log)
     finally:
@@ -229,7 +229,7 @@ def release_and_sweep(job: Job, log) -> None:
         job.layer_fd = None
     os.close(job.tree.lock_fd)
     log(f"removed {job.tree.path}")
-    from runx_env.reaper.sweep import sweep
+    from .sweep import sweep
 
     adopted: list = []
     sweep(job.tree.runtime, job.cache, adopt=adopted, log=log)
@@ -241,7 +241,7 @@ def reap_adopted(runtime: str, adopted: list, log) -> None:
     """Wait for the holders of every adopted tree at once (one long-lived
     holder must not hold the others hostage) and remove each tree as soon
     as nothing uses it."""
-    from runx_env.reaper.sweep import unmount_if_dead
+    from .sweep import unmount_if_dead
 
     fds = {os.path.join(runtime, tid): (tid, fd) for tid, fd in adopted}
     for path in fds:

@@ -177,7 +177,7 @@ def serve(job, w, log) -> str | None:
         import pyfuse3
         import trio
 
-        from runx_env.reaper.memfs import MemFS
+        from .memfs import MemFS
     except Exception as e:      # ImportError, or libfuse3.so missing (OSError)
         return f"cannot load pyfuse3 ({e})"
     try:
@@ -255,7 +255,7 @@ async def _leases(trio, tree: str, log) -> None:
     """The lease rounds of runx_env.reaper.leases.rounds. Each scan runs in a worker
     thread: reading a process's /proc entries can wait on its memory map
     lock, which a page fault on this very mount may hold."""
-    from runx_env.reaper import leases
+    from . import leases
 
     rounds = leases.rounds(tree, log)
     try:

@@ -10,7 +10,7 @@ starts, so a warm run never pays for it (docs/design.md, "Warm path").
 
 import os
 
-from runx_env.reaper import ownership, watch
+from . import ownership, watch
 
 
 class Handshake:

@@ -283,7 +283,7 @@ def _watch(scan: Scan, tree: str, pids: list) -> list:
     """A Watch (see runx_env.reaper.watch) on each of ``pids``. Each is re-checked
     once its watch is open, so a PID reused between the scan and the watch
     is not mistaken for it."""
-    from runx_env.reaper import watch
+    from . import watch
 
     watches = []
     for pid in pids:
@@ -341,7 +341,7 @@ def wait_free(trees, on_free, log=lambda msg: None) -> None:
     conclusive scan finds it unused, whatever the other trees' holders do.
     Rounds are per tree: when every watched holder of some tree has exited,
     everything is scanned again."""
-    from runx_env.reaper import watch
+    from . import watch
 
     pending = list(trees)
     scan = Scan(pending)

@@ -14,13 +14,15 @@ Three rules, kept here and nowhere else:
   made by runx; a tree that cannot go (a mount in it, swapped for another
   directory) keeps its lock file, so the next sweep still knows it is runx's;
 - a lock is ours only if, once flocked, its name still points at the inode
-  we hold (``_locked_is_named``): a sweep may unlink a free lock between
+  we hold (``same_file``): a sweep may unlink a free lock between
   someone's open and flock.
 """
 
 import fcntl
 import os
 import stat
+
+from ..errors import RunxError
 
 LOCK_SUFFIX = ".lock"
 
@@ -52,8 +54,12 @@ def lock_path(runtime: str, tree_id: str) -> str:
     return os.path.join(runtime, tree_id + LOCK_SUFFIX)
 
 
-def _locked_is_named(fd: int, path: str) -> bool:
-    """Whether the flocked ``fd`` is still the file named ``path``."""
+def same_file(fd: int, path: str) -> bool:
+    """Whether ``fd`` is still the file (or directory) named ``path``, not
+    following a final symlink. After a flock, this is what makes the lock
+    ours: whoever removes a lock file, a build or a key directory renames
+    or unlinks it while holding its lock, so a lock won on a name that
+    meanwhile names another inode guards nothing."""
     try:
         st, st2 = os.fstat(fd), os.stat(path, follow_symlinks=False)
     except OSError:
@@ -70,7 +76,7 @@ def create(runtime: str) -> tuple:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
                      0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if _locked_is_named(fd, path):
+        if same_file(fd, path):
             return tid, fd
         os.close(fd)        # a sweep took it between our open and our flock, and unlinked it
     raise OSError("could not lock a new tree")  # pragma: no cover - eight sweeps racing one run
@@ -85,7 +91,7 @@ def try_lock(path: str) -> int | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if _locked_is_named(fd, path):
+        if same_file(fd, path):
             return fd
     except OSError:
         pass
@@ -119,7 +125,7 @@ def remove(runtime: str, tree_id: str, *, expect: tuple | None = None,
     stays. ``expect``: the directory's (dev, ino), left alone if it is not
     that one. ``lock_fd`` (if given) is closed either way, after. Returns
     whether the tree is gone."""
-    from runx_env.reaper.removal import remove_tree
+    from .removal import remove_tree
 
     try:
         gone = remove_tree(runtime, tree_id, expect=expect)
@@ -132,3 +138,45 @@ def remove(runtime: str, tree_id: str, *, expect: tuple | None = None,
     finally:
         if lock_fd is not None:
             os.close(lock_fd)
+
+
+# --- Trust: a directory runx reads from or writes into must be this user's
+# own and private, or another user could plant a layer, an interpreter
+# answer or a tree swapped for a symlink (tests/test_trust.py).
+
+_HINT = "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own"
+
+
+def trusted(path: str) -> bool:
+    """Refuse a cache (or a directory in it) that is not ours and private,
+    before anything in it is read: with a directory another user can write
+    to, they could plant interpreter facts or a layer and have this user
+    run their program. Missing is fine (nothing to read; made 0700 later).
+    One stat: it is on the warm path. Returns whether it exists."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise RunxError(f"cannot use {path}: {e.strerror}", _HINT)
+    check(path, st)
+    return True
+
+
+def trusted_file(fd: int, path: str) -> os.stat_result:
+    """The same for a cached file read through ``fd``; returns its fstat."""
+    st = os.fstat(fd)
+    check(path, st, directory=False)
+    return st
+
+
+def check(path: str, st: os.stat_result, directory: bool = True) -> None:
+    """``path`` (whose stat is ``st``) is of the right kind, ours, and not
+    writable by others; else a RunxError that says which."""
+    if not (stat.S_ISDIR if directory else stat.S_ISREG)(st.st_mode):
+        raise RunxError(f"{path} is not a {'directory' if directory else 'regular file'}", _HINT)
+    if st.st_uid != os.geteuid():
+        raise RunxError(f"{path} belongs to another user", _HINT)
+    if st.st_mode & 0o022:
+        raise RunxError(f"{path} is writable by other users (mode {st.st_mode & 0o777:o})",
+                        f"run 'chmod go-w {path}', after checking what is in it")

@@ -1,6 +1,6 @@
 """Find and remove what dead runs left: trees whose lock is free and that no
 process uses, and half-built layers whose builder died; and, at most once an
-hour, layers nobody used for RUNX_CACHE_MAX_AGE (runx_env.runner.layers.expire).
+hour, layers nobody used for RUNX_CACHE_MAX_AGE (runx_env.reaper.expiry).
 
 Run by every reaper after it removed its own tree, and by ``runx gc``. A
 tree's lock is held by its reaper for the tree's whole life, so taking it
@@ -14,8 +14,8 @@ import os
 # on the same cores: json and subprocess are imported only when a stale
 # tree or a dead mount is actually found.
 
-from runx_env.reaper import leases, ownership
-from runx_env.reaper.removal import remove_tree, unescape_mountinfo
+from . import leases, ownership
+from .removal import remove_tree, unescape_mountinfo
 
 
 class TreeState:
@@ -151,7 +151,7 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
     if cache:
         removed += sweep_layers(cache, dry_run=dry_run, log=log)
         if not dry_run:
-            from runx_env.runner.layers import expire_if_due
+            from .expiry import expire_if_due
 
             removed += expire_if_due(cache, lambda: layers_in_use(runtime), log)
     return removed
@@ -173,7 +173,7 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
         if dry_run:
             # A tree with a mount inside would be left whole (removal never
             # enters a mount): not a "would remove".
-            from runx_env.reaper.removal import mounts_under
+            from .removal import mounts_under
 
             return [] if mounts_under(path) else [path]
         unmount_if_dead(path)
@@ -189,11 +189,11 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
 
 def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> list:
     """Half-built layers (``.tmp-*``) whose builder is gone."""
-    from runx_env.runner import layers
+    from . import store
 
     removed = []
     by_key: dict = {}
-    for kdir, name in layers.half_built(cache):
+    for kdir, name in store.half_built(cache):
         if name.startswith(".trash-"):     # a key `runx cache clean` moved aside, then died
             removed.append(os.path.join(kdir, name))
             if not dry_run:
@@ -201,7 +201,7 @@ def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> 
         else:
             by_key.setdefault(kdir, []).append(name)
     for kdir, junk in by_key.items():
-        fd = ownership.try_lock(os.path.join(kdir, "lock"))
+        fd = ownership.try_lock(os.path.join(kdir, store.KEY_LOCK))
         if fd is None:
             continue                       # a builder is at work
         try:
@@ -209,7 +209,7 @@ def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> 
                 removed.append(os.path.join(kdir, n))
                 if dry_run:
                     continue
-                layers.remove_half_built(kdir, n)
+                store.remove_half_built(kdir, n)
                 log(f"sweep: removed half-built {kdir}/{n}")
         finally:
             os.close(fd)

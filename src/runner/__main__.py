@@ -1,3 +1,3 @@
-from runx_env.runner.cli import main
+from .cli import main
 
 main()

@@ -1,19 +1,20 @@
 """Building a layer: the venv, uv's install, the manifest, publishing it
-under the key's lock; then, in the reaper's background, byte-compiling and
-freezing it (``compile_and_freeze``). What a layer is, its key and the
-store's layout are runx_env.runner.layers'; this module is never imported by
-a warm run.
+under the key's lock. The run's reaper then byte-compiles and freezes it in
+the background (runx_env.reaper.finish). What a layer is and the store's
+layout are runx_env.reaper.store's, its key runx_env.runner.identity's; this
+module is never imported by a warm run.
 """
 
-import marshal
 import os
 import stat
 import time
 
-from runx_env.runner import fault_point
-from runx_env.runner.errors import RunxError
-from runx_env.runner.layers import (BYTECODE, FAST_MANIFEST, FORMAT, MANIFEST, Layer, _key_lock,
-                                    key, layers_dir, lookup)
+from ..faults import fault_point
+from ..errors import RunxError
+from ..reaper.finish import freeze
+from ..reaper.store import FAST_MANIFEST, FORMAT, MANIFEST, Layer, key_lock, layers_dir, lookup, \
+    write_manifests
+from .requirements import layer_key
 
 MIN_NOFILE = 64
 
@@ -21,7 +22,7 @@ MIN_NOFILE = 64
 def build(spec, interp, cache, *, refresh, offline, verbosity, log, uv_run_args=()) -> Layer:
     """Build (or, with --refresh, rebuild) the layer for ``spec``; another
     run building the same key meanwhile is waited for, and its layer used."""
-    k = key(spec, interp)
+    k = layer_key(spec, interp)
     log(f"layer miss: building {k}")
     return _build(spec, interp, cache, k, refresh=refresh, offline=offline,
                   verbosity=verbosity, log=log, uv_run_args=list(uv_run_args))
@@ -29,10 +30,8 @@ def build(spec, interp, cache, *, refresh, offline, verbosity, log, uv_run_args=
 
 def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
            uv_run_args=()) -> Layer:
-    import json
-
-    from runx_env.runner import uv
-    from runx_env.reaper.removal import remove_tree
+    from . import uv
+    from ..reaper.removal import remove_tree
 
     import resource
 
@@ -45,7 +44,7 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
                         f"(at least {MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
     kdir = os.path.join(layers_dir(cache), k)
     started = time.time()
-    lock = _key_lock(kdir)                      # concurrent runs of one spec wait here
+    lock = key_lock(kdir)                      # concurrent runs of one spec wait here
     try:
         layer = lookup(cache, k, allow_stale=offline)
         if layer and (not refresh or layer.created >= started):
@@ -62,7 +61,7 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
         try:
             # The venv itself is the same handful of entries as a thin tree:
             # written here, it saves a whole `uv venv` process per build.
-            from runx_env.runner import venv
+            from . import venv
 
             os.mkdir(tmp, 0o700)
             venv.write_entries(tmp, venv.entries(tmp, interp, None, role="layer"))
@@ -84,9 +83,7 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
                            for n in os.listdir(os.path.join(tmp, interp.lib_dir))),
             }
             _freeze_data(tmp, manifest["prefix"])
-            _write(os.path.join(tmp, MANIFEST),
-                   json.dumps(manifest, indent=1, default=_shown).encode())
-            _write(os.path.join(tmp, FAST_MANIFEST), marshal.dumps(manifest))
+            write_manifests(tmp, manifest)
             final = os.path.join(kdir, build)
             os.rename(tmp, final)
             link_tmp = os.path.join(kdir, ".link-" + build)
@@ -103,15 +100,6 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
                         f"check free space and permissions under {cache}")
     finally:
         os.close(lock)
-
-
-def _write(path: str, data: bytes) -> None:
-    """A manifest, 0644 whatever the umask: lookup refuses one that others
-    can write to."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    with open(fd, "wb") as f:
-        os.fchmod(fd, 0o644)
-        f.write(data)
 
 
 def _collect_scripts(bindir: str, machinery: set, python: str) -> list:
@@ -185,12 +173,12 @@ def _mirror(root, rel, depth, skip, through, out) -> None:
 
 def _freeze_data(root: str, prefix: list) -> None:
     """The directories a tree links into are read-only from the start (site-
-    packages waits for the compile, see compile_and_freeze): a run's write through a link
+    packages waits for the compile, see runx_env.reaper.finish): a run's write through a link
     fails instead of landing in the shared layer."""
     for kind, path, _ in prefix:
         if kind == "link" and os.path.isdir(os.path.join(root, path)) \
                 and not os.path.islink(os.path.join(root, path)):
-            _freeze(os.path.join(root, path))
+            freeze(os.path.join(root, path))
         elif kind == "dir":
             os.chmod(os.path.join(root, path), 0o555)
 
@@ -209,193 +197,3 @@ def _python_body(data: bytes, python: bytes) -> str | None:
         return None
 
 
-# The compile, in the layer's own interpreter. It must die with runx-compile
-# (PR_SET_PDEATHSIG; and if runx-compile died before the prctl took effect,
-# the parent is already not the one it was started by: exit). It compiles
-# serially: a pool's workers would each need the same death signal, and on
-# the 2-core machine measured (docs/reliability.md) -j 0 saved little for a
-# background job that runs at nice 19 anyway.
-#
-# Byte-code is shared across layers through <cache>/bytecode (BYTECODE):
-# layers hardlink uv's cache, so the same source file is in many of them.
-# A .pyc is stored once under its source's content hash, the source's mtime
-# and size (the fields a timestamp .pyc's header checks: an entry is valid
-# for every source with that name, by construction) and the cache tag;
-# before compiling, each source gets the stored .pyc hardlinked in (so
-# compileall finds it up to date and skips it), and after, each .pyc the
-# store lacks is linked into it. The code object's co_filename names the
-# layer that compiled it: the import system rewrites it to the importing
-# source's path on load (_imp._fix_co_filename), so tracebacks are right.
-# Entries are 0444: a write through one layer would change them all.
-_COMPILE = """\
-import ctypes, os, signal, sys
-try:
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-except (OSError, AttributeError):
-    pass
-if os.getppid() != int(sys.argv[1]):
-    sys.exit(3)
-if os.environ.get("RUNX_FAULT_STOP") == "compile-child":
-    os.kill(os.getpid(), signal.SIGSTOP)
-import compileall, hashlib, importlib.util
-site, store = sys.argv[2], sys.argv[3]
-try:
-    os.mkdir(store, 0o700)
-except OSError:
-    pass
-tag = sys.implementation.cache_tag
-shared = {}
-for d, dirs, files in os.walk(site):
-    dirs[:] = [x for x in dirs if x != "__pycache__"]
-    for name in files:
-        if not name.endswith(".py"):
-            continue
-        src = os.path.join(d, name)
-        try:
-            st = os.stat(src)
-            with open(src, "rb") as f:
-                h = hashlib.sha256(f.read()).hexdigest()
-        except OSError:
-            continue
-        entry = os.path.join(store, h[:2], "%s-%x-%x.%s.pyc" % (
-            h[2:40], int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF, tag))
-        pyc = importlib.util.cache_from_source(src)
-        shared[pyc] = entry
-        if not os.path.exists(pyc):
-            try:
-                os.makedirs(os.path.dirname(pyc), exist_ok=True)
-                os.link(entry, pyc)
-            except OSError:
-                pass        # not stored yet (or too many links): compiled below
-ok = compileall.compile_dir(site, quiet=1, workers=1)
-for pyc, entry in shared.items():
-    try:
-        mine, theirs = os.stat(pyc), os.stat(entry)
-    except FileNotFoundError:
-        try:        # first of its kind: this layer's .pyc becomes the entry
-            os.makedirs(os.path.dirname(entry), mode=0o700, exist_ok=True)
-            os.chmod(pyc, 0o444)
-            os.link(pyc, entry)
-        except OSError:
-            pass        # another finisher stored it meanwhile, or no .pyc: next time
-        continue
-    except OSError:
-        continue
-    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
-        try:
-            if os.path.lexists(pyc + ".shared"):    # a killed finisher's
-                os.unlink(pyc + ".shared")
-            os.link(entry, pyc + ".shared")
-            os.replace(pyc + ".shared", pyc)
-        except OSError:
-            pass
-sys.exit(0 if ok else 1)
-"""
-
-
-def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
-    """Byte-compile a published layer and make it read-only; run by a reaper
-    (detached, niced) while its payload runs. The key's lock makes one
-    finisher at a time; a layer found compiled is left alone. If the
-    finisher dies, the next run's reaper tries again. Returns True if done.
-
-    Order, so that a kill anywhere leaves a layer the next finisher redoes:
-    compile; freeze every directory but the root; record "compiled" in the
-    manifests (renamed in: the root is still writable); freeze the root;
-    last, make the manifests read-only. A warm run believes "compiled" only
-    when the manifest it read is read-only (its fstat is free: lookup
-    checks the file's owner with it anyway), so a kill anywhere in the
-    freeze leaves the layer not compiled and the next run's finisher redoes
-    it: compileall skips up-to-date files, the chmods are idempotent."""
-    import fcntl
-    import json
-    import subprocess
-
-    from runx_env.runner import fault_point
-
-    kdir = os.path.dirname(layer_path)
-    try:
-        lock = os.open(os.path.join(kdir, "lock"), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False                 # a builder, maintenance or another finisher is at it
-        fast = os.path.join(layer_path, FAST_MANIFEST)
-        try:
-            with open(fast, "rb") as f:
-                manifest = marshal.loads(f.read())
-                frozen = not os.fstat(f.fileno()).st_mode & 0o222
-        except (OSError, ValueError, EOFError):
-            return False
-        if manifest.get("compiled", True) and frozen:
-            return True
-        if not manifest.get("compiled", True):
-            site = os.path.join(layer_path, manifest["site_packages"])
-            _thaw(layer_path, site)      # a freeze killed half-way: compileall must write
-            python = os.path.join(layer_path, "bin", "python")
-            log(f"compiling layer {layer_path}")
-            store = os.path.join(os.path.dirname(os.path.dirname(kdir)), BYTECODE)
-            p = subprocess.Popen([python, "-I", "-c", _COMPILE, str(os.getpid()), site, store],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-            fault_point("compile")
-            if p.wait() != 0:
-                log(f"compile failed ({p.returncode}); a later run retries")
-                return False
-        _freeze(layer_path, root_too=False)
-        fault_point("freeze")
-        if not manifest.get("compiled", True):
-            manifest["compiled"] = True
-            for name, data in ((FAST_MANIFEST, marshal.dumps(manifest)),
-                               (MANIFEST, json.dumps(manifest, indent=1, default=_shown).encode())):
-                tmp = os.path.join(layer_path, name + ".tmp")
-                _write(tmp, data)
-                os.replace(tmp, os.path.join(layer_path, name))
-        os.chmod(layer_path, 0o555)
-        for name in (MANIFEST, FAST_MANIFEST):   # last: this says "done" to warm runs
-            os.chmod(os.path.join(layer_path, name), 0o444)
-        log(f"layer compiled and frozen: {layer_path}")
-        return True
-    finally:
-        os.close(lock)
-
-
-def _shown(value) -> str:
-    """JSON manifest for people: a copied file's bytes show as their size."""
-    return f"<{len(value)} bytes>"
-
-
-def _freeze(root: str, *, root_too: bool = True) -> None:
-    """Make every directory read-only: nothing can add to or remove from a
-    shared layer (a payload's ``pip install`` lands in its own tree).
-    Files keep their modes: with uv's default hardlink mode they are uv's
-    cache entries too, and their mode is uv's business."""
-    for dirpath, dirnames, _ in os.walk(root):
-        for d in dirnames:
-            p = os.path.join(dirpath, d)
-            if not os.path.islink(p):
-                os.chmod(p, 0o555)
-    if root_too:
-        os.chmod(root, 0o555)
-
-
-def _thaw(root: str, site: str) -> None:
-    """Undo a partial freeze where the compile writes: the layer's root (its
-    manifests) and site-packages. Never the data directories (share/, etc/):
-    they were frozen before the layer was published, and runs link into
-    them while this compile runs."""
-    os.chmod(root, 0o755)
-    for dirpath, dirnames, _ in os.walk(site):
-        if dirpath == site:
-            st = os.lstat(site)
-            if not st.st_mode & 0o200:
-                os.chmod(site, (st.st_mode & 0o7777) | 0o200)
-        for d in dirnames:
-            p = os.path.join(dirpath, d)
-            if not os.path.islink(p):
-                st = os.lstat(p)
-                if not st.st_mode & 0o200:
-                    os.chmod(p, (st.st_mode & 0o7777) | 0o200)

@@ -4,8 +4,9 @@ import os
 import shutil
 import time
 
-from runx_env.runner import paths
-from runx_env.runner.errors import UsageError
+from . import paths
+from ..errors import UsageError
+from ..reaper import ownership
 
 GC_HELP = "usage: runx gc [--dry-run] [--kept]"
 LS_HELP = "usage: runx ls"
@@ -17,7 +18,7 @@ def main(argv: list) -> int:
     if not (cmd == "cache" and args and args[0] in ("dir", "-h", "--help")) \
             and not any(a in ("-h", "--help") for a in args):
         # Before anything in the cache is read or removed (tests/test_trust.py).
-        paths.trusted(paths.cache_dir())
+        ownership.trusted(paths.cache_dir())
     if cmd == "gc":
         return gc(args)
     if cmd == "ls":
@@ -36,11 +37,11 @@ def _flags(args: list, allowed: set, usage: str) -> set:
 
 
 def gc(args: list) -> int:
-    from runx_env.reaper.sweep import sweep
+    from ..reaper.sweep import sweep
 
     flags = _flags(args, {"--dry-run", "--kept"}, GC_HELP)
     runtime, cache_dir = paths.runtime_dir(), paths.cache_dir()
-    paths.trusted(runtime)
+    ownership.trusted(runtime)
     dry = "--dry-run" in flags
     removed = sweep(runtime, cache_dir, dry_run=dry, include_kept="--kept" in flags)
     for p in removed:
@@ -58,8 +59,8 @@ def _left_behind(runtime: str, include_kept: bool, only_mounts: bool = False) ->
     with a mount inside is left whole, and saying "nothing to remove" about
     it would hide it. With ``only_mounts`` (a dry run, where nothing was
     removed), only the trees a real gc would leave: those with a mount."""
-    from runx_env.reaper.removal import mounts_under, why_kept
-    from runx_env.reaper.sweep import survey
+    from ..reaper.removal import mounts_under, why_kept
+    from ..reaper.sweep import survey
 
     out = []
     for t in survey(runtime):
@@ -118,13 +119,13 @@ def _pid_alive(pid) -> bool:
 
 
 def ls(args: list) -> int:
-    from runx_env.reaper import leases
-    from runx_env.reaper.sweep import survey
+    from ..reaper import leases
+    from ..reaper.sweep import survey
 
     _flags(args, set(), LS_HELP)
     rows = []
     runtime = paths.runtime_dir()
-    paths.trusted(runtime)
+    ownership.trusted(runtime)
     for t in survey(runtime):
         pid = t.meta.get("pid", "?")
         if t.state == "running":
@@ -149,17 +150,16 @@ def ls(args: list) -> int:
 
 def _live_trees(runtime: str) -> list:
     """Trees under ``runtime`` that run on a layer (running, waiting or kept)."""
-    from runx_env.reaper.sweep import survey
+    from ..reaper.sweep import survey
 
     return [t for t in survey(runtime) if t.meta.get("layer")]
 
 
 def _prune(root: str, select, *, dry: bool) -> tuple:
-    from runx_env.runner import layers
+    from ..reaper import store
+    from ..reaper.sweep import layers_in_use
 
-    from runx_env.reaper.sweep import layers_in_use
-
-    return layers.prune(root, select, dry=dry, in_use=layers_in_use(paths.runtime_dir()))
+    return store.prune(root, select, dry=dry, in_use=layers_in_use(paths.runtime_dir()))
 
 
 def _summary(root: str) -> int:
@@ -167,17 +167,17 @@ def _summary(root: str) -> int:
     what ``prune`` would free. Each file's blocks count once, however many
     links it has; a file with links outside the cache (layers hardlink uv's
     cache) is shown as shared with it: removing the layer would not free it."""
-    from runx_env.runner import layers
+    from ..reaper import expiry, store
 
     now = time.time()
-    age = layers.max_age()
-    builds = layers.builds(root)
+    age = expiry.max_age()
+    builds = store.builds(root)
     prunable = {b.path for b in builds if not b.current or now - b.last_used > age}
     seen: dict = {}    # (dev, ino) -> [blocks, nlink, links in cache, in prunable, in store]
-    store = os.path.join(root, layers.BYTECODE)
+    shared_pyc = os.path.join(root, store.BYTECODE)
 
     def mark(path, up):      # a prunable build and what is in it; what is in the store
-        return up or ("prunable" if path in prunable else "store" if path == store else None)
+        return up or ("prunable" if path in prunable else "store" if path == shared_pyc else None)
 
     for path, st, m in _walk(root, mark):
         ident = (st.st_dev, st.st_ino)
@@ -186,7 +186,7 @@ def _summary(root: str) -> int:
             rec = seen[ident] = [st.st_blocks * 512, st.st_nlink, 0, 0, 0]
         rec[2] += 1
         rec[3] += m == "prunable"
-        rec[4] += m == "store" and path != store
+        rec[4] += m == "store" and path != shared_pyc
     total = sum(r[0] for r in seen.values())
     shared = sum(r[0] for r in seen.values() if r[1] > r[2])
     # Freed: every link is in a prunable build, or the rest is the byte-code
@@ -243,19 +243,19 @@ def cache(args: list) -> int:
                 i += 1
             else:
                 raise UsageError(f"unknown argument {rest[i]}", CACHE_HELP)
-        from runx_env.runner import layers
+        from ..reaper import expiry, store
 
         # Superseded builds go whatever their age (new runs never pick them;
         # one a run still holds is kept); a current one once unused for
         # --older-than, or by default RUNX_CACHE_MAX_AGE, as the sweep does.
         now = time.time()
-        age = layers.max_age() if older is None else older
+        age = expiry.max_age() if older is None else older
 
         def select(build, is_current, used):
             return not is_current or now - used > age
 
         removed, kept = _prune(root, select, dry=dry)
-        removed += layers.expire_files(root, now - age, dry=dry)
+        removed += expiry.expire_files(root, now - age, dry=dry)
         for p in removed:
             print(f"{'would remove' if dry else 'removed'} {p}")
         for p, why in kept:
@@ -271,10 +271,12 @@ def cache(args: list) -> int:
             raise UsageError(f"{n} live environment{'s' if n != 1 else ''} use the cache",
                              "wait for them, or use 'runx cache clean --force'")
         removed, kept = _prune(root, lambda *_: True, dry=False)
-        shutil.rmtree(os.path.join(root, "interpreters"), ignore_errors=True)
+        from ..reaper import store
+
+        shutil.rmtree(os.path.join(root, store.INTERPRETERS), ignore_errors=True)
         # Settings files of script blocks' [tool.uv] (see pep723.tool_uv):
         # rewritten on the next run that needs one.
-        shutil.rmtree(os.path.join(root, "script-settings"), ignore_errors=True)
+        shutil.rmtree(os.path.join(root, store.SCRIPT_SETTINGS), ignore_errors=True)
         for p, why in kept:
             print(f"kept {p}: {why}")
         n = len(removed)

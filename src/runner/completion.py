@@ -10,8 +10,8 @@ subcommands (gc, ls, cache), and then the command: a command name or a
 script file, and after it whatever the shell completes for that command.
 """
 
-from runx_env.runner.errors import UsageError
-from runx_env.runner.options import OPTIONS as _TABLE
+from ..errors import UsageError
+from .options import OPTIONS as _TABLE
 
 SHELLS = ("bash", "zsh", "fish")
 

@@ -13,7 +13,7 @@ from the file replace the caller's; later files replace earlier ones. They go
 to the payload only: runx and uv do not read them.
 """
 
-from runx_env.runner.errors import UsageError
+from ..errors import UsageError
 
 _HINT = "expected NAME=VALUE lines, '#' comments (see 'runx --help')"
 
@@ -24,7 +24,7 @@ def _is_name(s: str) -> bool:
 
 
 def load(path: str) -> str:
-    from runx_env.runner.paths import read_input
+    from .paths import read_input
 
     data = read_input(path, "env file", "check the path given to --env-file")
     try:

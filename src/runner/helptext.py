@@ -93,7 +93,7 @@ RUNX_TREE, RUNX_DEBUG=1 (a traceback instead of 'internal error').
 
 def help_text() -> str:
     """--help, generated from the option table (runx_env.runner.options)."""
-    from runx_env.runner.options import OPTIONS
+    from .options import OPTIONS
 
     out = [USAGE, _HELP_HEAD.strip("\n").join("\n\n"), ""]
     category = None

@@ -25,7 +25,7 @@ one that is too loose runs the wrong code.
 
 import os
 
-from runx_env.runner.paths import ancestors
+from .paths import ancestors
 
 # A project's files uv watches by default (its ``cache-keys`` setting).
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")

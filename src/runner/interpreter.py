@@ -14,8 +14,9 @@ runx tree gets an environment independent of it.
 import os
 import sys
 
-from runx_env.runner.errors import EXIT_ENV, RunxError
-from runx_env.runner.paths import ancestors
+from ..errors import EXIT_ENV, RunxError
+from ..reaper import ownership, store
+from .paths import ancestors
 
 # Warm path: the default interpreter's facts come from this process; the
 # imports a foreign interpreter needs (subprocess, json, re) are made there.
@@ -122,7 +123,7 @@ def _compatible(request: str, requires_python: str) -> bool:
     anything else (a path, a name, a range) is left for uv to judge."""
     import re
 
-    from runx_env.runner import pep723
+    from .pep440 import satisfies
 
     m = re.fullmatch(r"(?:(?:cpython|python|pypy|graalpy|cp|pp)[@-]?)?"
                      r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+@]?[a-z0-9_]*)?", request.lower())
@@ -135,7 +136,7 @@ def _compatible(request: str, requires_python: str) -> bool:
         candidates = [f"{major}.{minor}.{p}" for p in range(100)]
     else:
         candidates = [f"{major}.{n}.{p}" for n in range(40) for p in range(0, 100, 33)]
-    return any(pep723.satisfies(v, requires_python) for v in candidates)
+    return any(satisfies(v, requires_python) for v in candidates)
 
 
 def version_file(start: str) -> tuple[str, list[str]] | None:
@@ -175,7 +176,7 @@ def find(choice: "Choice | str | None", cache: str, *, uv_python_args=(),
         return current()
     request = choice.request
     key = _answer_key(request, tuple(uv_python_args))
-    entry = os.path.join(cache, "interpreters", "find-" + key + ".marshal")
+    entry = os.path.join(cache, store.INTERPRETERS, "find-" + key + ".marshal")
     info = _cached_answer(entry)
     if info is None:
         info = _resolve(choice, tuple(uv_python_args), script)
@@ -197,7 +198,7 @@ def _answer_key(request: str, uv_python_args: tuple) -> str:
     nearest .venv (uv considers it), uv's and pyenv's variables, and
     the files pyenv reads to pick a version (``$PYENV_ROOT/version``, the
     nearest ``.python-version``). Stats and small reads only."""
-    from runx_env.runner.requirements import _hash
+    from .requirements import _hash
 
     h = _hash(digest_size=16)
     cwd = os.getcwd()
@@ -233,32 +234,25 @@ def _nearest_venv(start: str) -> str:
         d = parent
 
 
-def _stat_sig(path: str):
-    st = os.stat(path)
-    return (path, st.st_size, st.st_mtime_ns)
-
-
 def _cached_answer(entry: str):
     """The cached answer, if every executable it named is unchanged."""
     import marshal
-
-    from runx_env.runner import paths
 
     # The answer names the program every run will exec as python: believed
     # only from a directory and a file that are ours and private (another
     # user could plant one in a shared cache). The cache root was checked
     # by the caller.
-    paths.trusted(os.path.dirname(entry))
+    ownership.trusted(os.path.dirname(entry))
     try:
         fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         with open(fd, "rb") as f:
-            paths.trusted_file(fd, entry)
+            ownership.trusted_file(fd, entry)
             info = marshal.loads(f.read())
         for sig in info["stats"]:
-            if _stat_sig(sig[0]) != tuple(sig):
+            if store.file_signature(sig[0]) != tuple(sig):
                 return None
         if os.path.realpath(info["found"]) != info["real"]:
             return None             # a link retargeted, even to an identical-looking file
@@ -283,7 +277,7 @@ def _store_answer(entry: str, info: dict) -> None:
 
 def _resolve(choice: Choice, uv_python_args: tuple, script: str | None) -> dict:
     """Ask uv (cold path), downloading a managed Python when uv run would."""
-    from runx_env.runner import uv
+    from . import uv
 
     request = choice.request
     what = _describe(choice)
@@ -308,7 +302,7 @@ def _resolve(choice: Choice, uv_python_args: tuple, script: str | None) -> dict:
     # base interpreter it runs (a shim or a venv's python runs another file).
     stats = []
     for p in dict.fromkeys((found, real, facts.executable)):
-        stats.append(_stat_sig(p))
+        stats.append(store.file_signature(p))
     return {"found": found, "real": real, "stats": stats, "facts": facts.as_dict()}
 
 

@@ -11,8 +11,8 @@ before the exec, so the payload starts with no children.
 import os
 import sys
 
-from runx_env.runner import fault_point
-from runx_env.runner.errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
+from ..faults import fault_point
+from ..errors import EXIT_ENV, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, RunxError
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def start_reaper(job, *, report_pid: bool = False):
     exits. With ``report_pid`` (runx -v only: the warm path makes no extra
     pipe) the middle process writes the reaper's pid on a pipe, and wait()
     returns it; otherwise None."""
-    from runx_env.reaper import handoff   # small: the reaper's own code loads after the fork
+    from ..reaper import handoff   # small: the reaper's own code loads after the fork
 
     log_path = os.environ.get("RUNX_REAPER_LOG")
     pr = pw = None
@@ -63,7 +63,7 @@ def start_reaper(job, *, report_pid: bool = False):
                 fault_point("reaper")
                 if pw is not None:
                     os.close(pw)
-                from runx_env.reaper import daemon
+                from ..reaper import daemon
 
                 daemon.main(job, log_path)         # never returns
             if pw is not None:
@@ -105,7 +105,7 @@ class Started:
         # The middle process's exit raised SIGCHLD; if the caller runs us with
         # SIGCHLD blocked it stays pending, and pending signals survive exec:
         # the payload would start with a SIGCHLD it never earned.
-        from runx_env.reaper.handoff import signal_module
+        from ..reaper.handoff import signal_module
 
         sigmod = signal_module()
         if sigmod.SIGCHLD in sigmod.sigpending():
@@ -188,7 +188,7 @@ def exec_payload(path: str, argv: list, env: dict) -> "NoReturn":
     # quietly. Restore them as subprocess's restore_signals=True does. Other
     # handlers Python installed (SIGINT) reset to SIG_DFL by exec itself; a
     # signal the caller had ignored (nohup's SIGHUP) stays ignored.
-    from runx_env.reaper.handoff import signal_module
+    from ..reaper.handoff import signal_module
 
     sigmod = signal_module()
     for name in ("SIGPIPE", "SIGXFSZ"):

@@ -5,7 +5,8 @@ import os
 import sys
 from stat import S_ISDIR as stat_isdir, S_ISREG as stat_isreg
 
-from runx_env.runner.errors import RunxError
+from ..errors import RunxError
+from ..reaper.ownership import check
 
 
 def cache_dir() -> str:
@@ -58,7 +59,7 @@ def private_dir(path: str) -> str:
     except OSError as e:       # ENOTDIR (a file on the way), EACCES, ELOOP
         raise RunxError(f"cannot use {path}: {e.strerror}",
                         "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
-    _check(path, st)
+    check(path, st)
     return path
 
 
@@ -73,42 +74,6 @@ def ancestors(path: str):
         path = parent
 
 
-def trusted(path: str) -> bool:
-    """Refuse a cache (or a directory in it) that is not ours and private,
-    before anything in it is read: with a directory another user can write
-    to, they could plant interpreter facts or a layer and have this user
-    run their program. Missing is fine (nothing to read; made 0700 later).
-    One stat: it is on the warm path. Returns whether it exists."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    except OSError as e:
-        raise RunxError(f"cannot use {path}: {e.strerror}",
-                        "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
-    _check(path, st)
-    return True
-
-
-def trusted_file(fd: int, path: str) -> os.stat_result:
-    """The same for a cached file read through ``fd``; returns its fstat."""
-    st = os.fstat(fd)
-    _check(path, st, directory=False)
-    return st
-
-
-def _check(path: str, st: os.stat_result, directory: bool = True) -> None:
-    if not (stat_isdir if directory else stat_isreg)(st.st_mode):
-        raise RunxError(f"{path} is not a {'directory' if directory else 'regular file'}",
-                        "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
-    if st.st_uid != os.geteuid():
-        raise RunxError(f"{path} belongs to another user",
-                        "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own")
-    if st.st_mode & 0o022:
-        raise RunxError(f"{path} is writable by other users (mode {st.st_mode & 0o777:o})",
-                        f"run 'chmod go-w {path}', after checking what is in it")
-
-
 MAX_INPUT = 16 << 20     # env files, requirements files, scripts' metadata
 
 
@@ -118,7 +83,7 @@ def read_input(path: str, what: str, hint: str) -> bytes:
     forever (gigabytes of memory) and a FIFO would hang on open or read:
     refuse both, with a usage error. The open does not block (O_NONBLOCK),
     so a FIFO with no writer is refused too instead of hanging."""
-    from runx_env.runner.errors import UsageError
+    from ..errors import UsageError
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

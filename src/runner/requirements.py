@@ -8,7 +8,7 @@ layer (uv resolves and validates them); it only normalizes spelling so that
 
 import os
 
-from runx_env.runner.errors import UsageError
+from ..errors import UsageError
 
 
 # _blake2, not hashlib: hashlib (with re, json, dataclasses) costs more than
@@ -124,7 +124,7 @@ class Spec:
         """Per requirement: ``(absolute path, text for uv)`` if it names a local
         path (resolved against the cwd, as uv would), else None."""
         if self._local is None:
-            from runx_env.runner import identity
+            from . import identity
 
             base = self.cwd or "/"
             self._local = [identity.local(r, base) if self.cwd else None
@@ -133,7 +133,7 @@ class Spec:
 
     def digest(self) -> str:
         """The layer key's input: see runx_env.runner.identity and docs/design.md."""
-        from runx_env.runner import identity
+        from . import identity
 
         h = _hash(digest_size=20)
         entries = set()
@@ -192,8 +192,19 @@ class Spec:
         return args
 
 
+def layer_key(spec: Spec, interp) -> str:
+    """The name of the layer for ``spec`` on ``interp`` (interpreter.Interpreter):
+    everything that decides what uv installs, and the store's format."""
+    from ..reaper.store import FORMAT
+
+    h = _hash(digest_size=16)
+    h.update(FORMAT.encode() + b"\0" + spec.digest().encode() + b"\0"
+             + interp.identity().encode())
+    return h.hexdigest()
+
+
 def read_requirements_file(path: str) -> bytes:
-    from runx_env.runner.paths import read_input
+    from .paths import read_input
 
     return read_input(path, "requirements file",
                       "check the path given to --with-requirements, and the -r/-c "

@@ -7,8 +7,8 @@ directory, and hands both to the reaper.
 import os
 import time
 
-from runx_env.reaper.ownership import Tree, create as _lock_new, lock_path, remove
-from runx_env.runner.venv import write_entries
+from ..reaper.ownership import Tree, create as _lock_new, lock_path, remove
+from .venv import write_entries
 
 
 def create(runtime: str, *, mode: str, meta: dict) -> Tree:

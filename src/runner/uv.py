@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from runx_env.runner.errors import EXIT_ENV, RunxError, say
+from ..errors import EXIT_ENV, RunxError, say
 
 
 def binary() -> str:

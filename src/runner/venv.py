@@ -13,8 +13,8 @@ import sys
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
-    from runx_env.runner.interpreter import Interpreter
-    from runx_env.runner.layers import Layer
+    from .interpreter import Interpreter
+    from ..reaper.store import Layer
 
 
 class Entry:

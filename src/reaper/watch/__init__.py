@@ -33,13 +33,13 @@ def _pidfd_works() -> bool:
 
 def _choose():
     if _pidfd_works():
-        from runx_env.reaper.watch import _pidfd
+        from . import _pidfd
         return _pidfd
     import select      # not on Linux's warm path: select is a shared library to load
     if hasattr(select, "kqueue"):
-        from runx_env.reaper.watch import _kqueue
+        from . import _kqueue
         return _kqueue
-    from runx_env.reaper.watch import _poll
+    from . import _poll
     return _poll
 
 

@@ -1,40 +1,59 @@
-"""The cached layer: one immutable, byte-compiled venv per requirement set.
+"""The layer store on disk: one immutable, byte-compiled venv per requirement set.
+
+Both processes use it: the runner finds a layer (``find``, the warm path)
+and builds one (runx_env.runner.build, under ``key_lock``); the reaper
+finishes it (runx_env.reaper.finish), sweeps half-built ones and expires
+unused ones (runx_env.reaper.expiry); ``runx cache`` lists and prunes. This
+is the one module that knows the layout::
+
+    <cache>/layers/<key>/lock           the key's flock (builders, finishers, maintenance)
+    <cache>/layers/<key>/current        symlink: the build in use
+    <cache>/layers/<key>/<build>/       a published build (a venv + its manifests)
+    <cache>/layers/<key>/.tmp-*         a build in progress, or one pruned aside
+    <cache>/layers/<key>/.link-*        a ``current`` about to be swapped in
+    <cache>/layers/.trash-*             a key moved aside by ``runx cache clean``
+    <cache>/bytecode/                   byte-code shared by layers (runx_env.reaper.finish)
+    <cache>/interpreters/               cached interpreter answers (runx_env.runner.interpreter)
+    <cache>/script-settings/            a script's [tool.uv] settings (runx_env.runner.pep723)
 
 Byte-compiling is deferred: uv installs without it (as `uv run` does), the
 layer is published at once, and the run's reaper compiles it in the
-background at low priority while the payload runs, then makes it read-only
-(``compile_and_freeze``). Until then the layer's directories stay writable, so the first
-runs write the bytecode of what they import, exactly as in uv's own
-environments; after it, no run compiles anything.
+background at low priority while the payload runs, then makes it read-only.
+Until then the layer's directories stay writable, so the first runs write
+the bytecode of what they import, exactly as in uv's own environments;
+after it, no run compiles anything.
 
-A layer is named by a key (requirements + interpreter identity + index
-options) and lives at ``<cache>/layers/<key>/<build-id>/``; the symlink
-``<key>/current`` names the build in use. Warm runs only read that link and
-the build's small manifest. Builds happen aside (``.tmp-<id>``) under the
-key's flock and are renamed into place, so a reader never sees half a layer
-and concurrent runs of one spec wait for the one builder. Unpinned sets are
-rebuilt after RUNX_FRESHNESS seconds (default one day); an old build stays
-on disk for the trees still using it until ``runx cache prune``.
+Warm runs only read ``current`` and the build's small manifest. Builds
+happen aside (``.tmp-<id>``) under the key's flock and are renamed into
+place, so a reader never sees half a layer and concurrent runs of one spec
+wait for the one builder. Unpinned sets are rebuilt after RUNX_FRESHNESS
+seconds (default one day); an old build stays on disk for the trees still
+using it until ``runx cache prune``.
 """
 
 import marshal
 import os
 import time
 
-from runx_env.runner.errors import RunxError
-from runx_env.runner.interpreter import Interpreter
-from runx_env.runner.requirements import Spec, _hash
+from ..errors import RunxError
+from .ownership import same_file, trusted_file
 
 # The manifest twice: JSON for people, marshal for the warm path (marshal is
 # built in and already loaded; json would bring re with it).
 MANIFEST = "runx-layer.json"
 FAST_MANIFEST = "runx-layer.marshal"
-# Part of the key: a layer of an older format is rebuilt, not misread.
-# 3: the manifest records the prefix's entries (share/, etc/...).
+# Part of the layer key (runner/requirements.py, layer_key): a layer of an
+# older format is rebuilt, not misread. 3: the manifest records the
+# prefix's entries (share/, etc/...).
 FORMAT = "3"
+KEY_LOCK = "lock"
+CURRENT = "current"
 DEFAULT_FRESHNESS = 24 * 3600
-# Under the cache: byte-code shared by layers (see share_bytecode).
-BYTECODE = "bytecode"
+# Under the cache.
+LAYERS = "layers"
+BYTECODE = "bytecode"                 # byte-code shared by layers (finish.py)
+INTERPRETERS = "interpreters"         # interpreter answers (runner/interpreter.py)
+SCRIPT_SETTINGS = "script-settings"   # scripts' [tool.uv] settings (runner/pep723.py)
 
 
 class Layer:
@@ -49,8 +68,8 @@ class Layer:
         self.scripts = scripts              # [{"name", "kind": "python"|"link", "body"?, "mode"}]
         self.created = created
         self.pinned = pinned
-        self.compiled = compiled            # byte-compiled and frozen (see compile_and_freeze)
-        self.prefix = prefix                # [(kind, relpath, data)]: see prefix_entries
+        self.compiled = compiled            # byte-compiled and frozen (see finish.py)
+        self.prefix = prefix                # [(kind, relpath, data)]: see build.prefix_entries
         self.fd = fd                        # the build dir, flock'ed shared (see lookup)
         self.pth = pth                      # site-packages holds .pth files (see venv.entries)
 
@@ -60,15 +79,35 @@ class Layer:
             self.fd = None
 
 
-def key(spec: Spec, interp: Interpreter) -> str:
-    h = _hash(digest_size=16)
-    h.update(FORMAT.encode() + b"\0" + spec.digest().encode() + b"\0"
-             + interp.identity().encode())
-    return h.hexdigest()
+def file_signature(path: str) -> tuple:
+    """(path, size, mtime_ns): how a cached answer names a file it depends on
+    (an interpreter's executable) and later checks it is unchanged."""
+    st = os.stat(path)
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+def write_manifests(build_dir: str, manifest: dict) -> None:
+    """Both manifests of a build, each written aside and renamed in, 0644
+    whatever the umask (lookup refuses one that others can write to)."""
+    import json
+
+    for name, data in ((FAST_MANIFEST, marshal.dumps(manifest)),
+                       (MANIFEST, json.dumps(manifest, indent=1, default=_shown).encode())):
+        tmp = os.path.join(build_dir, name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        with open(fd, "wb") as f:
+            os.fchmod(fd, 0o644)
+            f.write(data)
+        os.replace(tmp, os.path.join(build_dir, name))
+
+
+def _shown(value) -> str:
+    """JSON manifest for people: a copied file's bytes show as their size."""
+    return f"<{len(value)} bytes>"
 
 
 def layers_dir(cache: str) -> str:
-    return os.path.join(cache, "layers")
+    return os.path.join(cache, LAYERS)
 
 
 def freshness() -> float:
@@ -86,30 +125,27 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     prune``/``clean`` remove a build only under an exclusive flock taken
     without waiting, so a build some run holds is never removed. The fd is
     close-on-exec (the payload never sees it); the reaper inherits it and
-    holds it until it exits (daemon.Job.fds). Maintenance renames a build
+    holds it until it exits (handoff.Job.layer_fd). Maintenance renames a build
     aside before removing it, so a lock won on a build already renamed
     shows as path and fd no longer matching: then it is a miss.
     """
     import fcntl
 
-    from runx_env.runner.paths import trusted_file
-
     kdir = os.path.join(layers_dir(cache), k)
     try:
-        build = os.readlink(os.path.join(kdir, "current"))
+        build = os.readlink(os.path.join(kdir, CURRENT))
         path = os.path.join(kdir, build)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)    # waits only while maintenance renames it aside
-        st, now = os.fstat(fd), os.stat(path, follow_symlinks=False)
-        if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+        if not same_file(fd, path):
             raise FileNotFoundError(path)
         mfd = os.open(FAST_MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
         with open(mfd, "rb") as f:
             # Ours and private before it is believed (tests/test_trust.py); its
-            # mode also says whether the freeze completed (see compile_and_freeze).
+            # mode also says whether the freeze completed (see finish.py).
             mst = trusted_file(mfd, os.path.join(path, FAST_MANIFEST))
             m = marshal.loads(f.read())
         layer = Layer(k, path, os.path.join(path, m["site_packages"]), m["scripts"],
@@ -128,10 +164,10 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     return layer
 
 
-def find(spec: Spec, interp: Interpreter, cache: str, *, offline: bool, log) -> Layer | None:
-    """The warm path: the layer for ``spec`` if one is built (its last use
-    recorded), else None, and the caller builds it (runx_env.runner.build)."""
-    k = key(spec, interp)
+def find(cache: str, k: str, *, offline: bool, log) -> Layer | None:
+    """The warm path: the layer of key ``k`` (runx_env.runner.identity.layer_key)
+    if one is built (its last use recorded), else None, and the caller
+    builds it (runx_env.runner.build)."""
     layer = lookup(cache, k, allow_stale=offline)
     if layer:
         log(f"layer hit: {layer.path}")
@@ -142,7 +178,7 @@ def find(spec: Spec, interp: Interpreter, cache: str, *, offline: bool, log) -> 
     return layer
 
 
-def _key_lock(kdir: str) -> int:
+def key_lock(kdir: str) -> int:
     """The key's lock, held exclusively: by builders, finishers and
     maintenance. ``runx cache clean`` may move a key's directory aside, lock
     file and all, while holding it; a builder that waited on that lock file
@@ -154,7 +190,7 @@ def _key_lock(kdir: str) -> int:
             # Both levels 0700 (makedirs gives intermediate ones the umask's mode).
             os.makedirs(os.path.dirname(kdir), mode=0o700, exist_ok=True)
             os.makedirs(kdir, mode=0o700, exist_ok=True)
-            path = os.path.join(kdir, "lock")
+            path = os.path.join(kdir, KEY_LOCK)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
             continue                 # the key's directory was just moved aside by `clean`
@@ -163,9 +199,7 @@ def _key_lock(kdir: str) -> int:
                             f"check free space and permissions under {kdir}")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            st = os.fstat(fd)
-            now = os.stat(path, follow_symlinks=False)
-            if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+            if same_file(fd, path):
                 return fd
         except FileNotFoundError:
             pass
@@ -175,17 +209,7 @@ def _key_lock(kdir: str) -> int:
         os.close(fd)
 
 
-# --- The layer store: listing, pruning, expiry ---------------------------
-#
-# The one place that knows the store's layout besides the build
-# (runx_env.runner.build):
-# ``<cache>/layers/<key>/{lock, current, <build>/, .tmp-*, .link-*}`` and
-# ``<cache>/layers/.trash-*`` (a key moved aside by ``runx cache clean``).
-# ``runx cache``, the reapers' sweep and the tests go through it.
-
-DEFAULT_MAX_AGE = 30 * 24 * 3600
-EXPIRY_STAMP = "expiry.stamp"       # under the cache: when the sweep last expired
-EXPIRY_EVERY = 3600                 # the sweep expires at most this often (or max age)
+# --- Listing, half-built builds, pruning (runx cache, the sweep, expiry) ---
 
 
 class Build:
@@ -198,16 +222,7 @@ class Build:
         self.name = name
         self.path = path
         self.current = current          # the key's ``current`` names it
-        self.last_used = last_used      # the fast manifest's mtime (see ensure)
-
-
-def max_age() -> float:
-    """RUNX_CACHE_MAX_AGE: seconds a layer may go unused before it expires."""
-    try:
-        value = float(os.environ.get("RUNX_CACHE_MAX_AGE", DEFAULT_MAX_AGE))
-    except ValueError:
-        return DEFAULT_MAX_AGE
-    return value if value >= 0 else DEFAULT_MAX_AGE
+        self.last_used = last_used      # the fast manifest's mtime (see find)
 
 
 def last_used(build_path: str) -> float:
@@ -235,11 +250,11 @@ def builds(cache: str) -> list:
         except OSError:
             continue
         try:
-            current = os.readlink(os.path.join(kdir, "current"))
+            current = os.readlink(os.path.join(kdir, CURRENT))
         except OSError:
             current = None
         for name in names:
-            if name in ("lock", "current") or name.startswith("."):
+            if name in (KEY_LOCK, CURRENT) or name.startswith("."):
                 continue
             path = os.path.join(kdir, name)
             out.append(Build(k, name, path, name == current, last_used(path)))
@@ -268,7 +283,7 @@ def half_built(cache: str) -> list:
 
 
 def remove_half_built(kdir: str, name: str) -> None:
-    from runx_env.reaper.removal import remove_tree
+    from ..reaper.removal import remove_tree
 
     if name.startswith(".link-"):
         try:
@@ -303,7 +318,7 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
     """
     import fcntl
 
-    from runx_env.reaper.removal import remove_tree
+    from .removal import remove_tree
 
     layers = layers_dir(root)
     kept_by_trees = {os.path.realpath(p) for p in in_use}
@@ -321,7 +336,7 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
             if k.startswith(".trash-") and not dry:
                 remove_tree(layers, k)
             continue
-        lock_path = os.path.join(kdir, "lock")
+        lock_path = os.path.join(kdir, KEY_LOCK)
         try:
             lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                            0o600)
@@ -336,19 +351,15 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
             except BlockingIOError:
                 kept.append((kdir, "a build or a byte-compile is in progress"))
                 continue
-            try:
-                st, now = os.fstat(lock), os.stat(lock_path, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+            if not same_file(lock, lock_path):
                 continue                 # moved aside meanwhile by a concurrent `clean`
             try:
-                current = os.readlink(os.path.join(kdir, "current"))
+                current = os.readlink(os.path.join(kdir, CURRENT))
             except OSError:
                 current = None
             left = 0
             for build in sorted(os.listdir(kdir)):
-                if build in ("lock", "current"):
+                if build in (KEY_LOCK, CURRENT):
                     continue
                 if build.startswith("."):       # a dead builder's, or a pruned build's
                     if not dry:
@@ -381,7 +392,7 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
                     if dry:
                         continue
                     if build == current:
-                        os.unlink(os.path.join(kdir, "current"))
+                        os.unlink(os.path.join(kdir, CURRENT))
                         current = None
                     aside = ".tmp-pruned-" + build
                     os.rename(bpath, os.path.join(kdir, aside))
@@ -392,7 +403,7 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
                 # Nothing left in the key: the directory goes too, lock file
                 # and all. Moved aside first, while this holds its lock: a
                 # builder waiting on that lock file then sees the path name
-                # another file and starts over (layers._key_lock), and none
+                # another file and starts over (key_lock), and none
                 # can create anything in a directory being emptied.
                 aside = f".trash-{k}-{os.urandom(4).hex()}"
                 os.rename(kdir, os.path.join(layers, aside))
@@ -400,145 +411,3 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
         finally:
             os.close(lock)
     return removed, kept
-
-
-
-
-def expire(cache: str, in_use=frozenset(), *, dry: bool = False, now: float | None = None,
-           age: float | None = None) -> tuple:
-    """Remove every build not used for ``age`` seconds (RUNX_CACHE_MAX_AGE by
-    default) and what no layer needs any more: interpreter answers not read
-    for as long (or naming an executable that changed), script settings not
-    used for as long, byte-code no layer links. Builds in use or being
-    built stay (see prune). Returns (removed, [(path, why kept)])."""
-    now = time.time() if now is None else now
-    age = max_age() if age is None else age
-    removed, kept = prune(cache, lambda _build, _current, used: now - used > age,
-                          dry=dry, in_use=in_use)
-    removed += expire_files(cache, now - age, dry=dry)
-    return removed, kept
-
-
-def expire_files(cache: str, before: float, *, dry: bool) -> list:
-    """The cache's small files that outlived their use, then its directories
-    left empty."""
-    import marshal
-
-    from runx_env.runner.interpreter import _stat_sig
-
-    removed = []
-    # Interpreter answers are read, never rewritten, by the runs that use
-    # them: their access time says when (relatime updates it at least
-    # daily). On a noatime mount an answer is asked again after max age:
-    # one `uv python find`.
-    d = os.path.join(cache, "interpreters")
-    for name in _names(d):
-        path = os.path.join(d, name)
-        try:
-            st = os.lstat(path)
-            stale = max(st.st_atime, st.st_mtime) < before
-            if not stale:
-                with open(path, "rb") as f:
-                    info = marshal.loads(f.read())
-                stale = any(_stat_sig(sig[0]) != tuple(sig) for sig in info["stats"])
-        except (OSError, ValueError, EOFError, TypeError, KeyError):
-            stale = True
-        if stale:
-            removed.append(path)
-            if not dry:
-                _unlink(path)
-    # A script's [tool.uv] settings file: its mtime is its last use
-    # (pep723._content_file touches it); rewritten by the next run needing it.
-    d = os.path.join(cache, "script-settings")
-    for name in _names(d):
-        path = os.path.join(d, name)
-        try:
-            stale = os.lstat(path).st_mtime < before
-        except OSError:
-            continue
-        if stale:
-            removed.append(path)
-            if not dry:
-                _unlink(path)
-    # Shared byte-code (see BYTECODE) that no layer links any more.
-    d = os.path.join(cache, BYTECODE)
-    for sub in _names(d):
-        for name in _names(os.path.join(d, sub)):
-            path = os.path.join(d, sub, name)
-            try:
-                orphan = os.lstat(path).st_nlink == 1
-            except OSError:
-                continue
-            if orphan:
-                removed.append(path)
-                if not dry:
-                    _unlink(path)
-        if not dry:
-            try:
-                os.rmdir(os.path.join(d, sub))
-            except OSError:
-                pass        # not empty, or a finisher is linking into it (it retries)
-    # Nothing empty left behind: every writer makes its directory again
-    # (and retries if it loses a race with this rmdir).
-    for sub in (BYTECODE, "interpreters", "script-settings", "layers"):
-        if not dry:
-            try:
-                os.rmdir(os.path.join(cache, sub))
-            except OSError:
-                pass        # not empty, or not there
-    return removed
-
-
-def _names(d: str) -> list:
-    try:
-        return sorted(os.listdir(d))
-    except OSError:
-        return []
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def expire_if_due(cache: str, in_use_fn, log=lambda msg: None) -> list:
-    """The reapers' expiry: at most once per EXPIRY_EVERY seconds (or per
-    max age, if shorter), whoever gets the stamp's lock first. The stamp's
-    mtime is when the last expiry started; ``in_use_fn()`` gives the builds
-    trees name (called only when due)."""
-    import fcntl
-
-    age = max_age()
-    stamp = os.path.join(cache, EXPIRY_STAMP)
-    now = time.time()
-    try:
-        if now - os.stat(stamp).st_mtime < min(EXPIRY_EVERY, age):
-            return []
-    except FileNotFoundError:
-        if not os.path.isdir(layers_dir(cache)):
-            return []               # nothing cached: nothing to expire, no stamp to leave
-    except OSError:
-        return []
-    try:
-        fd = os.open(stamp, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return []
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return []               # another reaper is expiring
-        if now - os.fstat(fd).st_mtime < min(EXPIRY_EVERY, age):
-            return []               # one just finished
-        os.utime(fd)
-        removed, _kept = expire(cache, in_use_fn(), now=now, age=age)
-    except (RunxError, OSError) as e:    # a read-only cache, a permission: the reaper goes on
-        log(f"expiry: {e}")
-        return []
-    finally:
-        os.close(fd)
-    for p in removed:
-        log(f"expiry: removed {p}")
-    return removed

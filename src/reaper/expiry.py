@@ -1,0 +1,165 @@
+"""The cache bounds itself: what nobody used for RUNX_CACHE_MAX_AGE goes.
+
+Run by the reapers' sweep (``expire_if_due``: at most once an hour, or
+once per max age if that is shorter) and by ``runx cache prune``. Every
+removal of a build goes through runx_env.reaper.store.prune's lock order,
+so a build a run holds, a key being built or compiled, or a layer a kept
+tree names is never touched.
+"""
+
+import os
+import time
+
+from ..errors import RunxError
+from . import store
+
+DEFAULT_MAX_AGE = 30 * 24 * 3600
+EXPIRY_STAMP = "expiry.stamp"       # under the cache: when the sweep last expired
+EXPIRY_EVERY = 3600                 # the sweep expires at most this often (or max age)
+
+
+def max_age() -> float:
+    """RUNX_CACHE_MAX_AGE: seconds a layer may go unused before it expires."""
+    try:
+        value = float(os.environ.get("RUNX_CACHE_MAX_AGE", DEFAULT_MAX_AGE))
+    except ValueError:
+        return DEFAULT_MAX_AGE
+    return value if value >= 0 else DEFAULT_MAX_AGE
+
+
+def expire(cache: str, in_use=frozenset(), *, dry: bool = False, now: float | None = None,
+           age: float | None = None) -> tuple:
+    """Remove every build not used for ``age`` seconds (RUNX_CACHE_MAX_AGE by
+    default) and what no layer needs any more: interpreter answers not read
+    for as long (or naming an executable that changed), script settings not
+    used for as long, byte-code no layer links. Builds in use or being
+    built stay (see prune). Returns (removed, [(path, why kept)])."""
+    now = time.time() if now is None else now
+    age = max_age() if age is None else age
+    removed, kept = store.prune(cache, lambda _build, _current, used: now - used > age,
+                          dry=dry, in_use=in_use)
+    removed += expire_files(cache, now - age, dry=dry)
+    return removed, kept
+
+
+def expire_files(cache: str, before: float, *, dry: bool) -> list:
+    """The cache's small files that outlived their use, then its directories
+    left empty."""
+    import marshal
+
+    removed = []
+    # Interpreter answers are read, never rewritten, by the runs that use
+    # them: their access time says when (relatime updates it at least
+    # daily). On a noatime mount an answer is asked again after max age:
+    # one `uv python find`.
+    d = os.path.join(cache, store.INTERPRETERS)
+    for name in _names(d):
+        path = os.path.join(d, name)
+        try:
+            st = os.lstat(path)
+            stale = max(st.st_atime, st.st_mtime) < before
+            if not stale:
+                with open(path, "rb") as f:
+                    info = marshal.loads(f.read())
+                stale = any(store.file_signature(sig[0]) != tuple(sig) for sig in info["stats"])
+        except (OSError, ValueError, EOFError, TypeError, KeyError):
+            stale = True
+        if stale:
+            removed.append(path)
+            if not dry:
+                _unlink(path)
+    # A script's [tool.uv] settings file: its mtime is its last use
+    # (runner/pep723.py's _content_file touches it); rewritten by the next run needing it.
+    d = os.path.join(cache, store.SCRIPT_SETTINGS)
+    for name in _names(d):
+        path = os.path.join(d, name)
+        try:
+            stale = os.lstat(path).st_mtime < before
+        except OSError:
+            continue
+        if stale:
+            removed.append(path)
+            if not dry:
+                _unlink(path)
+    # Shared byte-code (store.BYTECODE) that no layer links any more.
+    d = os.path.join(cache, store.BYTECODE)
+    for sub in _names(d):
+        for name in _names(os.path.join(d, sub)):
+            path = os.path.join(d, sub, name)
+            try:
+                orphan = os.lstat(path).st_nlink == 1
+            except OSError:
+                continue
+            if orphan:
+                removed.append(path)
+                if not dry:
+                    _unlink(path)
+        if not dry:
+            try:
+                os.rmdir(os.path.join(d, sub))
+            except OSError:
+                pass        # not empty, or a finisher is linking into it (it retries)
+    # Nothing empty left behind: every writer makes its directory again
+    # (and retries if it loses a race with this rmdir).
+    for sub in (store.BYTECODE, store.INTERPRETERS, store.SCRIPT_SETTINGS, store.LAYERS):
+        if not dry:
+            try:
+                os.rmdir(os.path.join(cache, sub))
+            except OSError:
+                pass        # not empty, or not there
+    return removed
+
+
+def _names(d: str) -> list:
+    try:
+        return sorted(os.listdir(d))
+    except OSError:
+        return []
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def expire_if_due(cache: str, in_use_fn, log=lambda msg: None) -> list:
+    """The reapers' expiry: at most once per EXPIRY_EVERY seconds (or per
+    max age, if shorter), whoever gets the stamp's lock first. The stamp's
+    mtime is when the last expiry started; ``in_use_fn()`` gives the builds
+    trees name (called only when due)."""
+    import fcntl
+
+    age = max_age()
+    stamp = os.path.join(cache, EXPIRY_STAMP)
+    now = time.time()
+    try:
+        if now - os.stat(stamp).st_mtime < min(EXPIRY_EVERY, age):
+            return []
+    except FileNotFoundError:
+        if not os.path.isdir(store.layers_dir(cache)):
+            return []               # nothing cached: nothing to expire, no stamp to leave
+    except OSError:
+        return []
+    try:
+        fd = os.open(stamp, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return []
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return []               # another reaper is expiring
+        if now - os.fstat(fd).st_mtime < min(EXPIRY_EVERY, age):
+            return []               # one just finished
+        os.utime(fd)
+        removed, _kept = expire(cache, in_use_fn(), now=now, age=age)
+    except (RunxError, OSError) as e:    # a read-only cache, a permission: the reaper goes on
+        log(f"expiry: {e}")
+        return []
+    finally:
+        os.close(fd)
+    for p in removed:
+        log(f"expiry: removed {p}")
+    return removed
