@@ -4,7 +4,7 @@ uv reads it, ``[tool.uv]`` included), and the check of its
 runner/pep440.py's).
 
 Which first positional is a script (``runx SCRIPT [ARG...]``) is
-cli.is_script's: a command given by path must not load this module.
+options.is_script's: a command given by path must not load this module.
 
 Only a run with a script (or ``--with-requirements x.py``) imports this
 module; ``re`` and ``tomllib`` load only when a file has a ``# /// script``

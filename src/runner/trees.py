@@ -49,7 +49,8 @@ _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(32), 127)} | {
 
 def _quote(s: str) -> str:
     """A JSON string, ASCII only (as json.dumps writes it): _json is a shared
-    library to load, 0.15 ms of a warm run, for a few short strings."""
+    library to load on every warm run (docs/benchmarks.md), for a few short
+    strings."""
     s = s.translate(_JSON_ESCAPES)
     if not s.isascii():
         s = "".join(c if c < "\x80" else _non_ascii(ord(c)) for c in s)

@@ -90,8 +90,8 @@ def entries(path: str, interp: "Interpreter", layer: "Layer | None", *,
 def _layer_line(layer: "Layer") -> str:
     """The tree's .pth line that puts the layer on sys.path. A bare path
     when the layer has no .pth files of its own: the payload's site then
-    appends it without listing the layer's site-packages (0.6 ms of every
-    start, measured in docs/benchmarks.md); otherwise addsitedir, which runs
+    appends it without listing the layer's site-packages (a cost of every
+    start: docs/benchmarks.md); otherwise addsitedir, which runs
     them (editable installs, distutils-precedence). site strips the line, so
     a path that ends in blanks or holds a newline takes addsitedir too."""
     sp = layer.site_packages

@@ -6,7 +6,8 @@ chosen once here. Nothing above this module asks which OS it runs on.
   could be reused.
 - macOS/BSD: kqueue ``EVFILT_PROC``/``NOTE_EXIT`` (``_kqueue``). kqueues are
   not inherited across fork, so the reaper registers itself and the runner
-  waits for its "armed" byte before exec (NEEDS_ARMING).
+  waits for its "ok" on the handshake pipe before exec (NEEDS_ARMING,
+  handoff.Handshake).
 - Elsewhere: psutil polling with create-time identity (``_poll``); also
   armed by the reaper, since the runner must not import psutil.
 
