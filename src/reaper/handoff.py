@@ -20,7 +20,9 @@ class Handshake:
     dies unanswered reads as end of file."""
 
     def __init__(self):
-        self.read_fd, self.write_fd = os.pipe()     # both close-on-exec (PEP 446)
+        read_fd, write_fd = os.pipe()     # both close-on-exec (PEP 446)
+        self.read_fd: int | None = read_fd
+        self.write_fd: int | None = write_fd
 
     def reaper_side(self) -> None:
         """In the processes forked for the reaper: they only write."""

@@ -207,7 +207,7 @@ class Scan:
     def once(self):
         pids = [p for p in _pids() if p not in self.exclude]
         prev, memo = self.memo, {}
-        found = {}
+        found: dict = {}
         sure = True
 
         def remembered(pid, start):

@@ -259,7 +259,7 @@ def _interpreter(o: "Options", meta, cache: str, log):
     if rp:
         from . import pep723
 
-        if pep723.check_python(meta, interp.version, o.script, o.verbosity):
+        if pep723.check_python(meta, interp.version, o.script or "-", o.verbosity):
             log(f"requires-python {rp!r}: {interp.version} satisfies it")
     return interp
 

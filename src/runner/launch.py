@@ -86,7 +86,7 @@ class Started:
         self.pid_pipe = pid_pipe
         self.handshake = handshake
         self.done = False
-        self.reaper_pid = None
+        self.reaper_pid: int | None = None
 
     def wait(self):
         """Reap the middle process; the reaper's pid (``report_pid``) or

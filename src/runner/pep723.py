@@ -277,7 +277,7 @@ def _apply_sources(deps, sources, script, local):
     for d in deps:
         m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;]*?)\s*(;.*)?$", d)
         src = by_name.pop(key(m.group(1)), None) if m else None
-        if src is None:
+        if m is None or src is None:
             kept.append(d)
             continue
         name, extras, marker = m.group(1), m.group(2) or "", m.group(4) or ""
