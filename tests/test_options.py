@@ -88,7 +88,9 @@ def test_the_parser_takes_every_option_as_the_table_says(tmp_path, monkeypatch):
             continue
         for n in opt.names:
             args = [n] if opt.metavar is None else [n, sample(opt, tmp_path)]
-            o = options.parse(args + ["python"] if opt.dest != "module" else args)
+            command = {"module": [], "as_script": [sample(options.by_name()["--env-file"],
+                                                           tmp_path)]}.get(opt.dest, ["python"])
+            o = options.parse(args + command)
             if opt.to == "layer":
                 assert o.uv_options, n
             elif opt.to == "uv":
@@ -97,7 +99,7 @@ def test_the_parser_takes_every_option_as_the_table_says(tmp_path, monkeypatch):
                 assert o.uv_python_args[0] == opt.name, n
             if opt.metavar is None and n.startswith("--"):
                 with pytest.raises(UsageError, match="takes no value"):
-                    options.parse([f"{n}=x", "python"])
+                    options.parse([f"{n}=x"] + command)
             elif opt.metavar is not None:
                 with pytest.raises(UsageError, match="needs a value"):
                     options.parse([n])

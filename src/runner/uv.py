@@ -55,6 +55,8 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
     if verbosity > 1:
         cmd.insert(2, "--verbose")
     env = dict(os.environ, **(env_extra or {}))
+    for k in [k for k, v in env.items() if v is None]:    # None: unset for uv
+        del env[k]
     env.pop("VIRTUAL_ENV", None)   # uv must act on the paths runx gives, nothing else
     started = time.monotonic()
     try:
