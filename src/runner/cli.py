@@ -511,7 +511,11 @@ def _not_provided(o: "Options", layer) -> RunxError:
     package's own commands, then its dependencies' (by their RECORDs)."""
     from .requirements import normalize
 
-    command, package = o.command[0], normalize(o.tool[0]).split("[")[0]
+    name = o.tool[0].split(" @ ", 1)[0]
+    n = 0
+    while n < len(name) and (name[n].isalnum() or name[n] in "._-"):
+        n += 1
+    command, package = o.command[0], normalize(name[:n])
     own, others = _commands_by_package(layer, package)
     hint = (f"runx --from {o.tool[0]} {own[0] if len(own) == 1 else 'COMMAND'}" if own
             else "name the package that provides it: --from PKG COMMAND")
