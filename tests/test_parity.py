@@ -298,3 +298,25 @@ def test_a_package_without_the_command_exits_as_uvx(pair):
     assert "its dependencies': pardemo" in line
     line = one_error_line(pair.rx("--from", "pardemo==2.0", "nosuch").stderr, alone=False)
     assert "its commands: pardemo" in line and "dependencies" not in line
+
+
+# --- small things --------------------------------------------------------------
+
+def test_uv_is_quoted_in_whole_sentences(pair):
+    # Old code: uv wrapped its error at COLUMNS and runx quoted the first
+    # piece ("... managed installations, or; no download either").
+    env = {"COLUMNS": "40", "UV_PYTHON_DOWNLOADS": "never"}
+    u = pair.uv("python", "find", "--no-project", "3.99", env={**env, "UV_NO_WRAP": "1"})
+    sentence = u.stderr.strip().removeprefix("error: ")
+    assert sentence.endswith("search path"), u.stderr
+    r = pair.rx("--python", "3.99", "python", "-V", env=env)
+    assert r.returncode == 1
+    assert sentence in one_error_line(r.stderr)
+
+
+def test_qq_is_taken_as_uv_takes_it(pair):
+    u = pair.uv("run", "-qq", "--no-project", *pair.hermetic(), "--with", "pardemo", "python",
+                "-c", SHOW)
+    r = pair.rx("-qq", "--with", "pardemo", "python", "-c", SHOW)
+    assert u.returncode == r.returncode == 0 and u.stdout == r.stdout == "2.0\n"
+    assert r.stderr == ""
