@@ -16,7 +16,6 @@ import sys
 import pytest
 
 from conftest import RUNX, build_wheel, layer_builds, one_error_line
-from runx_env.runner import script_lock
 
 UV = os.path.join(os.path.dirname(sys.executable), "uv")
 SHOW = "import lockdemo; print(lockdemo.VERSION)\n"
@@ -179,6 +178,8 @@ def test_with_joins_a_locked_script(runx, locked, tmp_path):
 
 @pytest.mark.fast
 def test_every_option_passed_to_uv_export_is_one_it_takes():
+    from runx_env.runner import script_lock
+
     out = subprocess.run([UV, "export", "--help"], capture_output=True, text=True,
                          check=True).stdout
     for name in script_lock.EXPORT_TAKES:
