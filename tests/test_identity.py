@@ -199,6 +199,7 @@ def test_uv_variables(tmp_path, monkeypatch):
         monkeypatch.delenv(var)
 
 
+@pytest.mark.fast
 def test_uv_variables_per_mode(tmp_path, monkeypatch):
     """A variable only uv pip reads is not applied and not keyed; one only uvx
     reads (UV_CONSTRAINT...) counts in tool mode only (issue 21.5); the env

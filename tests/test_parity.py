@@ -117,6 +117,7 @@ def test_runx_knows_exactly_the_keys_uv_takes(pair, tmp_path):
             one_error_line(r.stderr, key, "uv takes no such key")
 
 
+@pytest.mark.fast
 def test_every_key_uv_takes_is_mapped_or_refused_with_a_reason(tmp_path):
     """In-process: each key of TAKEN maps without error, but the three uv pip
     install cannot take, which are refused with why (README lists them)."""

@@ -176,7 +176,6 @@ def test_with_joins_a_locked_script(runx, locked, tmp_path):
     assert r.returncode == 0 and r.stdout == "1.0\n", r.stderr
 
 
-@pytest.mark.fast
 def test_every_option_passed_to_uv_export_is_one_it_takes():
     from runx_env.runner import script_lock
 

@@ -355,7 +355,7 @@ def _cold_script(o: "Options", spec, interp, cache: str, log, got) -> None:
     if spec.lock is not None:
         from . import script_lock
 
-        script_lock.export(spec.lock, o, interp, cache, spec.uv_env, o.verbosity, log)
+        script_lock.export(spec.lock, o, spec, interp, cache, log)
 
 
 def _check_can_run(o: "Options") -> None:

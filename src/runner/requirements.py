@@ -184,9 +184,8 @@ class Spec:
             previous = a
         return h.hexdigest()
 
-    def uv_args(self) -> list[str]:
-        """The arguments that make ``uv pip install`` install exactly this set:
-        local paths as the absolute paths the key was computed from."""
+    def index_args(self) -> list[str]:
+        """--index-url, --extra-index-url, --find-links, --no-index, as given."""
         args: list[str] = []
         if self.index_url:
             args += ["--index-url", self.index_url]
@@ -196,6 +195,12 @@ class Spec:
             args += ["--find-links", u]
         if self.no_index:
             args.append("--no-index")
+        return args
+
+    def uv_args(self) -> list[str]:
+        """The arguments that make ``uv pip install`` install exactly this set:
+        local paths as the absolute paths the key was computed from."""
+        args = self.index_args()
         for path in self.requirement_files:
             args += ["-r", path]
         if self.lock is not None and self.lock.export:

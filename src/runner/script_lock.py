@@ -90,7 +90,7 @@ def check(lock: Lock) -> None:
                          "runs reads version 1 only", hint)
 
 
-def export(lock: Lock, o, interp, cache: str, uv_env: dict, verbosity: int, log) -> None:
+def export(lock: Lock, o, spec, interp, cache: str, log) -> None:
     """Have uv check (or re-resolve and rewrite) the lock and export its pins
     into a requirements file; ``lock.export`` names it and ``lock.content`` is
     what the lock holds now. Says so when uv rewrote the lock."""
@@ -101,13 +101,13 @@ def export(lock: Lock, o, interp, cache: str, uv_env: dict, verbosity: int, log)
     args = ["export", "--script", lock.script, "--format", "requirements-txt", "--no-header",
             "--python", interp.executable]
     args += ["--frozen"] if lock.frozen else ["--locked"] if lock.locked else []
-    args += _export_options(o)
+    args += spec.index_args() + _export_options(o)
     log(f"script lock {lock.path}: uv {' '.join(args)}")
-    out = uv.run(args, what=f"reading the script's lock {lock.path}", verbosity=verbosity,
-                 env_extra=uv_env)
+    out = uv.run(args, what=f"reading the script's lock {lock.path}", verbosity=o.verbosity,
+                 env_extra=spec.uv_env)
     now = _read(lock.path)
     if now != lock.content:
-        if verbosity >= 0:
+        if o.verbosity >= 0:
             say(f"runx: {lock.path} was out of date with {lock.script}'s block: uv "
                 "re-resolved it and rewrote the lock, as uv run does\n")
         lock.content = now
@@ -117,15 +117,8 @@ def export(lock: Lock, o, interp, cache: str, uv_env: dict, verbosity: int, log)
 
 
 def _export_options(o) -> list:
+    """The user's options that uv export takes, in runx's (uv's) spelling."""
     args: list = []
-    if o.index_url:
-        args += ["--index-url", o.index_url]
-    for u in o.extra_index_urls:
-        args += ["--extra-index-url", u]
-    for u in o.find_links:
-        args += ["--find-links", u]
-    if o.no_index:
-        args.append("--no-index")
     if o.offline:
         args.append("--offline")
     for opt, value in o.layer_args:
