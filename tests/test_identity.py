@@ -193,10 +193,31 @@ def test_uv_variables(tmp_path, monkeypatch):
                 "UV_INTERNAL__PARENT_INTERPRETER", "UV_RUN_RECURSION_DEPTH"):
         monkeypatch.setenv(var, "1")
         assert key(tmp_path, "demo") == base, var
-    for var in ("UV_INDEX", "UV_EXCLUDE_NEWER", "UV_PRERELEASE", "UV_TORCH_BACKEND",
-                "UV_SOME_FUTURE_SETTING"):
+    for var in ("UV_INDEX", "UV_EXCLUDE_NEWER", "UV_PRERELEASE", "UV_SOME_FUTURE_SETTING"):
         monkeypatch.setenv(var, "x")
         assert key(tmp_path, "demo") != base, var
+        monkeypatch.delenv(var)
+
+
+@pytest.mark.fast
+def test_uv_variables_per_mode(tmp_path, monkeypatch):
+    """A variable only uv pip reads is not applied and not keyed; one only uvx
+    reads (UV_CONSTRAINT...) counts in tool mode only (issue 21.5); the env
+    file variables are the payload's, never a rebuild."""
+    (tmp_path / "c.txt").write_text("demo<2\n")
+    run, tool = key(tmp_path, "demo"), key(tmp_path, "demo", tool=True)
+    for var, value in (("UV_CONSTRAINT", "c.txt"), ("UV_OVERRIDE", "c.txt"),
+                       ("UV_BUILD_CONSTRAINT", "c.txt"), ("UV_TORCH_BACKEND", "cpu")):
+        monkeypatch.setenv(var, value)
+        assert key(tmp_path, "demo") == run, var
+        assert key(tmp_path, "demo", tool=True) != tool, var
+        assert Spec(["demo"], cwd=str(tmp_path)).uv_env[var] is None, "unset for uv"
+        assert var not in Spec(["demo"], cwd=str(tmp_path), tool=True).uv_env
+        monkeypatch.delenv(var)
+    for var in ("UV_EXCLUDE", "UV_SYSTEM_PYTHON", "UV_BREAK_SYSTEM_PACKAGES",
+                "UV_REQUIRE_HASHES", "UV_ENV_FILE", "UV_NO_ENV_FILE"):
+        monkeypatch.setenv(var, "c.txt")
+        assert key(tmp_path, "demo") == run and key(tmp_path, "demo", tool=True) == tool, var
         monkeypatch.delenv(var)
 
 
@@ -222,10 +243,10 @@ def test_bad_inputs_are_one_line_errors(runx, tmp_path):
 def test_files_and_directories_named_by_uv_variables_and_config(tmp_path, monkeypatch):
     cons = tmp_path / "cons.txt"
     cons.write_text("demo==1.0\n")
-    monkeypatch.setenv("UV_CONSTRAINT", "cons.txt")
-    before = key(tmp_path, "demo")
+    monkeypatch.setenv("UV_CONSTRAINT", "cons.txt")       # uvx's: tool mode
+    before = key(tmp_path, "demo", tool=True)
     cons.write_text("demo==2.0\n")
-    assert key(tmp_path, "demo") != before
+    assert key(tmp_path, "demo", tool=True) != before
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     monkeypatch.setenv("UV_FIND_LINKS", "./wheels")

@@ -88,7 +88,9 @@ def test_the_parser_takes_every_option_as_the_table_says(tmp_path, monkeypatch):
             continue
         for n in opt.names:
             args = [n] if opt.metavar is None else [n, sample(opt, tmp_path)]
-            o = options.parse(args + ["python"] if opt.dest != "module" else args)
+            command = {"module": [], "as_script": [sample(options.by_name()["--env-file"],
+                                                           tmp_path)]}.get(opt.dest, ["python"])
+            o = options.parse(args + command)
             if opt.to == "layer":
                 assert o.uv_options, n
             elif opt.to == "uv":
@@ -97,7 +99,7 @@ def test_the_parser_takes_every_option_as_the_table_says(tmp_path, monkeypatch):
                 assert o.uv_python_args[0] == opt.name, n
             if opt.metavar is None and n.startswith("--"):
                 with pytest.raises(UsageError, match="takes no value"):
-                    options.parse([f"{n}=x", "python"])
+                    options.parse([f"{n}=x"] + command)
             elif opt.metavar is not None:
                 with pytest.raises(UsageError, match="needs a value"):
                     options.parse([n])
@@ -290,3 +292,78 @@ def test_bash_completes_choices_and_new_options():
     assert complete("runx", "--resolution", "") == ["highest", "lowest", "lowest-direct"]
     assert complete("runx", "--exclude-n") == ["--exclude-newer", "--exclude-newer-package"]
     assert complete("runx", "--exclude-newer", "") == []          # a date: nothing to offer
+
+
+# --- fuzzing the command line (issue 21: no input gives a traceback) ----------
+
+def _forms(opt, tmp_path):
+    """How an option can be typed: alone, with its value, without it, with =."""
+    n = opt.names[-1]
+    if opt.metavar is None:
+        return [[n], [f"{n}=x"]]
+    v = sample(opt, tmp_path)
+    return [[n], [n, v], [f"{n}={v}"], [n, ""], [n, "-"]]
+
+
+@pytest.mark.fast
+def test_fuzz_the_parser_in_process(tmp_path, monkeypatch):
+    """Every option alone, with each other, without its value, with and
+    without a command, in tool mode and not: parse returns or raises a
+    UsageError, nothing else."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.py").write_text("print()\n")
+    tails = [[], ["python"], ["ruff"], ["python@3.12"], ["s.py"], ["-"], ["--"], ["--", "x"],
+             ["nope.py"], ["x @ https://e.org/x.whl"], ["ruff@"], ["python@latest"]]
+    seen = 0
+    for a in options.OPTIONS:
+        for form in _forms(a, tmp_path):
+            for tail in tails:
+                _parse_or_usage_error(form + tail)
+                seen += 1
+            for b in options.OPTIONS:
+                for tail in ([], ["ruff"]):
+                    _parse_or_usage_error(form + _forms(b, tmp_path)[min(1, len(
+                        _forms(b, tmp_path)) - 1)] + tail)
+                    seen += 1
+            monkeypatch.chdir(tmp_path)      # --directory moved it
+    assert seen > 10000
+
+
+def _parse_or_usage_error(argv):
+    try:
+        options.parse(argv)
+    except UsageError:
+        pass
+    except Exception as e:        # the test's failure: say which input
+        raise AssertionError(f"{argv}: {type(e).__name__}: {e}") from e
+
+
+def test_fuzz_the_command_line_end_to_end(runx, tmp_path):
+    """runx itself on every option alone, with its value but no command, and
+    after --with/--from with no command (the IndexError of issue 21): a
+    documented exit status, at most one error line, never an internal error
+    or a traceback, nothing left behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    argvs = [["--with", "runxdemo", "--from", "runxdemo"], ["--from", "runxdemo"], ["-qq"],
+             ["-vv"], ["--locked", "--with", "runxdemo"], ["--script"], ["-s", "-"]]
+    for opt in options.OPTIONS:
+        if opt.dest in ("help", "version", "completion", "tree"):
+            continue
+        forms = _forms(opt, tmp_path)
+        argvs += [forms[0], forms[min(1, len(forms) - 1)],
+                  ["--with", "runxdemo", *forms[min(1, len(forms) - 1)]],
+                  ["--from", "runxdemo", *forms[min(1, len(forms) - 1)]]]
+    env = dict(runx.env, UV_CACHE_DIR=str(tmp_path / "uvcache"))
+
+    def one(argv):
+        r = runx.run(*argv, env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, timeout=60)
+        return argv, r
+
+    with ThreadPoolExecutor(4) as pool:
+        for argv, r in pool.map(one, argvs):
+            assert r.returncode in (0, 1, 2, 126, 127), (argv, r.returncode, r.stderr)
+            assert "Traceback" not in r.stderr and "internal error" not in r.stderr, (argv, r.stderr)
+            errors = [ln for ln in r.stderr.splitlines() if ln.startswith("runx: error:")]
+            assert len(errors) <= 1 and (not errors or r.returncode != 0), (argv, r.stderr)
+    runx.wait_clean()

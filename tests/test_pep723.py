@@ -1,4 +1,4 @@
-"""PEP 723 blocks read as uv reads them: the block's boundaries, CRLF, the warning for a
+"""PEP 723 blocks read as uv reads them: the block's boundaries, CRLF, the error for a
 block that does not close, the ``[tool.uv]`` table, requires-python as
 PEP 440 says (checked against ``packaging``'s own test cases)."""
 
@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import RUNX, build_wheel
+from conftest import RUNX, build_wheel, one_error_line
 from runx_env.runner import pep440, pep723
 from runx_env.errors import UsageError
 
@@ -99,18 +99,17 @@ def test_the_last_closing_line_wins_as_in_uv():
     ('# /// script\n# dependencies = ["runxdemo"]\n',
      ["before the end of the file"]),
 ])
-def test_unclosed_block_warning_says_what_is_wrong(runx, tmp_path, text, words):
+def test_unclosed_block_stops_like_uv(runx, tmp_path, text, words):
+    # Old code: a warning, and the script ran without its dependencies
+    # (other code than uv runs: uv stops with exit 2).
     s = tmp_path / "open.py"
     s.write_text(text)
-    r = runx.run(str(s))
-    assert r.returncode == 0 and r.stdout == ("ran\n" if "print" in text else ""), r.stderr
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("runx: warning:"), r.stderr
-    for w in words + ["no closing '# ///'", "none of its dependencies are installed"]:
-        assert w in lines[0], lines[0]
-    r = runx.run("-q", str(s))
-    assert r.returncode == 0 and r.stderr == "", "-q silences the warning"
-    runx.wait_clean()
+    u, r = both(runx, tmp_path, s)
+    assert u.returncode == r.returncode == 2, (u.stderr, r.stderr)
+    assert u.stdout == r.stdout == ""
+    line = one_error_line(r.stderr, *words, "no closing '# ///'", "uv refuses", hint=True)
+    assert "line 1" in line or "line 2" not in words[0]
+    assert runx.trees() == []
 
 
 def test_pep723_no_block_and_other_blocks_are_ignored():
@@ -119,9 +118,11 @@ def test_pep723_no_block_and_other_blocks_are_ignored():
     assert not pep723.parse(text).found
 
 
-def test_pep723_unclosed_block_is_ignored():
-    m = pep723.parse('#!/bin/env -S runx\n# /// script\n# dependencies = ["a"]\nprint()\n')
-    assert not m.found and m.dependencies == [] and m.unclosed.line == 2 and m.unclosed.stop_line == 4
+@pytest.mark.fast
+def test_pep723_unclosed_block_is_an_error():
+    with pytest.raises(UsageError) as e:
+        pep723.parse('#!/bin/env -S runx\n# /// script\n# dependencies = ["a"]\nprint()\n')
+    assert "line 2" in e.value.message and "line 4 ('print()')" in e.value.message
 
 
 @pytest.mark.parametrize("text, words", [
@@ -307,7 +308,7 @@ def test_tool_uv_as_uv_run(runx, tmp_path, deps, tool, expected):
                            text=True, timeout=60)
         assert r.returncode == 2 and r.stdout == ""
         lines = r.stderr.splitlines()
-        assert len(lines) == 1 and "authenticate" in lines[0] and "not supported" in lines[0]
+        assert len(lines) == 1 and "authenticate" in lines[0] and "no way to take it" in lines[0]
         assert runx.trees() == []
         return
     u, r = uv_vs_runx(runx, tmp_path, s, cwd)
@@ -367,7 +368,8 @@ def test_tool_uv_env_settings_reach_uv_not_the_payload(runx, tmp_path):
 
 
 @pytest.mark.parametrize("tool, words", [
-    ('[tool.uv]\nno-build-isolation = true', "'no-build-isolation'"),
+    ('[tool.uv]\nextra-build-dependencies = {}', "only from a uv.toml"),
+    ('[tool.uv]\nno-such-key = true', "uv takes no such key"),
     ('[tool.uv.sources]\nuvtooldemo = { index = "mine" }', "'index'"),
     ('[tool.uv.sources]\nuvtooldemo = [{ path = "a" }, { path = "b" }]', "one source table"),
     ('[tool.uv]\nconstraint-dependencies = 1', "list of strings"),

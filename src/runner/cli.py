@@ -93,64 +93,111 @@ def _show(what: str, value) -> int:
     return 0
 
 
-def _inputs(o: "Options", log):
-    """Everything the user named, read and checked before anything is made:
-    env files, the script's metadata, requirements files. Returns
-    (extra requirements, requirement files, payload variables, script metadata)."""
-    extra_env: dict = {}
+class _Inputs:
+    """What the user named besides --with, read and checked: env files'
+    variables, the script's metadata, its [tool.uv] and lock, requirements
+    files."""
+
+    def __init__(self):
+        self.reqs: list = []            # requirements (a script's dependencies)
+        self.files: list = []           # requirements files
+        self.extra_env: dict = {}       # for the payload (env files)
+        self.meta = None                # the script's pep723.Metadata
+        self.uv_env: dict = {}          # for uv, keyed
+        self.quiet_env: dict = {}       # for uv, not keyed
+        self.uv_args: list = []         # for uv pip install, keyed
+        self.lock = None                # script_lock.Lock
+        self.settings_file = None       # the [tool.uv] requirements file
+        self.required_uv = None         # [tool.uv] required-version
+
+
+def env_files(o: "Options") -> list:
+    """--env-file, else UV_ENV_FILE (one path for uv run, space-separated for
+    uvx), unless --no-env-file or UV_NO_ENV_FILE: as uv reads them."""
+    if o.no_env_file or os.environ.get("UV_NO_ENV_FILE", "").lower() in ("1", "true", "yes", "on"):
+        return []
     if o.env_files:
+        return o.env_files
+    value = os.environ.get("UV_ENV_FILE")
+    if not value:
+        return []
+    return value.split() if o.tool or o.from_ is not None else [value]
+
+
+def _inputs(o: "Options", log) -> _Inputs:
+    """Everything the user named, read and checked before anything is made:
+    env files, the script's metadata, requirements files."""
+    got = _Inputs()
+    files = env_files(o)
+    if files:
         from . import dotenv
 
-        for f in o.env_files:
-            values = dotenv.parse(dotenv.load(f), {**os.environ, **extra_env}, f)
+        for f in files:
+            values = dotenv.parse(dotenv.load(f), {**os.environ, **got.extra_env}, f)
             log(f"env file {f}: {len(values)} variable{'s' if len(values) != 1 else ''}"
                 + (f" ({', '.join(values)})" if values else ""))
-            extra_env.update(values)
-    reqs: list = []
-    files: list = []
-    meta = None
+            got.extra_env.update(values)
     if o.script == "-":
-        meta = _stdin_script(o)
-        reqs += meta.dependencies
+        got.meta = _stdin_script(o)
+        got.reqs += got.meta.dependencies
     elif o.script:
-        from . import pep723
-
-        meta = pep723.read(o.script)
-        if meta.found:
-            log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
-                + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
-        elif meta.unclosed and o.verbosity >= 0:
-            say(f"runx: warning: {o.script}, line {meta.unclosed.line}: "
-                 f"{meta.unclosed.describe()}; the block is ignored, so none of its "
-                 "dependencies are installed\n")
-        else:
-            log(f"script {o.script}: no '# /// script' block, no extra packages")
-        if meta.tool_uv:
-            from . import paths
-
-            t = pep723.tool_uv(meta, o.script, paths.private_dir(paths.cache_dir()))
-            reqs += t.dependencies
-            if t.requirements_file:
-                files.append(t.requirements_file)
-            meta.uv_env = t.env
-            log(f"script {o.script}: [tool.uv] {', '.join(meta.tool_uv)}"
-                + (f" -> -r {t.requirements_file}" if t.requirements_file else "")
-                + (f", {' '.join(f'{k}={v}' for k, v in t.env.items())}" if t.env else ""))
-        else:
-            reqs += meta.dependencies
+        _script_inputs(o, got, log)
     for f in o.with_requirements:
         if f.endswith(".py"):
             from . import pep723
 
             m = pep723.read(f, what="requirements file")
             log(f"--with-requirements {f}: dependencies {m.dependencies or 'none'}")
-            reqs += m.dependencies
+            got.reqs += m.dependencies
         else:
             from .requirements import read_requirements_file
 
             read_requirements_file(f)        # unreadable file: a usage error, now
-            files.append(f)
-    return reqs, files, extra_env, meta
+            got.files.append(f)
+    return got
+
+
+def _script_inputs(o: "Options", got: _Inputs, log) -> None:
+    """A script's block, its [tool.uv] (pep723.tool_uv) and its lock
+    (script_lock): as ``uv run SCRIPT`` reads them."""
+    from . import pep723, script_lock
+
+    script = o.script
+    assert script is not None         # called for a script only
+    meta = got.meta = pep723.read(script)
+    if not meta.found:
+        log(f"script {o.script}: no '# /// script' block, no extra packages")
+        return
+    log(f"script {o.script}: dependencies {meta.dependencies or 'none'}"
+        + (f", requires-python {meta.requires_python!r}" if meta.requires_python else ""))
+    # uv uses a lock only for a script with a block (Pep723Script).
+    got.lock = script_lock.find(script, frozen=o.frozen, locked=o.locked)
+    if got.lock is not None:
+        log(f"script {o.script}: locked by {got.lock.path} ({len(got.lock.content)} bytes"
+            + (", --frozen" if o.frozen else ", --locked" if o.locked else "") + ")")
+    if not meta.tool_uv:
+        got.reqs += [] if got.lock else meta.dependencies
+        return
+    from . import paths
+
+    no_sources = "--no-sources" in o.uv_options or os.environ.get(
+        "UV_NO_SOURCES", "").lower() in ("1", "true", "yes", "on")
+    t = pep723.tool_uv(meta, script, paths.private_dir(paths.cache_dir()),
+                       locked=got.lock is not None, no_sources=no_sources)
+    got.reqs += [] if got.lock else t.dependencies
+    if t.requirements_file:
+        got.files.append(t.requirements_file)
+        got.settings_file = t.requirements_file if got.lock else None
+    got.uv_env, got.quiet_env, got.uv_args = t.env, t.quiet, t.uv_args
+    got.required_uv = t.required_version
+    if t.again:                      # upgrade/reinstall in the block: a rebuild now, as uv run
+        o.uv_run_args += t.again
+        o.refresh = True
+    if t.python_args and not any(a in o.uv_python_args for a in t.python_args[:1]):
+        o.uv_python_args += t.python_args
+    log(f"script {o.script}: [tool.uv] {', '.join(meta.tool_uv)}"
+        + (f" -> -r {t.requirements_file}" if t.requirements_file else "")
+        + (f", {' '.join(f'{k}={v}' for k, v in t.env.items())}" if t.env else ""))
 
 
 # Linux's limit on one argument (MAX_ARG_STRLEN, 32 pages), less a margin.
@@ -201,21 +248,22 @@ def run(o: "Options") -> "NoReturn":
     from .requirements import Spec
 
     log = (lambda msg: say(f"runx: {msg}\n")) if o.verbosity > 0 else (lambda msg: None)
-    if o.with_requirements or o.env_files or o.script:
-        script_reqs, req_files, extra_env, meta = _inputs(o, log)
-    else:
-        script_reqs, req_files, extra_env, meta = [], [], None, None
+    got = (_inputs(o, log) if o.with_requirements or o.env_files or o.script
+           or "UV_ENV_FILE" in os.environ else _Inputs())
+    extra_env, meta = got.extra_env, got.meta
     cache = paths.cache_dir()
     # Before anything in the cache is read (interpreter facts, layers): ours
     # and private, or refused (tests/test_trust.py). One stat.
     cache_exists = ownership.trusted(cache)
     interp = _interpreter(o, meta, cache, log)
-    spec = Spec(o.tool + o.with_ + script_reqs, req_files, o.index_url, o.extra_index_urls,
-                o.find_links, o.no_index, uv_options=o.uv_options, editables=o.with_editable,
-                uv_env=getattr(meta, "uv_env", None))
-    if o.tool:
+    spec = Spec(o.tool + o.with_ + got.reqs, got.files, o.index_url, o.extra_index_urls,
+                o.find_links, o.no_index, uv_options=got.uv_args + o.uv_options,
+                editables=o.with_editable, uv_env=got.uv_env, quiet_env=got.quiet_env,
+                lock=got.lock, settings_file=got.settings_file,
+                tool=bool(o.tool) or o.from_ is not None)
+    if o.tool and o.command:
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
-    layer = _layer(o, spec, interp, cache, cache_exists, log)
+    layer = _layer(o, spec, interp, cache, cache_exists, log, got)
     if not o.command:
         raise _no_command(layer)
     _check_can_run(o)
@@ -236,6 +284,7 @@ def run(o: "Options") -> "NoReturn":
         env = launch.payload_env(tree.path,
                                  {**os.environ, **extra_env} if extra_env else os.environ)
         path = _resolve(o, env, layer)
+        _warn_outside(o, path, tree.path)
     finally:
         _reaper_started(started, tree)
     if o.keep and o.verbosity >= 0:
@@ -264,7 +313,7 @@ def _interpreter(o: "Options", meta, cache: str, log):
     return interp
 
 
-def _layer(o: "Options", spec, interp, cache: str, cache_exists: bool, log):
+def _layer(o: "Options", spec, interp, cache: str, cache_exists: bool, log, got):
     """The cached layer for ``spec`` (found or built), or None: no
     requirements, or --no-cache (installed into the tree instead)."""
     from . import paths
@@ -274,11 +323,17 @@ def _layer(o: "Options", spec, interp, cache: str, cache_exists: bool, log):
     if spec.empty:
         log("no requirements: the environment is the bare interpreter")
         return None
-    if o.no_cache:
-        return None
     if not cache_exists:
         paths.private_dir(cache)
-    if not o.refresh:
+    if not o.refresh and not o.no_cache:
+        layer = store.find(cache, layer_key(spec, interp), offline=o.offline, log=log)
+        if layer is not None:
+            return layer
+    _cold_script(o, spec, interp, cache, log, got)
+    if o.no_cache:
+        return None
+    if spec.lock is not None and not o.refresh:
+        # uv may have rewritten a stale lock: that one's layer may exist.
         layer = store.find(cache, layer_key(spec, interp), offline=o.offline, log=log)
         if layer is not None:
             return layer
@@ -286,6 +341,23 @@ def _layer(o: "Options", spec, interp, cache: str, cache_exists: bool, log):
 
     return build.build(spec, interp, cache, refresh=o.refresh, offline=o.offline,
                        verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
+
+
+def _cold_script(o: "Options", spec, interp, cache: str, log, got) -> None:
+    """A script's cold run: uv's required-version checked, its lock exported
+    (script_lock.export, which may have uv rewrite a stale one)."""
+    if got.required_uv:
+        from . import pep440, uv
+
+        version = uv.run(["--version"], what="asking uv its version").split()[1]
+        if not pep440.satisfies(version, got.required_uv):
+            raise RunxError(f"{o.script}: [tool.uv] required-version {got.required_uv!r} does "
+                            f"not match the uv runx runs ({version})",
+                            "change required-version, or set RUNX_UV to such a uv")
+    if spec.lock is not None:
+        from . import script_lock
+
+        script_lock.export(spec.lock, o, spec, interp, cache, log)
 
 
 def _check_can_run(o: "Options") -> None:
@@ -403,8 +475,77 @@ def _resolve(o: "Options", env: dict, layer) -> str:
             # A *.py name that is neither a file nor a command: the user meant a script.
             raise UsageError(f"script {o.py_command}: no such file", "check the path") from None
         if o.tool and e.code == EXIT_NOT_FOUND:     # uvx's case: the package lacks that command
-            provided = sorted(s["name"] for s in layer.scripts) if layer else []
-            e.message = (f"{o.command[0]}: {o.tool[0]} provides no command of that name"
-                         + (f"; it provides: {', '.join(provided)}" if provided else ""))
-            e.hint = "name the package with --from PKG COMMAND"
+            raise _not_provided(o, layer) from None
+        if o.with_ and e.code == EXIT_NOT_FOUND and _names_a_tool(o.command[0]):
+            e.hint = (f"uvx would install it: runx --from {o.command[0]} "
+                      f"{' '.join('--with ' + w for w in o.with_)} {o.command[0]}")
         raise
+
+
+def _names_a_tool(command: str) -> bool:
+    return "/" not in command and not command.startswith("python") and command[:1].isalnum()
+
+
+def _warn_outside(o: "Options", path: str, tree_path: str) -> None:
+    """``runx --with PLUGIN TOOL`` is ``uv run --with``'s: TOOL comes from
+    PATH when the environment lacks it. When that is another Python
+    installation's console script (a uvx user meant TOOL to be installed),
+    say so, with the spelling that installs it. Only when --with is given and
+    the command came from outside the tree: a stat and a 256-byte read."""
+    if (not o.with_ or o.verbosity < 0 or path.startswith(tree_path + "/")
+            or not _names_a_tool(o.command[0])):
+        return
+    try:
+        with open(path, "rb") as f:
+            first = f.read(256).split(b"\n", 1)[0]
+    except OSError:
+        return
+    venv = os.path.isfile(os.path.join(os.path.dirname(os.path.dirname(path)), "pyvenv.cfg"))
+    if (first.startswith(b"#!") and b"python" in first) or venv:
+        say(f"runx: warning: {o.command[0]} is not in the environment: running {path}, another "
+            f"Python installation's, as uv run --with does (to install it as uvx would: "
+            f"runx --from {o.command[0]} {' '.join('--with ' + w for w in o.with_)} "
+            f"{o.command[0]})\n")
+
+
+def _not_provided(o: "Options", layer) -> RunxError:
+    """uvx's error for a package without the named command (exit 1): the
+    package's own commands, then its dependencies' (by their RECORDs)."""
+    from .requirements import normalize
+
+    name = o.tool[0].split(" @ ", 1)[0]
+    n = 0
+    while n < len(name) and (name[n].isalnum() or name[n] in "._-"):
+        n += 1
+    command, package = o.command[0], normalize(name[:n])
+    own, others = _commands_by_package(layer, package)
+    hint = (f"runx --from {o.tool[0]} {own[0] if len(own) == 1 else 'COMMAND'}" if own
+            else "name the package that provides it: --from PKG COMMAND")
+    message = (f"{command}: the package {package} provides no command of that name"
+               + (f"; its commands: {', '.join(own)}" if own else "; it has no commands")
+               + (f"; its dependencies': {', '.join(others)}" if others else ""))
+    return RunxError(message, hint, EXIT_ENV)
+
+
+def _commands_by_package(layer, package: str) -> tuple:
+    """(the package's commands, the other packages' commands) in the layer."""
+    from .requirements import normalize
+
+    names = {s["name"] for s in layer.scripts} if layer else set()
+    own: set = set()
+    try:
+        entries = os.listdir(layer.site_packages) if layer else []
+    except OSError:
+        entries = []
+    for d in entries:
+        if not d.endswith(".dist-info") or normalize(d[:-10].rsplit("-", 1)[0]) != package:
+            continue
+        try:
+            with open(os.path.join(layer.site_packages, d, "RECORD")) as f:
+                for line in f:
+                    path = line.split(",", 1)[0]
+                    if "/bin/" in path and path.rsplit("/", 1)[-1] in names:
+                        own.add(path.rsplit("/", 1)[-1])
+        except OSError:
+            pass
+    return sorted(own), sorted(names - own)

@@ -35,16 +35,87 @@ def load(path: str) -> str:
 
 def parse(text: str, environ: dict, path: str = "<env file>") -> dict:
     """NAME → value, in file order. ``environ`` is only read, for ${NAME}."""
-    out: dict = {}
-    i, n, line = 0, len(text), 1
+    r = _Reader(text, environ, path)
+    while r.i < len(text):
+        end = r.line_end(r.i)
+        stripped = text[r.i:end].strip()
+        if stripped and not stripped.startswith("#"):
+            end = r.assignment(stripped, end)
+        r.i, r.line = end + 1, r.line + 1
+    return r.out
 
-    def fail(msg: str):
-        raise UsageError(f"env file {path}, line {line}: {msg}", _HINT)
 
-    def lookup(name: str):
-        return out[name] if name in out else environ.get(name)
+class _Reader:
+    """Where parse is in the text (``i``, ``line``) and what it has read."""
 
-    def expand(value: str) -> str:
+    def __init__(self, text: str, environ: dict, path: str):
+        self.text, self.environ, self.path = text, environ, path
+        self.out: dict = {}
+        self.i, self.line = 0, 1
+
+    def fail(self, msg: str):
+        raise UsageError(f"env file {self.path}, line {self.line}: {msg}", _HINT)
+
+    def line_end(self, j: int) -> int:
+        end = self.text.find("\n", j)
+        return len(self.text) if end < 0 else end
+
+    def assignment(self, stripped: str, end: int) -> int:
+        """One ``[export] NAME=VALUE`` (or a bare NAME, passed through) starting
+        at ``self.i``; the index where its last line ends."""
+        body = stripped
+        if body.startswith(("export ", "export\t")):
+            body = body[7:].lstrip()
+        name, eq, rest = body.partition("=")
+        name = name.strip()
+        if not eq:
+            if not _is_name(name):
+                self.fail(f"expected NAME=VALUE, got {stripped[:40]!r}")
+            return end                  # bare NAME: the caller's value passes through
+        if not _is_name(name):
+            self.fail(f"invalid variable name {name[:40]!r}")
+        start = self.i + self.text[self.i:end].index("=") + 1   # where the value starts
+        while start < end and self.text[start] in " \t":
+            start += 1
+        if rest.lstrip(" \t")[:1] in ("'", '"'):
+            value, end = self.quoted(name, start)
+        else:
+            value = self.text[start:end]
+            cut = min(x for x in (value.find(" #"), value.find("\t#"), len(value)) if x >= 0)
+            value = self.expand(value[:cut].strip())
+        self.out[name] = value
+        return end
+
+    def quoted(self, name: str, start: int) -> tuple:
+        """A quoted value (it may span lines): the value and its line's end.
+        Single quotes are literal; double quotes take \\n \\t \\r \\" \\\\ \\$
+        and expand ${NAME}."""
+        text, q = self.text, self.text[start]
+        j, buf = start + 1, []
+        while True:
+            if j >= len(text):
+                self.fail(f"unterminated {q}-quoted value for {name}")
+            ch = text[j]
+            if ch == q:
+                break
+            if q == '"' and ch == "\\" and j + 1 < len(text):
+                buf.append(_ESCAPE.get(text[j + 1], "\\" + text[j + 1]))
+                j += 2
+                continue
+            buf.append(ch)
+            j += 1
+        value = "".join(buf)
+        if q == '"':        # \$ was marked with \0 to escape expansion: expand, then unmark
+            value = "$".join(self.expand(p) for p in value.split("\0$"))
+        self.line += text.count("\n", start, j)
+        end = self.line_end(j)
+        after = text[j + 1:end].strip()
+        if after and not after.startswith("#"):
+            self.fail(f"unexpected text after the quoted value of {name}: {after[:40]!r}")
+        return value, end
+
+    def expand(self, value: str) -> str:
+        """${NAME} and ${NAME:-default}: the file's earlier lines, then environ."""
         res, j = [], 0
         while j < len(value):
             k = value.find("${", j)
@@ -53,77 +124,16 @@ def parse(text: str, environ: dict, path: str = "<env file>") -> dict:
                 break
             end = value.find("}", k)
             if end < 0:
-                fail("unclosed '${'")
+                self.fail("unclosed '${'")
             res.append(value[j:k])
             inner = value[k + 2:end]
             name, sep, default = inner.partition(":-")
             if not _is_name(name):
-                fail(f"bad variable reference '${{{inner}}}'")
-            got = lookup(name)
+                self.fail(f"bad variable reference '${{{inner}}}'")
+            got = self.out[name] if name in self.out else self.environ.get(name)
             res.append(got if got else (default if sep else (got or "")))
             j = end + 1
         return "".join(res)
 
-    while i < n:
-        end = text.find("\n", i)
-        end = n if end < 0 else end
-        raw = text[i:end]
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            i, line = end + 1, line + 1
-            continue
-        body = stripped
-        if body.startswith("export ") or body.startswith("export\t"):
-            body = body[7:].lstrip()
-        name, eq, rest = body.partition("=")
-        name = name.strip()
-        if not eq:
-            if _is_name(name):       # bare NAME: pass the caller's value through
-                i, line = end + 1, line + 1
-                continue
-            fail(f"expected NAME=VALUE, got {stripped[:40]!r}")
-        if not _is_name(name):
-            fail(f"invalid variable name {name[:40]!r}")
-        rest = rest.lstrip(" \t")
-        # Where the value starts in the whole text (quotes may span lines).
-        vstart = i + raw.index("=") + 1
-        while vstart < end and text[vstart] in " \t":
-            vstart += 1
-        if rest[:1] in ("'", '"'):
-            q = rest[0]
-            j = vstart + 1
-            buf = []
-            while True:
-                if j >= n:
-                    fail(f"unterminated {q}-quoted value for {name}")
-                ch = text[j]
-                if ch == q:
-                    break
-                if q == '"' and ch == "\\" and j + 1 < n:
-                    nxt = text[j + 1]
-                    buf.append({"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\",
-                                "$": "\0$"}.get(nxt, "\\" + nxt))
-                    j += 2
-                    continue
-                buf.append(ch)
-                j += 1
-            value = "".join(buf)
-            if q == '"':
-                # \$ was marked with \0 to escape expansion; expand, then unmark.
-                parts = value.split("\0$")
-                value = "$".join(expand(p) for p in parts)
-            line += text.count("\n", vstart, j)
-            end = text.find("\n", j)
-            end = n if end < 0 else end
-            after = text[j + 1:end].strip()
-            if after and not after.startswith("#"):
-                fail(f"unexpected text after the quoted value of {name}: {after[:40]!r}")
-        else:
-            value = text[vstart:end] if rest else ""
-            k = value.find(" #")
-            t = value.find("\t#")
-            cut = min(x for x in (k, t, len(value)) if x >= 0)
-            value = expand(value[:cut].strip())
-        out[name] = value
-        i, line = end + 1, line + 1
-    return out
+
+_ESCAPE = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "\0$"}

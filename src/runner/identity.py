@@ -36,8 +36,17 @@ NEUTRAL_VARS = frozenset((
     "UV_CACHE_DIR", "UV_NO_CACHE", "UV_CONCURRENT_DOWNLOADS", "UV_CONCURRENT_BUILDS",
     "UV_CONCURRENT_INSTALLS", "UV_HTTP_TIMEOUT", "UV_REQUEST_TIMEOUT", "UV_HTTP_RETRIES",
     "UV_NO_PROGRESS", "UV_LOG_CONTEXT", "UV_NO_WRAP", "UV_LINK_MODE", "UV_COMPILE_BYTECODE",
-    "UV_NATIVE_TLS", "UV_RUN_RECURSION_DEPTH",
+    "UV_NATIVE_TLS", "UV_RUN_RECURSION_DEPTH", "UV_ENV_FILE", "UV_NO_ENV_FILE",
+    "UV_CONCURRENT_CACHE_READS", "UV_HTTP_CONNECT_TIMEOUT", "UV_LOCK_TIMEOUT",
 ))
+# Variables of uv pip install that neither uv run nor uvx reads
+# (crates/uv-cli: PipInstallArgs' `env =` that RunArgs and ToolRunArgs lack):
+# runx, which installs with uv pip, unsets them for uv and does not key them.
+PIP_ONLY_VARS = frozenset(("UV_EXCLUDE", "UV_SYSTEM_PYTHON", "UV_BREAK_SYSTEM_PACKAGES",
+                           "UV_REQUIRE_HASHES"))
+# ... and those uvx reads (ToolRunArgs) but uv run does not: honoured in tool mode only.
+TOOL_ONLY_VARS = frozenset(("UV_CONSTRAINT", "UV_OVERRIDE", "UV_BUILD_CONSTRAINT",
+                            "UV_TORCH_BACKEND"))
 MAX_FILE = 16 << 20         # a requirements or config file bigger is refused (as paths.MAX_INPUT)
 MAX_FILES = 256             # files reached through -r/-c, in all
 MAX_LISTING = 4096          # entries of a --find-links directory fingerprinted one by one
@@ -402,7 +411,7 @@ def _project_config(start: str, update) -> None:
                     break
 
 
-def uv_config(cwd: str | None, update) -> None:
+def uv_config(cwd: str | None, update, ignored=frozenset()) -> None:
     """The configuration ``uv pip install`` reads when run in CWD.
 
     Project level (checked against uv 0.13.9's -v output): walking up from
@@ -434,13 +443,15 @@ def uv_config(cwd: str | None, update) -> None:
         if data is not None:
             _config(p, data, update)
     for var in sorted(env):
-        if var.startswith("UV_") and var not in NEUTRAL_VARS and not var.startswith("UV_INTERNAL"):
+        if var.startswith("UV_") and var not in NEUTRAL_VARS and var not in ignored \
+                and not var.startswith("UV_INTERNAL"):
             update(b"env\0" + var.encode() + b"=" + env[var].encode("utf-8", "surrogateescape")
                    + b"\0")
     # Variables that name files: what they point at decides too.
     files = []
     for var in FILE_VARS:
-        files += [os.path.join(cwd or "/", f) for f in env.get(var, "").split()]
+        if var not in ignored:
+            files += [os.path.join(cwd or "/", f) for f in env.get(var, "").split()]
     if files:
         requirement_files(files, cwd or "/", update, lambda p: read_small(p) or b"missing")
     for u in env.get("UV_FIND_LINKS", "").replace(",", " ").split():

@@ -133,7 +133,7 @@ def _module(o, opt, value):
 
 
 def _quiet(o, opt, value):
-    o.verbosity = -1
+    o.verbosity = min(o.verbosity, 0) - 1       # -q: -1, -qq: -2 (uv's "silent")
 
 
 def _verbose(o, opt, value):
@@ -187,6 +187,16 @@ OPTIONS = [
     Opt(("--env-file",), "FILE", "add the variables of a dotenv file to the command's "
         "environment (repeatable; later files win)", RUN, "runx", kind="file", repeat=True,
         dest="env_files"),
+    Opt(("--no-env-file",), None, "read no env file, not even UV_ENV_FILE's (also "
+        "UV_NO_ENV_FILE)", RUN, "runx"),
+    Opt(("-s", "--script"), None, "run the first positional as a PEP 723 script, whatever its "
+        "name (uv run --script)", RUN, "runx", dest="as_script"),
+    Opt(("--gui-script",), None, "the same as --script (uv runs pythonw for it on Windows "
+        "only)", RUN, "runx", dest="as_script"),
+    Opt(("--locked",), None, "a script's SCRIPT.lock must be up to date with its block, or "
+        "stop (uv's --locked)", RUN, "runx"),
+    Opt(("--frozen",), None, "install a script's SCRIPT.lock as it is, without checking it "
+        "against the block (uv's --frozen)", RUN, "runx"),
     Opt(("--keep",), None, "do not remove the environment (prints its path; "
         "'runx gc --kept' removes it later)", RUN, "runx"),
     Opt(("--tree",), "MODE", "dir (default) or fuse: a FUSE mount served by the reaper; "
@@ -356,9 +366,10 @@ def parse(argv: list) -> Options:
             name, eq, value = "-m", "=", arg[2:]        # -mMODULE, as python takes it
         elif arg.startswith("--"):
             name, eq, value = arg.partition("=")
-        elif arg == "-vv":
-            name, eq, value = "-v", "", ""
-            o.verbosity = max(o.verbosity, 0) + 1
+        elif len(arg) > 2 and arg[1] in "qv" and arg[1:] == arg[1] * (len(arg) - 1):
+            name, eq, value = arg[:2], "", ""            # -vv, -qq: the flag n times, as uv
+            for _ in range(len(arg) - 2):
+                table[name].action(o, table[name], None)
         else:
             name, eq, value = arg, "", ""
         opt = table.get(name)
@@ -409,6 +420,15 @@ def _positionals(o: Options, rest: list) -> None:
     COMMAND, which in tool mode also names its package."""
     if o.module is not None:
         o.command = ["python", "-m", o.module, *rest]
+    elif o.as_script and rest and rest[0] != "-":
+        # uv run --script FILE: a PEP 723 script whatever its name (a.txt, a tool
+        # without a suffix); a missing one is an error here, as in uv (exit 2).
+        if not os.path.isfile(rest[0]):
+            raise UsageError(f"script {rest[0]}: no such file", "check the path")
+        o.script = rest[0]
+        o.command = ["python", rest[0], *rest[1:]]
+    elif o.as_script and not rest:
+        raise UsageError("--script needs the script's path", "e.g. runx --script tool.txt ARG")
     elif rest and rest[0] == "-":
         # `runx - < script.py`, as `uv run -`: the script's text becomes
         # `python -c TEXT ARG...` once read (cli._stdin_script), so
@@ -433,20 +453,88 @@ def _positionals(o: Options, rest: list) -> None:
         if not o.command:
             o.command = rest
     if o.from_ is not None:
-        req, _, latest = tool_requirement(o.from_, "--from")
-        o.tool = [req]
-        o.refresh = o.refresh or latest
+        _tool(o, o.from_, "--from")
     elif (o.command and not o.script and o.module is None and not o.no_project and not o.with_
           and o.py_command is None    # a *.py name is a script (uv run's reading), not a package
-          and not o.with_requirements and not o.with_editable and not _is_python(o.command[0])
-          and "/" not in o.command[0] and o.command[0][:1].isalnum()):
+          and not o.with_requirements and not o.with_editable and o.command[0] != "python"
+          and _names_a_package(o.command[0])):
         # Tool mode, as uvx: with no requirement named at all, the command
         # names its own package (even if a command of that name is on PATH).
         # Not "-" (a script on stdin) and not a path (a file to run).
-        req, cmd, latest = tool_requirement(o.command[0], "command")
-        o.tool = [req]
+        _tool(o, o.command[0], "command")
+
+
+def _tool(o: Options, spec: str, what: str) -> None:
+    """uvx's reading of the package named by COMMAND or --from: a Python
+    (``python@3.12``, ``pypy310``, ``'python>3.11,<3.13'``: an interpreter
+    request and no package, as uvx's ToolRequest::Python) or a package."""
+    if o.locked or o.frozen:
+        flag = "--locked" if o.locked else "--frozen"
+        raise UsageError(f"{flag}: uvx does not take it, and runx neither in tool mode",
+                         "a lock belongs to a script: runx --locked SCRIPT")
+    request = python_tool_request(spec)
+    if request is not None:
+        if request and o.python is not None and o.python != request:
+            raise UsageError(f"two Python requests: --python {o.python} and {spec}",
+                             "give one (uvx refuses both too)")
+        o.python = request or o.python
+        if what == "command":
+            o.command = ["python", *o.command[1:]]
+        return
+    req, cmd, latest = tool_requirement(spec, what)
+    o.tool = [req]
+    if what == "command":
         o.command = [cmd or o.command[0], *o.command[1:]]
-        o.refresh = o.refresh or latest
+    o.refresh = o.refresh or latest
+
+
+def _names_a_package(first: str) -> bool:
+    """A tool-mode COMMAND names a package: a name, with extras or a version
+    (``ruff``, ``black[jupyter]``, ``ruff@0.6``, ``ruff>=0.6``) or a direct
+    reference (``'cowsay @ https://…/cowsay.whl'``); not a path."""
+    if not first[:1].isalnum():
+        return False
+    name, at, target = first.partition("@")
+    return "/" not in name and (not at or "/" not in target or "://" in target)
+
+
+_PYTHONS = ("python", "cpython", "pypy", "graalpy", "pyodide")
+
+
+def python_tool_request(spec: str):
+    """uv's PythonRequest::try_from_tool_name: "" for ``python`` (the default
+    interpreter), the request for ``python3.12``, ``python@3.12``,
+    ``pypy@3.10``, ``cpython``, ``python>3.11,<3.13``; None for a package."""
+    name = spec.lower()
+    for prefix in _PYTHONS:
+        if name == prefix:
+            return "" if prefix == "python" else prefix
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix):]
+        if rest.startswith("@"):
+            version = rest[1:]
+            if version == "latest":
+                raise UsageError(f"{spec}: requesting the 'latest' Python version is not yet "
+                                 "supported (uv's words)", f"name a version, e.g. {prefix}@3.13")
+            if not version:
+                raise UsageError(f"{spec}: no version after '@'", f"e.g. {prefix}@3.13")
+        elif _is_version_request(rest):
+            version = rest
+        else:
+            continue
+        return version if prefix == "python" else f"{prefix}@{version}"
+    return None
+
+
+def _is_version_request(v: str) -> bool:
+    """What uv's VersionRequest takes after a bare prefix (python312, python3.13t,
+    pypy3.10, python>=3.11): digits and dots, a 't', or a specifier."""
+    if v[:1] in ("<", ">", "=", "!", "~"):
+        return True
+    core = v[:-1] if v.endswith("t") else v
+    parts = core.split(".")
+    return bool(core) and len(parts) <= 3 and all(p.isdigit() for p in parts)
 
 
 def _check(o: Options) -> None:
@@ -473,15 +561,6 @@ def _unknown(arg: str, name: str, table: dict):
                       "see 'runx --help'; put '--' before a command that starts with '-'")
 
 
-def _is_python(name: str) -> bool:
-    """python, python3, python3.12: the environment's interpreter, no package."""
-    if not name.startswith("python"):
-        return False
-    rest = name[6:]
-    major, _, minor = rest.partition(".")
-    return rest == "" or (major.isdigit() and (minor == "" or minor.isdigit()))
-
-
 def tool_requirement(spec: str, what: str) -> tuple:
     """uvx's reading of a package named on the command line (COMMAND or --from):
     NAME@VERSION means NAME==VERSION, NAME@latest means NAME re-resolved now,
@@ -500,6 +579,8 @@ def tool_requirement(spec: str, what: str) -> tuple:
         if os.path.exists(spec):         # a local wheel, sdist or project directory
             spec = os.path.abspath(spec)
         return spec, None, False
+    if rest.lstrip().startswith("@") and "://" in rest:
+        rest = rest.lstrip()                # 'cowsay @ https://…', spaces as PEP 508 allows
     if rest.startswith("@"):
         version = rest[1:].strip()
         if not version:
@@ -542,8 +623,6 @@ NOT_TAKEN = {
     "--project": _PROJECT,
     "--package": _PROJECT,
     "--all-packages": _PROJECT,
-    "--locked": _PROJECT,
-    "--frozen": _PROJECT,
     "--no-sync": _PROJECT,
     "--active": "runx always makes its own environment (a tree over a cached layer)",
     "--extra": "extras go into the requirement: --with 'pkg[extra]'",
@@ -560,10 +639,6 @@ NOT_TAKEN = {
     "--no-editable": _PROJECT,
     "--no-editable-package": _PROJECT,
     "--exact": "a runx environment holds exactly what was asked for already",
-    "-s": "a *.py file is a script already: write runx SCRIPT",
-    "--script": "a *.py file is a script already: write runx SCRIPT",
-    "--gui-script": "GUI scripts are a Windows feature; write runx SCRIPT",
-    "--no-env-file": "runx reads no env file unless given --env-file",
     "--lfs": "uv pip install has no Git LFS support; use a URL with the files committed",
     "--python-platform": "an environment for another platform could not run the command",
     "--no-require-build-hashes": "that is the default",

@@ -30,14 +30,11 @@ def missing_script(arg: str) -> bool:
 
 
 class Metadata:
-    def __init__(self, dependencies=(), requires_python=None, found=False, unclosed=None,
-                 tool_uv=None):
+    def __init__(self, dependencies=(), requires_python=None, found=False, tool_uv=None):
         self.dependencies = list(dependencies)
         self.requires_python = requires_python
         self.found = found          # a ``# /// script`` block was there
-        self.unclosed = unclosed    # an Unclosed: a "# /// script" without its "# ///"
         self.tool_uv = tool_uv      # the block's [tool.uv] table, or None
-        self.uv_env = {}            # what tool_uv() sends to uv by its variables
 
 
 def read(path: str, *, what: str = "script") -> Metadata:
@@ -70,7 +67,7 @@ def _lines(text: str) -> list:
 
 
 class Unclosed:
-    """Where an opened block went wrong, for the warning."""
+    """Where an opened block went wrong, for the error."""
 
     def __init__(self, line, stop_line=None, stop_text=None):
         self.line = line                # the '# /// script' line
@@ -112,10 +109,13 @@ def parse(text: str, path: str = "<script>") -> Metadata:
             break
     closing = max((k for k, ln in enumerate(toml) if ln == "///"), default=None)
     if closing is None:
-        # uv refuses such a script; PEP 723 says ignore the block. runx runs
-        # it and says exactly what is wrong (the caller warns).
-        return Metadata(unclosed=Unclosed(start, None if stop is None else start + stop,
-                                          None if stop is None else lines[stop]))
+        # PEP 723 says ignore the block, uv stops (exit 2): running without the
+        # dependencies would run other code than uv does, so runx stops too,
+        # and says exactly which line ended the block.
+        where = Unclosed(start, None if stop is None else start + stop,
+                         None if stop is None else lines[stop])
+        raise UsageError(f"{path}, line {start}: {where.describe()}",
+                         "uv refuses such a script too; close the block with '# ///'")
     # PEP 723: a second script block is an error (uv reads only the first).
     for k in range(closing + 2, len(lines)):
         if lines[k] == _OPEN:
@@ -157,126 +157,268 @@ def parse(text: str, path: str = "<script>") -> Metadata:
 
 # --- [tool.uv] in a script block -----------------------------------------------
 #
-# ``uv run script.py`` applies the block's [tool.uv] settings. runx builds its
-# layer with ``uv pip install``, so each key is mapped to what makes uv pip do
-# the same, or refused: never ignored. The mapped settings are written to a
-# requirements file named by its content (it also carries the whole table as
-# a comment), passed with ``-r``: the layer key hashes that file, so any change
-# to the table names another layer. Settings a requirements file cannot carry
-# go to uv through its environment variables (unless the user set them: uv
-# ranks its variables above the script's settings).
+# ``uv run script.py`` reads the block's [tool.uv] as configuration: below its
+# command line and its variables, above every uv.toml (crates/uv/src/lib.rs
+# merges it first). runx builds with ``uv pip install``, so each key uv takes
+# there (its ToolUv: GlobalOptions, ResolverInstallerSchema and the
+# dependency tables; tests/test_pep723.py checks the list against uv) is
+# carried by what gives it that rank in uv pip, as the table below says:
+#
+#   req     a line of a requirements file (``-r``, named by its content, which
+#           also holds the whole table as a comment: the layer key hashes it)
+#   env     uv's variable, unless the user set it (uv ranks variables above
+#           the script); part of the layer key
+#   file    a requirements file named by a variable (overrides, excludes...)
+#   quiet   uv's variable for how uv talks, not what it installs: not keyed
+#   cli     an option of uv pip install, before the user's own (keyed)
+#   again   a rebuild now, as -U/--reinstall (uv run re-resolves every time)
+#   python  the interpreter lookup (uv python find)
+#   none    no meaning for runx (documented in the README)
+#   refuse  uv takes it, uv pip install has no way to: refused, with why
 
-_UV_ENV = {"exclude-newer": "UV_EXCLUDE_NEWER", "prerelease": "UV_PRERELEASE",
-           "resolution": "UV_RESOLUTION", "index-strategy": "UV_INDEX_STRATEGY"}
-_UV_FILES = {"override-dependencies": "UV_OVERRIDE",
-             "build-constraint-dependencies": "UV_BUILD_CONSTRAINT"}
-_UV_KEYS = set(_UV_ENV) | set(_UV_FILES) | {
-    "sources", "index", "index-url", "extra-index-url", "find-links", "no-index",
-    "constraint-dependencies"}
-_HINT = "remove it, or run the script with 'uv run'"
+_KEYS: dict = {
+    "index": ("req", None), "index-url": ("req", None), "extra-index-url": ("req", None),
+    "find-links": ("req", None), "no-index": ("req", None),
+    "constraint-dependencies": ("req", None), "sources": ("req", None),
+    "no-sources": ("req", None), "no-sources-package": ("req", None),
+    "exclude-newer": ("env", "UV_EXCLUDE_NEWER"), "prerelease": ("env", "UV_PRERELEASE"),
+    "resolution": ("env", "UV_RESOLUTION"), "index-strategy": ("env", "UV_INDEX_STRATEGY"),
+    "fork-strategy": ("env", "UV_FORK_STRATEGY"),
+    "keyring-provider": ("env", "UV_KEYRING_PROVIDER"),
+    "no-build": ("env", "UV_NO_BUILD"), "no-binary": ("env", "UV_NO_BINARY"),
+    "no-build-package": ("env", "UV_NO_BUILD_PACKAGE"),
+    "no-binary-package": ("env", "UV_NO_BINARY_PACKAGE"),
+    "no-build-isolation": ("env", "UV_NO_BUILD_ISOLATION"),
+    "torch-backend": ("env", "UV_TORCH_BACKEND"), "preview": ("env", "UV_PREVIEW"),
+    "preview-features": ("env", "UV_PREVIEW_FEATURES"),
+    "override-dependencies": ("file", "UV_OVERRIDE"),
+    "build-constraint-dependencies": ("file", "UV_BUILD_CONSTRAINT"),
+    "exclude-dependencies": ("file", "UV_EXCLUDE"),
+    "config-settings": ("cli", "-C"),
+    "config-settings-package": ("cli", "--config-settings-package"),
+    "exclude-newer-package": ("cli", "--exclude-newer-package"),
+    "prerelease-package": ("cli", "--prerelease-package"),
+    "no-build-isolation-package": ("cli", "--no-build-isolation-package"),
+    "upgrade": ("again", "--upgrade"), "upgrade-package": ("again", "--upgrade-package"),
+    "reinstall": ("again", "--reinstall"), "reinstall-package": ("again", "--reinstall-package"),
+    "python-preference": ("python", "--python-preference"),
+    "python-downloads": ("python", "--no-python-downloads"),
+    "link-mode": ("quiet", "UV_LINK_MODE"), "compile-bytecode": ("quiet", "UV_COMPILE_BYTECODE"),
+    "native-tls": ("quiet", "UV_NATIVE_TLS"), "system-certs": ("quiet", "UV_SYSTEM_CERTS"),
+    "offline": ("quiet", "UV_OFFLINE"), "no-cache": ("quiet", "UV_NO_CACHE"),
+    "cache-dir": ("quiet", "UV_CACHE_DIR"),
+    "concurrent-downloads": ("quiet", "UV_CONCURRENT_DOWNLOADS"),
+    "concurrent-builds": ("quiet", "UV_CONCURRENT_BUILDS"),
+    "concurrent-installs": ("quiet", "UV_CONCURRENT_INSTALLS"),
+    "allow-insecure-host": ("quiet", "UV_INSECURE_HOST"),
+    "http-proxy": ("quiet", "HTTP_PROXY"), "https-proxy": ("quiet", "HTTPS_PROXY"),
+    "no-proxy": ("quiet", "NO_PROXY"),
+    "required-version": ("none", "checked against the uv runx runs when a layer is built"),
+    "dependency-metadata": ("refuse", "uv pip install reads it only from a uv.toml"),
+    "extra-build-dependencies": ("refuse", "uv pip install reads it only from a uv.toml"),
+    "extra-build-variables": ("refuse", "uv pip install reads it only from a uv.toml"),
+}
+_HINT = "see the README's 'Coming from uvx / uv run'; or run the script with 'uv run'"
 
 
 class ToolUv:
-    """What a [tool.uv] table becomes: the dependencies left as they are, one
-    generated requirements file (or None), and variables for uv."""
+    """What a [tool.uv] table becomes (see _KEYS): the dependencies left as
+    they are, one generated requirements file (or None), uv's variables
+    (``env`` keyed, ``quiet`` not), uv pip options (``uv_args`` keyed,
+    ``again`` a rebuild now), interpreter lookup options, and uv's required
+    version (or None)."""
 
-    def __init__(self, dependencies, requirements_file, env):
-        self.dependencies = dependencies
-        self.requirements_file = requirements_file
-        self.env = env
+    def __init__(self):
+        self.dependencies: list = []
+        self.requirements_file = None
+        self.env: dict = {}
+        self.quiet: dict = {}
+        self.uv_args: list = []
+        self.again: list = []
+        self.python_args: list = []
+        self.required_version = None
 
 
-def tool_uv(meta: Metadata, script: str, cache: str) -> ToolUv:
+def tool_uv(meta: Metadata, script: str, cache: str, *, locked: bool = False,
+            no_sources: bool = False) -> ToolUv:
+    """Map the block's [tool.uv] (see _KEYS). ``locked``: the script's lock
+    already holds what the dependency tables decide (sources, constraints,
+    overrides, excludes), so only how to fetch and build it is mapped."""
     table = meta.tool_uv or {}
     for k in table:
-        if k not in _UV_KEYS:
-            raise UsageError(f"{script}: [tool.uv] '{k}' in the script block is not "
-                             "supported by runx", _HINT)
-    base = os.path.dirname(os.path.abspath(script))
-    lines, env, deps = [], {}, list(meta.dependencies)
+        kind, why = _KEYS.get(k, ("unknown", None))
+        if kind == "unknown":
+            raise UsageError(f"{script}: [tool.uv] '{k}' in the script block: uv takes no such "
+                             "key (nor does runx)", "check the spelling in uv's settings reference")
+        if kind == "refuse":
+            raise UsageError(f"{script}: [tool.uv] '{k}' in the script block: {why}", _HINT)
+    t = ToolUv()
+    v = _Values(script)
+    lines = _index_lines(table, v) + _dependency_lines(table, v, cache, locked)
+    t.dependencies = list(meta.dependencies)
+    sources = {} if (locked or no_sources or table.get("no-sources")) else table.get("sources", {})
+    if sources:
+        skip = {_name_key(n) for n in v.strings("no-sources-package",
+                                                 table.get("no-sources-package", []))}
+        t.dependencies, sourced = _apply_sources(t.dependencies, sources, script, v.local, skip)
+        lines += sourced
+    for key, value in table.items():
+        kind, target = _KEYS[key]
+        target = target or ""
+        if kind == "env" and not os.environ.get(target):
+            t.env[target] = v.env_value(key, value)
+        elif kind == "file" and not locked:
+            t.env[target] = _content_file(cache, "".join(r + "\n" for r in v.strings(key, value)))
+        elif kind == "quiet" and not os.environ.get(target):
+            t.quiet[target] = (v.local(v.env_value(key, value)) if key == "cache-dir"
+                               else v.env_value(key, value))
+        elif kind == "cli":
+            t.uv_args += v.cli_args(key, target, value)
+        elif kind == "again" and value:
+            t.again += [target] if value is True else v.cli_args(key, target, value)
+        elif kind == "python":
+            t.python_args += v.python_args(key, target, value)
+        elif key == "required-version":
+            t.required_version = v.string(key, value)
+    if lines or t.env:
+        keyed = sorted((k, x) for k, x in table.items() if _KEYS[k][0] in ("req", "env", "file"))
+        head = "# runx: [tool.uv] of a script block: " + repr(keyed) + "\n"
+        t.requirements_file = _content_file(cache, head + "".join(ln + "\n" for ln in lines))
+    return t
 
-    def strings(key, value):
+
+class _Values:
+    """The block's values, checked and spelled for uv; a wrong type is one
+    usage error naming the key."""
+
+    def __init__(self, script):
+        self.script = script
+        self.base = os.path.dirname(os.path.abspath(script))
+
+    def fail(self, key, what):
+        raise UsageError(f"{self.script}: [tool.uv] '{key}' must be {what}", _HINT)
+
+    def string(self, key, value) -> str:
+        if not isinstance(value, str):
+            self.fail(key, "a string")
+        return value
+
+    def strings(self, key, value) -> list:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise UsageError(f"{script}: [tool.uv] '{key}' must be a list of strings", _HINT)
+            self.fail(key, "a list of strings")
         return value
 
-    def local(value):
-        # A relative path in the block is relative to the script, as in uv.
+    def table(self, key, value) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, "a table")
+        return value
+
+    def local(self, value: str) -> str:
+        """A relative path in the block is relative to the script, as in uv."""
         if "://" in value:
             return value
-        return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+        return os.path.normpath(os.path.join(self.base, os.path.expanduser(value)))
 
-    def companion(key, reqs):
-        text = "".join(r.strip() + "\n" for r in strings(key, reqs))
-        return _content_file(cache, text)
+    def env_value(self, key, value) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
+        sep = "," if key == "preview-features" else " "
+        return value if isinstance(value, str) else sep.join(self.strings(key, value))
 
+    def cli_args(self, key, flag, value) -> list:
+        """uv pip's spelling of a table or list: -C K=V, --x PKG=V, --x PKG:K=V."""
+        if isinstance(value, list):
+            return [a for x in self.strings(key, value) for a in (flag, x)]
+        out: list = []
+        for name, item in self.table(key, value).items():
+            if key == "config-settings-package":
+                out += [a for k, x in self.table(key, item).items()
+                        for y in (x if isinstance(x, list) else [x])
+                        for a in (flag, f"{name}:{k}={y}")]
+            else:
+                out += [a for y in (item if isinstance(item, list) else [item])
+                        for a in (flag, f"{name}={y}")]
+        return out
+
+    def python_args(self, key, flag, value) -> list:
+        value = self.string(key, value)
+        if key == "python-preference":
+            return [] if os.environ.get("UV_PYTHON_PREFERENCE") else [flag, value]
+        downloads = os.environ.get("UV_PYTHON_DOWNLOADS") or value
+        return [flag] if downloads in ("never", "manual") and value != "automatic" else []
+
+
+def _index_lines(table, v) -> list:
+    """index, index-url, extra-index-url, find-links, no-index: the lines of
+    a requirements file that tell uv pip the same."""
+    lines = []
     indexes = table.get("index", [])
     if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
-        raise UsageError(f"{script}: [[tool.uv.index]] must be an array of tables", _HINT)
+        raise UsageError(f"{v.script}: [[tool.uv.index]] must be an array of tables", _HINT)
     for ix in indexes:
         url = ix.get("url")
         if not isinstance(url, str):
-            raise UsageError(f"{script}: [[tool.uv.index]] needs a 'url'", _HINT)
-        other = set(ix) - {"name", "url", "default", "explicit", "format"}
+            raise UsageError(f"{v.script}: [[tool.uv.index]] needs a 'url'", _HINT)
+        other = set(ix) - {"name", "url", "default", "explicit", "format", "publish-url"}
         if ix.get("format", "simple") not in ("simple", "flat"):
             other.add("format")
         if other:
-            raise UsageError(f"{script}: [[tool.uv.index]] '{sorted(other)[0]}' is not "
-                             "supported by runx", _HINT)
+            raise UsageError(f"{v.script}: [[tool.uv.index]] '{sorted(other)[0]}': uv pip "
+                             "install has no way to take it", _HINT)
         if ix.get("explicit") or table.get("no-index"):
             continue    # explicit: only for sources naming it (refused); no-index: all off
         if ix.get("format") == "flat":         # a directory or page of files
-            lines.append("--find-links " + local(url))
+            lines.append("--find-links " + v.local(url))
         else:
             lines.append(("--index-url " if ix.get("default") else "--extra-index-url ")
-                         + local(url))
+                         + v.local(url))
     if "index-url" in table:
-        lines.append("--index-url " + local(strings("index-url", table["index-url"])[0]))
-    for u in strings("extra-index-url", table.get("extra-index-url", [])):
-        lines.append("--extra-index-url " + local(u))
-    for u in strings("find-links", table.get("find-links", [])):
-        lines.append("--find-links " + local(u))
+        lines.append("--index-url " + v.local(v.strings("index-url", table["index-url"])[0]))
+    for u in v.strings("extra-index-url", table.get("extra-index-url", [])):
+        lines.append("--extra-index-url " + v.local(u))
+    for u in v.strings("find-links", table.get("find-links", [])):
+        lines.append("--find-links " + v.local(u))
     if table.get("no-index"):
         lines.append("--no-index")
-    if "constraint-dependencies" in table:
-        lines.append("-c " + companion("constraint-dependencies",
-                                       table["constraint-dependencies"]))
-    for key, var in _UV_FILES.items():
-        if key in table and not os.environ.get(var):
-            env[var] = companion(key, table[key])
-    for key, var in _UV_ENV.items():
-        if key in table and not os.environ.get(var):
-            value = table[key]
-            if not isinstance(value, str):
-                raise UsageError(f"{script}: [tool.uv] '{key}' must be a string", _HINT)
-            env[var] = value
-    sources = table.get("sources", {})
-    if not isinstance(sources, dict):
-        raise UsageError(f"{script}: [tool.uv.sources] must be a table", _HINT)
-    if sources:
-        deps, sourced = _apply_sources(deps, sources, script, local)
-        lines += sourced
-    if not lines and not env:
-        return ToolUv(deps, None, env)
-    head = "# runx: [tool.uv] of a script block: " + repr(sorted(table.items())) + "\n"
-    return ToolUv(deps, _content_file(cache, head + "".join(ln + "\n" for ln in lines)), env)
+    return lines
 
 
-def _apply_sources(deps, sources, script, local):
+def _dependency_lines(table, v, cache, locked) -> list:
+    if locked or "constraint-dependencies" not in table:
+        return []
+    text = "".join(r.strip() + "\n" for r in v.strings("constraint-dependencies",
+                                                         table["constraint-dependencies"]))
+    return ["-c " + _content_file(cache, text)]
+
+
+def _name_key(name: str) -> str:
+    out: list = []
+    for ch in name.lower():
+        if ch in "-_.":
+            if not out or out[-1] != "-":
+                out.append("-")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _apply_sources(deps, sources, script, local, skip=frozenset()):
     """Direct dependencies named in [tool.uv.sources] become direct references
-    (``name[extras] @ URL ; marker``), as uv resolves them for a script."""
+    (``name[extras] @ URL ; marker``), as uv resolves them for a script;
+    ``skip``: the no-sources-package names."""
     import re
 
-    def key(name):
-        return re.sub(r"[-_.]+", "-", name).lower()
-
-    by_name = {key(n): v for n, v in sources.items()}
+    if not isinstance(sources, dict):
+        raise UsageError(f"{script}: [tool.uv.sources] must be a table", _HINT)
+    by_name = {_name_key(n): v for n, v in sources.items() if _name_key(n) not in skip}
     kept, sourced = [], []
     for d in deps:
         m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;]*?)\s*(;.*)?$", d)
-        src = by_name.pop(key(m.group(1)), None) if m else None
+        src = by_name.pop(_name_key(m.group(1)), None) if m else None
         if m is None or src is None:
             kept.append(d)
             continue

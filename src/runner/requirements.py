@@ -81,7 +81,8 @@ class Spec:
 
     def __init__(self, requirements=(), requirement_files=(), index_url=None,
                  extra_index_urls=(), find_links=(), no_index=False, uv_options=(), *,
-                 editables=(), cwd=None, uv_env=None):
+                 editables=(), cwd=None, uv_env=None, quiet_env=None, lock=None,
+                 settings_file=None, tool=False):
         self.requirements = list(requirements)
         self.requirement_files = list(requirement_files)     # absolute paths
         self.index_url = index_url
@@ -94,7 +95,15 @@ class Spec:
         self.editables = list(editables)                     # absolute paths
         # Settings uv takes only from its environment (a script's [tool.uv]
         # prerelease, resolution...): for uv's process, never the payload's.
-        self.uv_env = dict(uv_env or {})
+        # ``quiet_env`` changes how uv works, not what it installs: not keyed.
+        self._keyed_env = dict(uv_env or {})
+        # The user's variables that uv pip reads but uv run (or uvx, in tool
+        # mode) does not: unset for uv (None) and not keyed (identity.py).
+        self.ignored_vars = identity_ignored(tool)
+        self.uv_env = {**dict.fromkeys(self.ignored_vars), **(quiet_env or {}),
+                       **self._keyed_env}
+        self.lock = lock                    # script_lock.Lock: SCRIPT.lock, or None
+        self.settings_file = settings_file  # a requirements file of options only
         # uv runs in the caller's directory: relative paths and the uv
         # configuration it reads are the cwd's, so the key is computed there.
         if cwd is None:
@@ -109,14 +118,16 @@ class Spec:
 
     @property
     def empty(self) -> bool:
-        return not self.requirements and not self.requirement_files and not self.editables
+        return (not self.requirements and not self.requirement_files and not self.editables
+                and self.lock is None)
 
     @property
     def pinned(self) -> bool:
-        """True when re-resolving could not change the result (all ``==`` pins)."""
+        """True when re-resolving could not change the result (all ``==`` pins,
+        and a script's lock)."""
         import re
 
-        if self.requirement_files or self.editables:
+        if [f for f in self.requirement_files if f != self.settings_file] or self.editables:
             return False
         return all(re.match(_PINNED, normalize(r)) for r in self.requirements)
 
@@ -150,7 +161,7 @@ class Spec:
             if self.requirement_files:
                 identity.requirement_files(self.requirement_files, self.cwd or "/", h.update,
                                            read_requirements_file)
-            identity.uv_config(self.cwd, h.update)
+            identity.uv_config(self.cwd, h.update, ignored=self.ignored_vars)
         except identity.TooBig as e:
             raise UsageError(str(e), "runx keys a layer by its inputs; split or trim them")
         h.update(b"index\0" + (self.index_url or "").encode() + b"\0")
@@ -161,8 +172,10 @@ class Spec:
             if "://" not in u:
                 h.update(identity.listing(u) + b"\0")
         h.update(b"noindex\0" + (b"1" if self.no_index else b"0"))
-        for k in sorted(self.uv_env):
-            h.update(b"uvenv\0" + k.encode() + b"=" + self.uv_env[k].encode() + b"\0")
+        for k in sorted(self._keyed_env):
+            h.update(b"uvenv\0" + k.encode() + b"=" + self._keyed_env[k].encode() + b"\0")
+        if self.lock is not None:
+            h.update(self.lock.identity() + b"\0")
         previous = None
         for a in self.uv_options:
             h.update(b"uv\0" + a.encode() + b"\0")
@@ -171,9 +184,8 @@ class Spec:
             previous = a
         return h.hexdigest()
 
-    def uv_args(self) -> list[str]:
-        """The arguments that make ``uv pip install`` install exactly this set:
-        local paths as the absolute paths the key was computed from."""
+    def index_args(self) -> list[str]:
+        """--index-url, --extra-index-url, --find-links, --no-index, as given."""
         args: list[str] = []
         if self.index_url:
             args += ["--index-url", self.index_url]
@@ -183,13 +195,27 @@ class Spec:
             args += ["--find-links", u]
         if self.no_index:
             args.append("--no-index")
+        return args
+
+    def uv_args(self) -> list[str]:
+        """The arguments that make ``uv pip install`` install exactly this set:
+        local paths as the absolute paths the key was computed from."""
+        args = self.index_args()
         for path in self.requirement_files:
             args += ["-r", path]
+        if self.lock is not None and self.lock.export:
+            args += ["-r", self.lock.export]
         args += self.uv_options
         for path in self.editables:
             args += ["-e", path]
         args += [found[1] if found else r for r, found in zip(self.requirements, self.local())]
         return args
+
+
+def identity_ignored(tool: bool) -> frozenset:
+    from .identity import PIP_ONLY_VARS, TOOL_ONLY_VARS
+
+    return PIP_ONLY_VARS if tool else PIP_ONLY_VARS | TOOL_ONLY_VARS
 
 
 def layer_key(spec: Spec, interp) -> str:

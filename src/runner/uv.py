@@ -54,7 +54,9 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
         cmd.insert(2, "--quiet")
     if verbosity > 1:
         cmd.insert(2, "--verbose")
-    env = dict(os.environ, **(env_extra or {}))
+    env = dict(os.environ, UV_NO_WRAP="1", **(env_extra or {}))   # whole sentences, quoted
+    for k in [k for k, v in env.items() if v is None]:    # None: unset for uv
+        del env[k]
     env.pop("VIRTUAL_ENV", None)   # uv must act on the paths runx gives, nothing else
     started = time.monotonic()
     try:
@@ -102,7 +104,7 @@ def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool
 
 
 def _python_env() -> dict:
-    env = dict(os.environ)
+    env = dict(os.environ, UV_NO_WRAP="1")   # runx quotes uv's line: not cut at COLUMNS
     env.pop("VIRTUAL_ENV", None)    # runx's default ignores an active venv; so does a request
     return env
 
