@@ -139,7 +139,7 @@ class Loop:
                 timeout = max(0, int((self.timers[0][0] - time.monotonic()) * 1000) + 1)
             elif not self.readers:
                 raise RuntimeError("every task waits for another: nothing can happen")
-            events = []
+            events: list = []
             if self.busy and self.spin:
                 end = time.monotonic() + self.spin
                 while not events and time.monotonic() < end:
@@ -349,6 +349,6 @@ def _metadata_stand_in():
     def version(name):
         raise PackageNotFoundError(name)
 
-    m.PackageNotFoundError = PackageNotFoundError     # type: ignore[attr-defined]
-    m.version = version                               # type: ignore[attr-defined]
+    m.PackageNotFoundError = PackageNotFoundError
+    m.version = version
     return m
