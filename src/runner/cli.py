@@ -291,7 +291,7 @@ def _layer(o: "Options", spec, interp, cache: str, cache_exists: bool, log):
 def _check_can_run(o: "Options") -> None:
     """Refuse, before anything is made, what would leave a tree behind."""
     if o.tree == "fuse":
-        from ..reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
+        from ..reaper import fuse_tree     # cheap: pyfuse3 loads in the reaper
 
         problem = fuse_tree.missing()
         if problem:
