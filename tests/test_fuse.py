@@ -4,6 +4,7 @@ gone at once when the reaper is SIGKILLed (auto_unmount), and nothing of it
 on disk but the empty mountpoint and the lock. Real FUSE, no skips.
 """
 
+import contextlib
 import os
 import select
 import signal
@@ -627,6 +628,20 @@ def test_loop_load_stands_in_only_while_pyfuse3_imports(monkeypatch):
     assert "trio" not in sys.modules and "importlib.metadata" not in sys.modules
 
 
+@contextlib.contextmanager
+def _payload(runx, code: str):
+    """A --tree fuse payload running ``code``, fed on stdin, read by line;
+    killed if the test fails."""
+    p = runx.popen("--tree", "fuse", "python", "-c", code, stdin=subprocess.PIPE,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+    try:
+        yield p, Lines(p.stdout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _reaper_cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -678,10 +693,7 @@ def test_cached_metadata_stays_right_and_an_idle_reaper_sleeps(runx):
     300 s and the reaper polls /dev/fuse for a moment after each request
     (fuse_tree.SPIN): what the payload sees after it changed the tree is
     still right, nothing changes by itself, and an idle reaper uses no CPU."""
-    p = runx.popen("--tree", "fuse", "python", "-c", CACHED, stdin=subprocess.PIPE,
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
-    try:
-        out = Lines(p.stdout)
+    with _payload(runx, CACHED) as (p, out):
         out.next()
         reaper = the_reaper(runx.runtime)
         cpu = _reaper_cpu(reaper)
@@ -694,10 +706,6 @@ def test_cached_metadata_stays_right_and_an_idle_reaper_sleeps(runx):
         p.stdin.flush()
         assert out.next() == "ok", p.stderr.read().decode()
         assert p.wait(timeout=30) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
     runx.wait_clean()
 
 
