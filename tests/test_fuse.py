@@ -4,6 +4,7 @@ gone at once when the reaper is SIGKILLed (auto_unmount), and nothing of it
 on disk but the empty mountpoint and the lock. Real FUSE, no skips.
 """
 
+import contextlib
 import os
 import select
 import signal
@@ -505,3 +506,212 @@ def test_keep_is_refused(runx):
     assert r.returncode == 2
     assert "--keep needs --tree dir" in r.stderr
     assert runtime_entries(runx.runtime) == []
+
+
+# --- the reaper's own event loop (runx_env.reaper.fuse_loop), in process ----
+
+
+@pytest.mark.fast
+def test_loop_waits_for_fds_threads_and_time():
+    from runx_env.reaper import fuse_loop as loop
+
+    r, w = os.pipe()
+    try:
+        async def main():
+            assert not await loop.wait_fd(r, 0.01)          # nothing written: times out
+            os.write(w, b"x")
+            assert await loop.wait_fd(r, 5)
+            assert await loop.in_thread(lambda a, b: a + b, 2, 3) == 5
+            with pytest.raises(ZeroDivisionError):
+                await loop.in_thread(lambda: 1 / 0)
+            with pytest.raises(TimeoutError):
+                await loop.in_thread(time.sleep, 1, timeout=0.01)
+            t = time.monotonic()
+            await loop.sleep(0.02)
+            assert time.monotonic() - t >= 0.02
+            return "done"
+
+        assert loop.run(main) == "done"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+@pytest.mark.fast
+def test_loop_is_what_pyfuse3_needs_of_trio():
+    """Lock hand-over in order, nursery join, notify_closing, a failing task
+    ending the loop: the trio semantics pyfuse3's session loop relies on."""
+    from runx_env.reaper import fuse_loop as loop
+
+    order = []
+    r, w = os.pipe()
+    try:
+        async def holder(lock, name):
+            async with lock:
+                order.append(name)
+                await loop.sleep(0.001)
+
+        async def reader():
+            try:
+                await loop.lowlevel.wait_readable(r)
+            except loop.ClosedResourceError:
+                order.append("closed")
+
+        async def main():
+            lock = loop.Lock()
+            async with loop.open_nursery() as n:
+                for name in "abc":
+                    n.start_soon(holder, lock, name, name=name)
+                n.start_soon(reader)
+                await loop.sleep(0.01)
+                assert loop.lowlevel.current_task().name == "main"
+                loop.lowlevel.notify_closing(r)
+            return order
+
+        assert loop.run(main) == ["a", "b", "c", "closed"]
+
+        async def fails():
+            raise ValueError("boom")
+
+        async def parent():
+            async with loop.open_nursery() as n:
+                n.start_soon(fails)
+                await loop.sleep(5)
+
+        t = time.monotonic()
+        with pytest.raises(ValueError, match="boom"):
+            loop.run(parent)
+        assert time.monotonic() - t < 4, "a failed task must end the loop at once"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+@pytest.mark.fast
+def test_loop_load_stands_in_only_while_pyfuse3_imports(monkeypatch):
+    """load() imports pyfuse3 with trio and importlib.metadata stood in for,
+    and leaves sys.modules as it found it (a fake pyfuse3 records what it saw)."""
+    import sys
+
+    from runx_env.reaper import fuse_loop as loop
+
+    seen = {}
+
+    class Finder:
+        def find_spec(self, name, path=None, target=None):
+            if name != "pyfuse3":
+                return None
+            import importlib.util
+
+            class Loader:
+                def create_module(self, spec):
+                    return None
+
+                def exec_module(self, module):
+                    import trio
+                    from importlib.metadata import PackageNotFoundError, version
+
+                    seen["trio"] = trio
+                    try:
+                        version("pyfuse3")
+                    except PackageNotFoundError:
+                        seen["version"] = "unknown"
+
+            return importlib.util.spec_from_loader(name, Loader())
+
+    for name in ("pyfuse3", "trio", "importlib.metadata"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+    mod = loop.load()
+    assert seen == {"trio": loop, "version": "unknown"}
+    assert mod.trio is loop
+    assert "trio" not in sys.modules and "importlib.metadata" not in sys.modules
+
+
+@contextlib.contextmanager
+def _payload(runx, code: str):
+    """A --tree fuse payload running ``code``, fed on stdin, read by line;
+    killed if the test fails."""
+    p = runx.popen("--tree", "fuse", "python", "-c", code, stdin=subprocess.PIPE,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+    try:
+        yield p, Lines(p.stdout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def _reaper_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CACHED = r"""
+import os, sys, time
+p = sys.prefix
+print(p, flush=True)
+sys.stdin.readline()                       # the test reads the reaper's CPU time here
+before = (os.lstat(p + "/pyvenv.cfg"), sorted(os.listdir(p + "/bin")), open(p + "/pyvenv.cfg").read())
+missing = p + "/later"
+assert not os.path.exists(missing)          # a cached negative entry...
+time.sleep(1.0)                             # idle: the reaper must not spin
+print("idle", flush=True)
+sys.stdin.readline()
+assert (os.lstat(p + "/pyvenv.cfg"), sorted(os.listdir(p + "/bin")),
+        open(p + "/pyvenv.cfg").read()) == before, "the tree changed by itself"
+# ...and every cache the kernel keeps is updated by the operations that
+# change the tree, all of which go through the mount: no invalidation needed.
+with open(missing, "w") as f:
+    f.write("one")
+assert os.path.exists(missing) and open(missing).read() == "one"
+st = os.lstat(missing)
+with open(missing, "a") as f:
+    f.write("+two")
+assert os.lstat(missing).st_size == 7 and open(missing).read() == "one+two"
+os.chmod(missing, 0o600)
+assert os.lstat(missing).st_mode & 0o777 == 0o600
+os.utime(missing, ns=(5, 6))
+assert os.lstat(missing).st_mtime_ns == 6
+assert "later" in os.listdir(p)
+os.rename(missing, p + "/bin/later")
+assert not os.path.exists(missing) and "later" in os.listdir(p + "/bin")
+assert "later" not in os.listdir(p)
+os.unlink(p + "/bin/later")
+assert sorted(os.listdir(p + "/bin")) == before[1]
+with open(p + "/pyvenv.cfg", "a") as f:
+    f.write("x = 1\n")
+assert open(p + "/pyvenv.cfg").read() == before[2] + "x = 1\n"
+assert os.lstat(p + "/pyvenv.cfg").st_size == len(before[2]) + 6
+print("ok", flush=True)
+"""
+
+
+def test_cached_metadata_stays_right_and_an_idle_reaper_sleeps(runx):
+    """The kernel caches entries, negative entries, attributes and pages for
+    300 s and the reaper polls /dev/fuse for a moment after each request
+    (fuse_tree.SPIN): what the payload sees after it changed the tree is
+    still right, nothing changes by itself, and an idle reaper uses no CPU."""
+    with _payload(runx, CACHED) as (p, out):
+        out.next()
+        reaper = the_reaper(runx.runtime)
+        cpu = _reaper_cpu(reaper)
+        p.stdin.write(b"\n")
+        p.stdin.flush()
+        assert out.next() == "idle"
+        # Over a second of idleness a spinning reaper would use a second.
+        assert _reaper_cpu(reaper) - cpu < 0.3
+        p.stdin.write(b"\n")
+        p.stdin.flush()
+        assert out.next() == "ok", p.stderr.read().decode()
+        assert p.wait(timeout=30) == 0
+    runx.wait_clean()
+
+
+def test_the_reaper_serves_without_trio(runx, tmp_path):
+    log = tmp_path / "reaper.log"
+    r = runx.run("--tree", "fuse", "python", "-c", "import sys; print(sys.prefix)")
+    assert r.returncode == 0, r.stderr
+    runx.wait_clean()
+    assert "fuse: pyfuse3 loaded (without trio)" in log.read_text()

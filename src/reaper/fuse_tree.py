@@ -14,8 +14,8 @@ which the next run's sweep or ``runx gc`` removes. The price: a payload still
 running when its reaper is killed loses its environment (``--tree dir``
 keeps it, and leaks it instead).
 
-``missing()`` runs in the runner; pyfuse3 and trio load in the reaper only,
-in ``serve``.
+``missing()`` runs in the runner; pyfuse3 loads in the reaper only, in
+``serve``, and is served by runx_env.reaper.fuse_loop rather than trio.
 
 RUNX_FUSE_DEVICE (testing only) replaces /dev/fuse in ``missing()``'s
 checks, to simulate a machine without FUSE.
@@ -36,6 +36,15 @@ MOUNT_OPTIONS = frozenset({
     "noatime",
 })
 CHECK_TIMEOUT = 20.0        # seconds for the mount to answer its first stat
+# After answering a request, poll /dev/fuse this long before sleeping. A
+# FUSE request is a round trip between two processes that are usually on
+# two CPUs; the server's share of its latency is mostly the wake-up of a
+# sleeping CPU (tens of microseconds in a VM), paid again for every request
+# of a burst (a directory listing is three, an interpreter's start-up about
+# twenty). Polling for a moment catches the next request of the burst
+# awake; it costs the reaper at most this much CPU per burst, never while
+# the tree is idle (docs/fuse.md, "Performance", has the figures).
+SPIN = 0.0002
 
 
 def _which(name: str) -> str | None:
@@ -66,13 +75,12 @@ def missing() -> str | None:
             return f"cannot inspect {tool}"
     import importlib.util
 
-    for mod, what in (("pyfuse3", "pyfuse3 is not installed (pip install 'runx-env[fuse]')"),
-                      ("trio", "trio is not installed")):
-        try:
-            if importlib.util.find_spec(mod) is None:
-                return what
-        except (ImportError, ValueError):
-            return what
+    # trio need not be there: runx_env.reaper.fuse_loop stands in for it.
+    try:
+        if importlib.util.find_spec("pyfuse3") is None:
+            return "pyfuse3 is not installed (pip install 'runx-env[fuse]')"
+    except (ImportError, ValueError):
+        return "pyfuse3 is not installed (pip install 'runx-env[fuse]')"
     return None
 
 
@@ -174,9 +182,10 @@ def serve(job, w, log) -> str | None:
     tells the runner)."""
     tree = job.tree
     try:
-        import pyfuse3
-        import trio
+        from . import fuse_loop
 
+        pyfuse3 = fuse_loop.load()     # without trio: see runx_env.reaper.fuse_loop
+        log(f"fuse: pyfuse3 loaded ({'with' if 'trio' in sys.modules else 'without'} trio)")
         from .memfs import MemFS
     except Exception as e:      # ImportError, or libfuse3.so missing (OSError)
         return f"cannot load pyfuse3 ({e})"
@@ -189,7 +198,7 @@ def serve(job, w, log) -> str | None:
         return problem
     log(f"fuse: mounted {tree.path}")
     try:
-        trio.run(_serve, pyfuse3, trio, job, w, log)
+        fuse_loop.run(_serve, pyfuse3, fuse_loop, job, w, log, spin=SPIN)
     except BaseException as e:         # noqa: BLE001 - the reaper must get to the cleanup
         log(f"fuse: main loop failed: {e!r}")
     finally:
@@ -202,27 +211,28 @@ def serve(job, w, log) -> str | None:
     return None
 
 
-async def _serve(pyfuse3, trio, job, w, log) -> None:
-    """Inside trio: serve the mount, say "ok" once it answers, return once the
-    tree's users are all gone (or at once if it never answered)."""
-    async with trio.open_nursery() as nursery:
+async def _serve(pyfuse3, loop, job, w, log) -> None:
+    """Serve the mount, say "ok" once it answers, return once the tree's
+    users are all gone (or at once if it never answered)."""
+    async with loop.open_nursery() as nursery:
         # One worker task: no handler of MemFS ever waits, so more tasks only
         # cost their spawning (directory listings measured 2-3x slower with
         # pyfuse3's default of up to 99).
         nursery.start_soon(pyfuse3.main, 1, 1)
-        if not await _answers(trio, job.tree):
+        try:
+            if not await _answers(loop, job.tree):
+                return
+            job.handshake.reply("ok")
+            await _exited(loop, w)
+            log("payload exited")
+            if job.keep:
+                log("--keep has no meaning for a FUSE tree; removing it")
+            await _leases(loop, job.tree.path, log)
+        finally:
             pyfuse3.terminate()
-            return
-        job.handshake.reply("ok")
-        await _exited(trio, w)
-        log("payload exited")
-        if job.keep:
-            log("--keep has no meaning for a FUSE tree; removing it")
-        await _leases(trio, job.tree.path, log)
-        pyfuse3.terminate()
 
 
-async def _answers(trio, tree) -> bool:
+async def _answers(loop, tree) -> bool:
     """Stat the mount from a worker thread: this thread serves the mount, a
     stat from here would wait for itself."""
 
@@ -231,27 +241,25 @@ async def _answers(trio, tree) -> bool:
         os.stat(os.path.join(tree.path, "pyvenv.cfg"))
         return (root.st_dev, root.st_ino) != tree.identity
 
-    with trio.move_on_after(CHECK_TIMEOUT):
-        try:
-            return await trio.to_thread.run_sync(check, abandon_on_cancel=True)
-        except OSError:
-            return False
-    return False
+    try:
+        return await loop.in_thread(check, timeout=CHECK_TIMEOUT)
+    except (OSError, TimeoutError):
+        return False
 
 
-async def _exited(trio, w) -> None:
+async def _exited(loop, w) -> None:
     """Wait for a watched process to exit without blocking the mount."""
     fd = w.fileno()
     delay = 0.01
     while not w.exited():
         if fd is not None:
-            await trio.lowlevel.wait_readable(fd)     # pidfd, or a kqueue fd
+            await loop.wait_readable(fd)              # pidfd, or a kqueue fd
         else:
-            await trio.sleep(delay)                   # polling watches
+            await loop.sleep(delay)                   # polling watches
             delay = min(delay * 2, 0.5)
 
 
-async def _leases(trio, tree: str, log) -> None:
+async def _leases(loop, tree: str, log) -> None:
     """The lease rounds of runx_env.reaper.leases.rounds. Each scan runs in a worker
     thread: reading a process's /proc entries can wait on its memory map
     lock, which a page fault on this very mount may hold."""
@@ -260,10 +268,10 @@ async def _leases(trio, tree: str, log) -> None:
     rounds = leases.rounds(tree, log)
     try:
         while True:
-            watches = await trio.to_thread.run_sync(next, rounds, None)
+            watches = await loop.in_thread(next, rounds, None)
             if watches is None:
                 return
             for lw in watches:
-                await _exited(trio, lw)
+                await _exited(loop, lw)
     finally:
         rounds.close()

@@ -1,7 +1,7 @@
 """The in-memory file system a ``--tree fuse`` reaper serves (pyfuse3).
 
 Imported by runx_env.reaper.fuse_tree only, inside the reaper, once it has decided to
-serve: importing this module imports pyfuse3 and trio.
+serve, after runx_env.reaper.fuse_loop.load() has imported pyfuse3 (without trio).
 
 It starts as the thin venv described by ``runx_env.runner.venv.entries`` and is
 writable enough for ``pip install`` / ``uv pip install`` into the running

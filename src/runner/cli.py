@@ -363,7 +363,7 @@ def _cold_script(o: "Options", spec, interp, cache: str, log, got) -> None:
 def _check_can_run(o: "Options") -> None:
     """Refuse, before anything is made, what would leave a tree behind."""
     if o.tree == "fuse":
-        from ..reaper import fuse_tree     # cheap: pyfuse3 and trio load in the reaper
+        from ..reaper import fuse_tree     # cheap: pyfuse3 loads in the reaper
 
         problem = fuse_tree.missing()
         if problem:
