@@ -10,7 +10,7 @@ kqueue, a worker thread's pipe), sleep, run a blocking call in a thread.
 pyfuse3 reaches trio only through its module attribute ``pyfuse3.trio``,
 which is what pyfuse3's own asyncio support (``pyfuse3.asyncio.enable()``)
 replaces; the surface it uses is the one that module implements, and this
-one implements the same: ``lowlevel.current_trio_token()``,
+one implements the same: ``trio.lowlevel.current_trio_token()``,
 ``open_nursery()`` and ``start_soon(fn, *args, name=)``, ``Lock()``,
 ``lowlevel.wait_readable(fd)``, ``lowlevel.notify_closing(fd)``,
 ``ClosedResourceError`` and ``lowlevel.current_task().name``. ``load()``
@@ -332,7 +332,7 @@ def load():
         for name in placed:
             if sys.modules.get(name) is stand_ins[name]:
                 del sys.modules[name]
-    pyfuse3.trio = me            # what pyfuse3.asyncio.enable() does for asyncio
+    pyfuse3.trio = me  # type: ignore[attr-defined]  # as pyfuse3.asyncio.enable() does
     return pyfuse3
 
 
@@ -349,6 +349,5 @@ def _metadata_stand_in():
     def version(name):
         raise PackageNotFoundError(name)
 
-    m.PackageNotFoundError = PackageNotFoundError
-    m.version = version
+    m.__dict__.update(PackageNotFoundError=PackageNotFoundError, version=version)
     return m
