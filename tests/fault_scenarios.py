@@ -562,6 +562,78 @@ def symlinked_runtime_dir(runx):
         os.unlink(link)
 
 
+def stale_tree(runtime: str, tid: str) -> str:
+    """A tree a dead run left: its lock file (free) and a small tree."""
+    import json
+
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
+    tree = os.path.join(runtime, tid)
+    os.makedirs(os.path.join(tree, "bin"))
+    open(os.path.join(tree, "bin", "python"), "w").close()
+    with open(tree + ".lock", "w") as f:
+        json.dump({"tree": tree, "pid": 0}, f)
+    return tree
+
+
+def make_deep(top: str, depth: int, name: str = "d") -> None:
+    """``top/d/d/.../d`` ``depth`` levels deep, a file every 500 levels
+    (through fds: the path would outgrow PATH_MAX)."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for i in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            if i % 500 == 0:
+                os.close(os.open("f", os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=fd))
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+    finally:
+        os.close(fd)
+
+
+DEEP = r"""
+import os, sys
+fd = os.open(os.environ["RUNX_ENV"], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(int(sys.argv[1])):
+    os.mkdir("d", dir_fd=fd)
+    sub = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = sub
+"""
+
+
+def deep_tree_among_stale_ones(runx):
+    """Issue 20.4: a payload leaves a 2,000-deep directory in its tree, and ten
+    stale trees wait beside it. Its reaper used to die at the recursion limit
+    (the tree stayed, the ten too), and `runx gc` printed `internal error:
+    RecursionError` and removed 0 of 11, half-built layers and expiry
+    stopped with it. Now the reaper removes its tree and sweeps the ten; and
+    a gc over eleven such trees (one deep) and a half-built layer removes
+    all of them and runs the expiry."""
+    for i in range(10):
+        stale_tree(runx.runtime, f"{i:012x}")
+    r = runx.run("--with", "runxdemo", "python", "-c", DEEP, "2000")
+    assert r.returncode == 0, r.stderr
+    settled(runx)
+    # The same through `runx gc`: ten stale trees, one deep, a half-built layer.
+    cache = scratch(runx, "gc-cache-")
+    os.chmod(cache, 0o700)
+    kdir = os.path.join(cache, "layers", "k" * 16)
+    os.makedirs(os.path.join(kdir, ".tmp-dead"))
+    open(os.path.join(kdir, "lock"), "w").close()
+    make_deep(os.path.join(kdir, ".tmp-dead"), 2000)
+    trees = [stale_tree(runx.runtime, f"{i:012x}") for i in range(10)]
+    trees.append(stale_tree(runx.runtime, "d" * 12))
+    make_deep(trees[-1], 2000)
+    in_gc = Runx(runx.runtime, cache, runx.wheelhouse)
+    r = in_gc.run("gc", local=False)
+    assert r.returncode == 0 and not r.stderr, (r.returncode, r.stderr)
+    assert sorted(r.stdout.splitlines()) == sorted(
+        [f"removed {t}" for t in trees] + [f"removed {kdir}/.tmp-dead"]), r.stdout
+    assert os.path.exists(os.path.join(cache, "expiry.stamp")), "the sweep stopped before expiry"
+    settled(in_gc)
+
+
 SCENARIOS = {f.__name__: f for f in (
     payload_exits_0, payload_exits_3, payload_sigkilled,
     runx_killed_during_install, runx_killed_after_tree, runx_killed_before_exec,
@@ -570,5 +642,5 @@ SCENARIOS = {f.__name__: f for f in (
     concurrent_32, sequential_200, daemonize_at_exit, relay_chain, symlinked_runtime_dir,
     maintenance_before_exec, maintenance_during_build, maintenance_spares_kept_tree,
     maintenance_loop_vs_50_runs, reaper_signalled_while_loading,
-    runtime_full_while_writing_the_tree,
+    runtime_full_while_writing_the_tree, deep_tree_among_stale_ones,
 )}

@@ -120,15 +120,15 @@ def owned_locks(runtime: str):
 
 
 def remove(runtime: str, tree_id: str, *, expect: tuple | None = None,
-           lock_fd: int | None = None) -> bool:
+           lock_fd: int | None = None, why: list | None = None) -> bool:
     """Remove the tree, then its lock file; if the tree stays, the lock file
     stays. ``expect``: the directory's (dev, ino), left alone if it is not
     that one. ``lock_fd`` (if given) is closed either way, after. Returns
-    whether the tree is gone."""
+    whether the tree is gone (``why``: see removal.remove_tree)."""
     from .removal import remove_tree
 
     try:
-        gone = remove_tree(runtime, tree_id, expect=expect)
+        gone = remove_tree(runtime, tree_id, expect=expect, why=why)
         if gone:
             try:
                 os.unlink(lock_path(runtime, tree_id))

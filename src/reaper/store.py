@@ -282,7 +282,8 @@ def half_built(cache: str) -> list:
     return out
 
 
-def remove_half_built(kdir: str, name: str) -> None:
+def remove_half_built(kdir: str, name: str) -> bool:
+    """Whether it is gone (see removal.remove_tree)."""
     from ..reaper.removal import remove_tree
 
     if name.startswith(".link-"):
@@ -290,8 +291,8 @@ def remove_half_built(kdir: str, name: str) -> None:
             os.unlink(os.path.join(kdir, name))
         except FileNotFoundError:
             pass
-    else:
-        remove_tree(kdir, name)
+        return True
+    return remove_tree(kdir, name)
 
 
 def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
