@@ -634,6 +634,95 @@ def deep_tree_among_stale_ones(runx):
     settled(in_gc)
 
 
+# Issue 20.5: the signals a user, a supervisor or a timer sends, and what
+# each must leave: nothing, one line, and a death by that very signal.
+COLD_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGALRM, signal.SIGINT)
+
+
+def users_of(path: str) -> list:
+    """Live processes whose command line names ``path`` (a uv installing there)."""
+    out = []
+    needle = os.fsencode(path)
+    for n in os.listdir("/proc"):
+        if not n.isdigit() or int(n) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{n}/cmdline", "rb") as f:
+                if needle in f.read() and alive(int(n)):
+                    out.append(int(n))
+        except OSError:
+            continue
+    return out
+
+
+def _interrupted_cleanly(cold: Runx, p: subprocess.Popen, sig: int, *, must: bool) -> bool:
+    """runx was sent ``sig`` during its cold run: it died of it, having said
+    in one line what it interrupted (``must``: it had to be before the exec),
+    and left nothing: no tree, no half-built layer, no uv. Whether the
+    signal came before the exec."""
+    _, raw = p.communicate(timeout=60)
+    err = raw.decode(errors="replace")
+    lines = [ln for ln in err.splitlines() if ln.startswith("runx:")]
+    said = [ln for ln in lines if ln.startswith("runx: interrupted by ")]
+    # A SIGINT while the interpreter itself starts (its site import, or the
+    # script's very first instruction, before any of runx's code can catch
+    # it) is CPython's own fatal error or traceback: nothing was made.
+    tb = err.strip().splitlines()
+    python_start = not must and (
+        err.startswith("Fatal Python error: init_import_site")
+        or (len(tb) == 3 and tb[1].endswith("runx\", line 0, in <module>")
+            and tb[2] == "KeyboardInterrupt"))
+    assert python_start or "Traceback" not in err, err
+    if must or said:
+        assert p.returncode == -sig, (p.returncode, err)
+        assert len(said) == 1, err
+        name = signal.Signals(sig).name
+        assert said[0].startswith(f"runx: interrupted by {name} "), said
+        assert lines[-1] == said[0], lines
+    if not poll(lambda: not users_of(cold.cache), 15):
+        raise Leak(f"uv outlived the interrupted runx: {users_of(cold.cache)}")
+    settled(cold)
+    return bool(said)
+
+
+def signal_at_install_point(runx):
+    """SIGTERM, SIGHUP, SIGUSR1, SIGALRM, SIGINT while the layer is being
+    built (runx stopped at the install fault point, signalled, continued):
+    each used to leave a half-built layer (SIGINT: said nothing)."""
+    for sig in COLD_SIGNALS:
+        cold = fresh(runx)
+        p = _stopped_at(cold, "install", "pass")
+        os.kill(p.pid, sig)
+        os.kill(p.pid, signal.SIGCONT)
+        _interrupted_cleanly(cold, p, sig, must=True)
+
+
+def signal_at_random_moments_of_a_cold_run(runx):
+    """The same signals at random moments of a cold run (uv installing, the
+    tree being made, the reaper being forked, the exec): before the exec,
+    one line and nothing left; after, the payload's own death. Nothing is
+    ever left. Five moments per signal, spread over a cold run's length
+    (measured first)."""
+    import random
+
+    cold = fresh(runx)
+    t0 = time.monotonic()
+    r = cold.run("--with", "runxdemo", "python", "-c", "pass")
+    assert r.returncode == 0, r.stderr
+    span = time.monotonic() - t0
+    settled(cold)
+    rng = random.Random()
+    for sig in COLD_SIGNALS:
+        for _ in range(5):
+            cold = fresh(runx)
+            p = cold.popen("--with", "runxdemo", "sleep", "0.3",
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(0, span))
+            if p.poll() is None:
+                os.kill(p.pid, sig)
+            _interrupted_cleanly(cold, p, sig, must=False)
+
+
 SCENARIOS = {f.__name__: f for f in (
     payload_exits_0, payload_exits_3, payload_sigkilled,
     runx_killed_during_install, runx_killed_after_tree, runx_killed_before_exec,
@@ -643,4 +732,5 @@ SCENARIOS = {f.__name__: f for f in (
     maintenance_before_exec, maintenance_during_build, maintenance_spares_kept_tree,
     maintenance_loop_vs_50_runs, reaper_signalled_while_loading,
     runtime_full_while_writing_the_tree, deep_tree_among_stale_ones,
+    signal_at_install_point, signal_at_random_moments_of_a_cold_run,
 )}
