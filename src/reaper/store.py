@@ -139,7 +139,8 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)    # waits only while maintenance renames it aside
+        # Waits only while maintenance renames it aside (bounded all the same).
+        wait_flock(fd, fcntl.LOCK_SH, path, "the cached environment")
         if not same_file(fd, path):
             raise FileNotFoundError(path)
         mfd = os.open(FAST_MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
@@ -178,27 +179,76 @@ def find(cache: str, k: str, *, offline: bool, log) -> Layer | None:
     return layer
 
 
+# A key directory that vanishes between its mkdir and the open of its lock
+# was moved aside by a concurrent `runx cache clean`: start over, a few
+# times. One that never appears (RUNX_CACHE_DIR=/proc, where mkdir says
+# ENOENT) is not a race.
+KEY_LOCK_TRIES = 16
+DEFAULT_LOCK_TIMEOUT = 300.0        # uv's default UV_LOCK_TIMEOUT (5 minutes)
+
+
+def lock_timeout() -> float:
+    """How long a run waits for a lock another process holds: uv's
+    UV_LOCK_TIMEOUT (seconds), 5 minutes by default, as uv waits for its own."""
+    try:
+        value = float(os.environ.get("UV_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+    return value if value >= 0 else DEFAULT_LOCK_TIMEOUT
+
+
+def wait_flock(fd: int, how: int, path: str, what: str) -> None:
+    """flock ``fd`` (``how``: LOCK_EX or LOCK_SH), waiting at most
+    ``lock_timeout()`` for whoever holds it, then one RunxError that says
+    what to do. A free lock costs the one flock; a held one is polled
+    (5 ms doubling to 100 ms: a wait is for a build or maintenance)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    limit = lock_timeout()
+    deadline = time.monotonic() + limit
+    delay = 0.005
+    while True:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise RunxError(f"timed out after {limit:g} s waiting for the lock of {what} "
+                                f"({path}): another run or maintenance holds it, or is stuck",
+                                "wait for it to end, or set UV_LOCK_TIMEOUT to wait longer")
+        delay = min(delay * 2, 0.1)
+
+
 def key_lock(kdir: str) -> int:
     """The key's lock, held exclusively: by builders, finishers and
     maintenance. ``runx cache clean`` may move a key's directory aside, lock
     file and all, while holding it; a builder that waited on that lock file
-    finds the path no longer names it and starts over on a new one."""
+    finds the path no longer names it and starts over on a new one (at most
+    KEY_LOCK_TRIES times; the wait for a holder, at most lock_timeout())."""
     import fcntl
 
-    while True:
+    why = "it never stayed in place"
+    for _ in range(KEY_LOCK_TRIES):
         try:
             # Both levels 0700 (makedirs gives intermediate ones the umask's mode).
             os.makedirs(os.path.dirname(kdir), mode=0o700, exist_ok=True)
             os.makedirs(kdir, mode=0o700, exist_ok=True)
             path = os.path.join(kdir, KEY_LOCK)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
+        except FileNotFoundError as e:
+            why = e.strerror or why
             continue                 # the key's directory was just moved aside by `clean`
         except OSError as e:
             raise RunxError(f"building the environment failed: {e.strerror or e}",
                             f"check free space and permissions under {kdir}")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            wait_flock(fd, fcntl.LOCK_EX, path, "the environment being built")
             if same_file(fd, path):
                 return fd
         except FileNotFoundError:
@@ -207,6 +257,10 @@ def key_lock(kdir: str) -> int:
             os.close(fd)
             raise
         os.close(fd)
+    raise RunxError(f"building the environment failed: cannot make and lock {kdir}: "
+                    f"{why} ({KEY_LOCK_TRIES} tries)",
+                    "check that the cache is an ordinary directory you can write to "
+                    "(RUNX_CACHE_DIR)")
 
 
 # --- Listing, half-built builds, pruning (runx cache, the sweep, expiry) ---
