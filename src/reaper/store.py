@@ -110,6 +110,43 @@ def layers_dir(cache: str) -> str:
     return os.path.join(cache, LAYERS)
 
 
+# --- Ages. A stamp from the future (a clock set back, a backup restored from
+# another machine) is treated as now, wherever runx compares ages: the
+# expiry stamp, a layer's last use and creation, interpreter answers, script
+# settings, `runx cache`'s "oldest last use". Left as it is, such a stamp
+# would stop expiry (or re-resolution) until the clock caught up: a stamp a
+# year ahead kept layers unused for a year. Where runx owns the stamp and
+# may write it, it is also rewritten as now (``heal``), so it ages from now.
+
+# A layer's creation time is part of its frozen manifest and cannot be
+# rewritten: one created more than this far in the future can never age, so
+# it is re-resolved (rebuilt once, created now). Within it, clock steps
+# (NTP) do not cost a rebuild.
+FUTURE_SLACK = 3600.0
+
+
+def age(stamp: float, now: float | None = None) -> float:
+    """Seconds since ``stamp`` (a time.time() or an st_mtime); a stamp from
+    the future is treated as now: 0."""
+    if now is None:
+        now = time.time()
+    return now - stamp if stamp < now else 0.0
+
+
+def heal(target, stamp: float, now: float) -> None:
+    """If ``stamp`` (the mtime, or atime, of ``target``: a path, not followed,
+    or an fd) lies in the future, set both times of ``target`` to ``now``."""
+    if stamp <= now:
+        return
+    try:
+        if isinstance(target, int):
+            os.utime(target, (now, now))
+        else:
+            os.utime(target, (now, now), follow_symlinks=False)
+    except OSError:
+        pass
+
+
 def freshness() -> float:
     try:
         return float(os.environ.get("RUNX_FRESHNESS", DEFAULT_FRESHNESS))
@@ -159,10 +196,17 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     except BaseException:
         os.close(fd)
         raise
-    if not allow_stale and not layer.pinned and time.time() - layer.created > freshness():
+    if not allow_stale and not layer.pinned and _stale(layer.created):
         layer.release()
         return None
     return layer
+
+
+def _stale(created: float) -> bool:
+    """Unpinned requirements are re-resolved after RUNX_FRESHNESS; a creation
+    time beyond FUTURE_SLACK in the future could never age (see ``age``)."""
+    now = time.time()
+    return created > now + FUTURE_SLACK or age(created, now) > freshness()
 
 
 def find(cache: str, k: str, *, offline: bool, log) -> Layer | None:
@@ -279,11 +323,21 @@ class Build:
         self.last_used = last_used      # the fast manifest's mtime (see find)
 
 
-def last_used(build_path: str) -> float:
+def last_used(build_path: str, *, heal_future: bool = False) -> float:
+    """When the build was last used (its fast manifest's mtime, see find);
+    one from the future is now (``age``), and with ``heal_future`` is
+    rewritten so (maintenance that may write)."""
+    path = os.path.join(build_path, FAST_MANIFEST)
     try:
-        return os.stat(os.path.join(build_path, FAST_MANIFEST)).st_mtime
+        t = os.stat(path).st_mtime
     except OSError:
         return 0.0
+    now = time.time()
+    if t > now:
+        if heal_future:
+            heal(path, t, now)
+        return now
+    return t
 
 
 def builds(cache: str) -> list:
@@ -424,7 +478,7 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
                             remove_tree(kdir, build)
                     continue
                 bpath = os.path.join(kdir, build)
-                if not select(build, build == current, last_used(bpath)):
+                if not select(build, build == current, last_used(bpath, heal_future=not dry)):
                     left += 1
                     continue
                 if os.path.realpath(bpath) in kept_by_trees:

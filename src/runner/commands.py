@@ -182,7 +182,7 @@ def _summary(root: str) -> int:
     now = time.time()
     age = expiry.max_age()
     builds = store.builds(root)
-    prunable = {b.path for b in builds if not b.current or now - b.last_used > age}
+    prunable = {b.path for b in builds if not b.current or store.age(b.last_used, now) > age}
     seen: dict = {}    # (dev, ino) -> [blocks, nlink, links in cache, in prunable, in store]
     shared_pyc = os.path.join(root, store.BYTECODE)
 
@@ -208,7 +208,7 @@ def _summary(root: str) -> int:
           f"{_human(shared)} shared with uv's cache, {_human(total - shared)} runx's own")
     print(f"layers: {len(builds)} build{'s' if len(builds) != 1 else ''} of {keys} "
           f"environment{'s' if keys != 1 else ''}" + (
-              f"; oldest last use {_ago(now - min(b.last_used for b in builds))} ago"
+              f"; oldest last use {_ago(store.age(min(b.last_used for b in builds), now))} ago"
               if builds else ""))
     n = len(prunable)
     print(f"prune:  would free {_human(free)} ({n} build{'s' if n != 1 else ''} superseded or "
@@ -262,7 +262,7 @@ def cache(args: list) -> int:
         age = expiry.max_age() if older is None else older
 
         def select(build, is_current, used):
-            return not is_current or now - used > age
+            return not is_current or store.age(used, now) > age
 
         removed, kept = _prune(root, select, dry=dry)
         removed += expiry.expire_files(root, now - age, dry=dry)
