@@ -126,6 +126,7 @@ def find_cycle(graph: dict) -> list | None:
     return None
 
 
+@pytest.mark.fast
 def test_the_import_graph_has_no_cycle():
     graph, _ = import_graph()
     assert "runx_env.runner.cli" in graph and "runx_env.reaper.daemon" in graph
@@ -133,11 +134,13 @@ def test_the_import_graph_has_no_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+@pytest.mark.fast
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+@pytest.mark.fast
 def test_nothing_below_imports_above():
     """runner → reaper → the package's own modules, never back: the reaper
     (and what both processes share of the cache) is understood without the
@@ -148,12 +151,14 @@ def test_nothing_below_imports_above():
     assert upward == [], f"imports from a lower layer into a higher one: {upward}"
 
 
+@pytest.mark.fast
 def test_the_layer_rule_sees_an_upward_import():
     assert layer_of("runx_env.reaper.sweep") < layer_of("runx_env.runner.cli")
     assert layer_of("runx_env.errors") < layer_of("runx_env.reaper.store")
     assert layer_of("runx_env.reaper.watch._pidfd") == layer_of("runx_env.reaper")
 
 
+@pytest.mark.fast
 def test_every_import_inside_the_package_is_relative():
     """An absolute ``runx_env`` import works only once installed, and names no
     file a reader (or a text-based tool) can find from the importing one;
@@ -163,6 +168,7 @@ def test_every_import_inside_the_package_is_relative():
     assert absolute == [], f"absolute imports of the package: {absolute}"
 
 
+@pytest.mark.fast
 def test_the_checkout_has_no_links():
     """The package tree is real files: a checkout without symlink support
     builds, and no tool sees a module twice."""
