@@ -8,7 +8,7 @@ import pytest
 
 from conftest import build_wheel
 from localproj import make_project, set_version, set_where
-from runx_env.runner import identity
+from runx_env.runner import identity, paths
 from runx_env.runner.requirements import Spec
 
 
@@ -242,7 +242,7 @@ def test_bad_inputs_are_one_line_errors(runx, tmp_path):
     r = runx.run("--with-requirements", str(top), "true")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "missing.txt" in r.stderr and r.stderr.startswith("runx: error: ")
-    top.write_text("# padding\n" * (identity.MAX_FILE // 10 + 1))
+    top.write_text("# padding\n" * (paths.MAX_INPUT // 10 + 1))
     r = runx.run("--with-requirements", str(top), "true")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "larger than" in r.stderr

@@ -74,7 +74,9 @@ def ancestors(path: str):
         path = parent
 
 
-MAX_INPUT = 16 << 20     # env files, requirements files, scripts' metadata
+# The one limit on a file runx reads whole: env files, requirements and uv
+# config files (identity), scripts' metadata.
+MAX_INPUT = 16 << 20
 
 
 def read_input(path: str, what: str, hint: str) -> bytes:
@@ -100,5 +102,5 @@ def read_input(path: str, what: str, hint: str) -> bytes:
         except OSError as e:
             raise UsageError(f"cannot read {what} {path}: {e.strerror}", hint)
     if len(data) > MAX_INPUT:
-        raise UsageError(f"cannot read {what} {path}: larger than 16 MiB", hint)
+        raise UsageError(f"cannot read {what} {path}: larger than {MAX_INPUT >> 20} MiB", hint)
     return data
