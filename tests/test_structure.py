@@ -233,3 +233,38 @@ def _name_column(line: str, name: str) -> int | None:
         if w.start() >= start:
             return w.start()
     return None
+
+
+# --- one owner per fact (issue 19.5) -----------------------------------------
+
+# Names every implementation of one interface defines (each watch module),
+# the idiom that stands in for typing's (tests/test_warm_path.py), and
+# completion's view of the option table (derived from options.OPTIONS, not
+# a copy of it).
+SHARED_NAMES = {"NEEDS_ARMING", "TYPE_CHECKING", "OPTIONS"}
+
+
+def _constants(path: str) -> list:
+    """Public upper-case names assigned at module level in ``path``."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    out = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        out += [t.id for t in targets if isinstance(t, ast.Name) and t.id.isupper()
+                and not t.id.startswith("_")]
+    return out
+
+
+@pytest.mark.fast
+def test_each_constant_is_defined_in_one_module():
+    """A fact has one owner: a second module that defines the same constant
+    (MIN_NOFILE was 32 in cli and 64 in build: two facts under one name)
+    holds a copy that drifts. Import it from its owner instead."""
+    where: dict = {}
+    for module, path in _modules().items():
+        for name in _constants(path):
+            where.setdefault(name, []).append(module)
+    twice = {n: ms for n, ms in where.items() if len(ms) > 1 and n not in SHARED_NAMES}
+    assert not twice, twice
