@@ -268,3 +268,48 @@ def test_each_constant_is_defined_in_one_module():
             where.setdefault(name, []).append(module)
     twice = {n: ms for n, ms in where.items() if len(ms) > 1 and n not in SHARED_NAMES}
     assert not twice, twice
+
+
+def _code_facts(path: str):
+    """(kind, value) of what ``path``'s code names: every attribute and name
+    ("name", "sys.platform" / "KEY_LOCK"), and every string constant that is
+    not a docstring ("str", its text)."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            base = node.value.id if isinstance(node.value, ast.Name) else ""
+            yield "name", f"{base}.{node.attr}" if base else node.attr
+            yield "name", node.attr
+        elif isinstance(node, ast.Name):
+            yield "name", node.id
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and id(node) not in docstrings):
+            yield "str", node.value
+
+
+# fact: (what names it in code, the one module allowed to). A "str" fact
+# matches any string constant containing it (code run in another
+# interpreter, like finish's compile script, counts).
+OWNERS = {
+    "the key lock's file name": (("name", "KEY_LOCK"), "runx_env.reaper.store"),
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("fact", sorted(OWNERS))
+def test_each_fact_is_named_by_its_owner_only(fact):
+    (kind, value), owner = OWNERS[fact]
+    found = []
+    for module, path in _modules().items():
+        for k, v in _code_facts(path):
+            if k == kind and (value in v if kind == "str" else v == value):
+                found.append(module)
+                break
+    assert found and set(found) == {owner}, (fact, owner, found)

@@ -11,7 +11,8 @@ import marshal
 import os
 
 from ..faults import fault_point
-from .store import BYTECODE, FAST_MANIFEST, KEY_LOCK, MANIFEST, write_manifests
+from .ownership import try_lock
+from .store import BYTECODE, FAST_MANIFEST, MANIFEST, key_lock_path, write_manifests
 
 
 # The compile, in the layer's own interpreter. It must die with runx-compile
@@ -112,19 +113,15 @@ def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
     checks the file's owner with it anyway), so a kill anywhere in the
     freeze leaves the layer not compiled and the next run's finisher redoes
     it: compileall skips up-to-date files, the chmods are idempotent."""
-    import fcntl
     import subprocess
 
     kdir = os.path.dirname(layer_path)
-    try:
-        lock = os.open(os.path.join(kdir, KEY_LOCK), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
+    # Held, or no longer the key's lock (moved aside by `runx cache clean`):
+    # a builder, maintenance or another finisher is at it.
+    lock = try_lock(key_lock_path(kdir))
+    if lock is None:
         return False
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False                 # a builder, maintenance or another finisher is at it
         fast = os.path.join(layer_path, FAST_MANIFEST)
         try:
             with open(fast, "rb") as f:

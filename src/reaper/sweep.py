@@ -201,7 +201,7 @@ def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> 
         else:
             by_key.setdefault(kdir, []).append(name)
     for kdir, junk in by_key.items():
-        fd = ownership.try_lock(os.path.join(kdir, store.KEY_LOCK))
+        fd = ownership.try_lock(store.key_lock_path(kdir))
         if fd is None:
             continue                       # a builder is at work
         try:
