@@ -110,3 +110,13 @@ def test_the_expected_inode_is_checked(tmp_path):
     assert (tmp_path / "tree").is_dir()
     assert remove_tree(str(tmp_path), "tree", expect=(st.st_dev, st.st_ino))
     assert not (tmp_path / "tree").exists()
+
+
+def test_the_mount_table_as_removal_and_the_sweep_read_it():
+    from runx_env.reaper import removal, sweep
+
+    table = removal.mounts()
+    assert table is not None and (b"/proc", b"proc") in table
+    assert all(isinstance(mp, bytes) and isinstance(kind, bytes) for mp, kind in table)
+    assert "/proc" in removal.mounts_under("/proc")
+    assert sweep._fuse_mountpoint("/proc") is False

@@ -299,6 +299,7 @@ def _code_facts(path: str):
 # interpreter, like finish's compile script, counts).
 OWNERS = {
     "the key lock's file name": (("name", "KEY_LOCK"), "runx_env.reaper.store"),
+    "the mount table's reader": (("str", "/proc/self/mountinfo"), "runx_env.reaper.removal"),
 }
 
 
