@@ -300,6 +300,7 @@ def _code_facts(path: str):
 OWNERS = {
     "the key lock's file name": (("name", "KEY_LOCK"), "runx_env.reaper.store"),
     "the mount table's reader": (("str", "/proc/self/mountinfo"), "runx_env.reaper.removal"),
+    "the FUSE mount tool": (("str", "fusermount"), "runx_env.reaper.fuse_tree"),
 }
 
 

@@ -47,6 +47,20 @@ CHECK_TIMEOUT = 20.0        # seconds for the mount to answer its first stat
 SPIN = 0.0002
 
 
+def detach(path: str) -> None:
+    """Lazily unmount the FUSE mount at ``path``, whose server is gone
+    (``fusermount3 -u -z``; fuse2's fusermount if only that is left)."""
+    import subprocess
+
+    for tool in (FUSERMOUNT, "fusermount"):
+        try:
+            subprocess.run([tool, "-u", "-z", path], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return
+        except OSError:
+            continue
+
+
 def _which(name: str) -> str | None:
     for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
         p = os.path.join(d or ".", name)

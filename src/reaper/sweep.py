@@ -63,17 +63,10 @@ def unmount_if_dead(path: str) -> None:
             mounted = False
         except OSError as e:
             mounted = e.errno == errno.ENOTCONN
-    if not mounted:
-        return
-    import subprocess
+    if mounted:
+        from .fuse_tree import detach
 
-    for tool in ("fusermount3", "fusermount"):
-        try:
-            subprocess.run([tool, "-u", "-z", path], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            return
-        except OSError:
-            continue
+        detach(path)
 
 
 def survey(runtime: str) -> list:
