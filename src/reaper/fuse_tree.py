@@ -24,6 +24,8 @@ checks, to simulate a machine without FUSE.
 import os
 import sys
 
+from . import watch
+
 DEVICE = "/dev/fuse"
 DEVICE_ENV = "RUNX_FUSE_DEVICE"
 FUSERMOUNT = "fusermount3"
@@ -71,7 +73,7 @@ def _which(name: str) -> str | None:
 
 def missing() -> str | None:
     """What prevents a FUSE tree here, in a few words; None if nothing does."""
-    if not sys.platform.startswith("linux"):
+    if not watch.LINUX:
         return "FUSE trees are supported on Linux only"
     dev = os.environ.get(DEVICE_ENV) or DEVICE
     if not os.path.exists(dev):

@@ -22,7 +22,9 @@ zombie in the previous scan. Otherwise the caller scans again.
 import os
 import time
 
-_PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/environ")
+from . import watch
+
+_PROC = watch.PROCFS
 # Where the scan reads processes from: a fake one in the fast tier's tests.
 PROC = "/proc"
 

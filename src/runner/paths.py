@@ -2,10 +2,10 @@
 runtime directory (live trees and their locks). Both are per user, 0700."""
 
 import os
-import sys
 from stat import S_ISDIR as stat_isdir, S_ISREG as stat_isreg
 
 from ..errors import RunxError
+from ..reaper import watch
 from ..reaper.ownership import check
 
 
@@ -13,7 +13,7 @@ def cache_dir() -> str:
     d = os.environ.get("RUNX_CACHE_DIR")
     if d:
         return os.path.abspath(d)
-    if sys.platform == "darwin":
+    if watch.DARWIN:
         base = os.path.expanduser("~/Library/Caches")
     else:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
