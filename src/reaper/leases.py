@@ -24,7 +24,7 @@ import time
 
 from . import watch
 
-_PROC = watch.PROCFS
+_PROC = watch.procfs()
 # Where the scan reads processes from: a fake one in the fast tier's tests.
 PROC = "/proc"
 

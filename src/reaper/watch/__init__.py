@@ -17,7 +17,7 @@ ProcessLookupError. A Watch has ``pid``, ``fileno()`` (a pollable fd, or None)
 ``exited()`` and ``close()``.
 
 What else differs per OS is asked here too, once, and nowhere else
-(tests/test_structure.py): ``LINUX``, ``DARWIN``, ``MACHINE``, ``PROCFS``
+(tests/test_structure.py): ``LINUX``, ``DARWIN``, ``MACHINE``, ``procfs()``
 (the lease scan reads /proc) and ``die_with_parent()``. This module is on
 the warm path anyway, so the facade costs no import.
 """
@@ -29,9 +29,13 @@ import time
 LINUX = sys.platform.startswith("linux")
 DARWIN = sys.platform == "darwin"
 MACHINE = os.uname().machine          # x86_64, aarch64, arm64...
-# /proc as Linux has it, with what the lease scan reads per process;
-# elsewhere (or with no /proc mounted) the scan asks psutil.
-PROCFS = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/environ")
+
+
+def procfs() -> bool:
+    """Whether /proc is Linux's, with what the lease scan reads per process;
+    elsewhere (or with no /proc mounted) the scan asks psutil. A function:
+    two stats the warm path does not need (the reaper asks, in leases)."""
+    return os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/environ")
 
 
 def die_with_parent():
