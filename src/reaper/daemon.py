@@ -78,7 +78,7 @@ def _raw_sigaction(sigs: list, handler: int) -> None:
     flags, restorer and mask are all zero here; only the syscall number
     differs."""
     nr = {"x86_64": 13, "aarch64": 134, "riscv64": 134, "ppc64le": 173,
-          "s390x": 174}.get(watch.MACHINE)
+          "s390x": 174}.get(watch.machine())
     if nr is None or not sigs:
         return
     try:

@@ -17,7 +17,7 @@ ProcessLookupError. A Watch has ``pid``, ``fileno()`` (a pollable fd, or None)
 ``exited()`` and ``close()``.
 
 What else differs per OS is asked here too, once, and nowhere else
-(tests/test_structure.py): ``LINUX``, ``DARWIN``, ``MACHINE``, ``procfs()``
+(tests/test_structure.py): ``LINUX``, ``DARWIN``, ``machine()``, ``procfs()``
 (the lease scan reads /proc) and ``die_with_parent()``. This module is on
 the warm path anyway, so the facade costs no import.
 """
@@ -28,7 +28,12 @@ import time
 
 LINUX = sys.platform.startswith("linux")
 DARWIN = sys.platform == "darwin"
-MACHINE = os.uname().machine          # x86_64, aarch64, arm64...
+
+
+def machine() -> str:
+    """x86_64, aarch64, arm64... (a function: a syscall the warm path does
+    not need)."""
+    return os.uname().machine
 
 
 def procfs() -> bool:
