@@ -568,7 +568,9 @@ def test_loop_is_what_pyfuse3_needs_of_trio():
                 for name in "abc":
                     n.start_soon(holder, lock, name, name=name)
                 n.start_soon(reader)
-                await loop.sleep(0.01)
+                deadline = time.monotonic() + 10   # the holders' turns, however loaded
+                while len(order) < 3 and time.monotonic() < deadline:
+                    await loop.sleep(0.001)
                 assert loop.lowlevel.current_task().name == "main"
                 loop.lowlevel.notify_closing(r)
             return order
