@@ -178,6 +178,11 @@ def find(cache: str, k: str, *, offline: bool, log) -> Layer | None:
     return layer
 
 
+def key_lock_path(kdir: str) -> str:
+    """The key's lock file: the one place its name is joined to a key."""
+    return os.path.join(kdir, KEY_LOCK)
+
+
 def key_lock(kdir: str) -> int:
     """The key's lock, held exclusively: by builders, finishers and
     maintenance. ``runx cache clean`` may move a key's directory aside, lock
@@ -190,7 +195,7 @@ def key_lock(kdir: str) -> int:
             # Both levels 0700 (makedirs gives intermediate ones the umask's mode).
             os.makedirs(os.path.dirname(kdir), mode=0o700, exist_ok=True)
             os.makedirs(kdir, mode=0o700, exist_ok=True)
-            path = os.path.join(kdir, KEY_LOCK)
+            path = key_lock_path(kdir)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
             continue                 # the key's directory was just moved aside by `clean`
@@ -336,7 +341,7 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
             if k.startswith(".trash-") and not dry:
                 remove_tree(layers, k)
             continue
-        lock_path = os.path.join(kdir, KEY_LOCK)
+        lock_path = key_lock_path(kdir)
         try:
             lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                            0o600)
