@@ -48,6 +48,49 @@ def pytest_sessionstart(session):
                     "uv pip install -e . --config-settings editable_mode=strict", 2)
 
 
+# --- the fast tier (scripts/test --fast) ---------------------------------------
+
+# Fixtures that run runx itself, or build what it runs: end to end by nature.
+END_TO_END_FIXTURES = {"runx", "cold", "layer_cache", "wheelhouse", "extra"}
+# Audit events of a process being started (fork, exec, spawn, subprocess).
+SPAWN_EVENTS = {"os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn",
+                "os.system", "subprocess.Popen", "pty.spawn"}
+_fast_call = False
+
+
+def _no_spawn_in_fast(event, args):
+    if _fast_call and event in SPAWN_EVENTS:
+        raise RuntimeError(f"a test marked fast started a process ({event} {args[:1]}): "
+                           "the fast tier is in-process; unmark it or make it so")
+
+
+def pytest_configure(config):
+    sys.addaudithook(_no_spawn_in_fast)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked fast keeps to the tier's promise: it uses none of the
+    fixtures that run runx (checked here) and starts no process (checked by
+    the audit hook while it runs)."""
+    for item in items:
+        if item.get_closest_marker("fast"):
+            used = END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ()))
+            if used:
+                raise pytest.UsageError(f"{item.nodeid} is marked fast but uses "
+                                        f"{', '.join(sorted(used))} (end to end)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """While a fast test runs (its fixtures too), starting a process fails."""
+    global _fast_call
+    _fast_call = item.get_closest_marker("fast") is not None
+    try:
+        yield
+    finally:
+        _fast_call = False
+
+
 def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
     """Poll ``predicate`` until it returns a truthy value; fail with ``what``."""
     deadline = time.monotonic() + timeout

@@ -19,6 +19,7 @@ def _benchlib():
     return mod
 
 
+@pytest.mark.fast
 def test_render_replaces_only_the_marked_block(tmp_path):
     doc = tmp_path / "doc.md"
     doc.write_text("Prose before.\n<!-- bench:t begin -->\nold\n<!-- bench:t end -->\nProse after.\n")
@@ -27,6 +28,7 @@ def test_render_replaces_only_the_marked_block(tmp_path):
                                "<!-- bench:t end -->\nProse after.\n")
 
 
+@pytest.mark.fast
 def test_render_refuses_a_doc_without_markers(tmp_path):
     doc = tmp_path / "doc.md"
     doc.write_text("Only prose, no blocks.\n")

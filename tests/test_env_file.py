@@ -11,6 +11,7 @@ from runx_env.errors import UsageError
 
 # --- dotenv (in process) ----------------------------------------------------
 
+@pytest.mark.fast
 def test_dotenv_format():
     text = ("# comment\n\nexport A=one\nB = 'single ${A} # kept'\n"
             'C="double\\n${A} \\${A}"  # comment\nD=plain value # comment\nE=a#b\n'
@@ -21,6 +22,7 @@ def test_dotenv_format():
                    "I": "multi\nline", "J": "oneone"}
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("text, words", [
     ("1X=2\n", "invalid variable name"),
     ("A B=2\n", "invalid variable name"),

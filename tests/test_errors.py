@@ -203,6 +203,7 @@ def test_too_many_requirements_files_is_a_usage_error(runx, tmp_path):
     one_line(r, 2, "more than 256 requirements files")
 
 
+@pytest.mark.fast
 def test_internal_error_is_one_line(monkeypatch, capsys):
     def boom(o):
         raise ValueError("unexpected thing")

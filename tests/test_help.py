@@ -23,6 +23,7 @@ def all_options() -> set:
     return {n for names, _, _ in completion.OPTIONS for n in names}
 
 
+@pytest.mark.fast
 def test_completion_table_matches_the_parser():
     # Both come from runx_env.runner.options now; tests/test_options.py checks the
     # parser takes every option of the table with or without a value as it says.
@@ -31,6 +32,7 @@ def test_completion_table_matches_the_parser():
         assert all((options.by_name()[n].metavar is not None) == (kind is not None) for n in names)
 
 
+@pytest.mark.fast
 def test_help_and_readme_document_every_option_and_exit_code():
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()

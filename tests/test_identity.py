@@ -8,7 +8,7 @@ import pytest
 
 from conftest import build_wheel
 from localproj import make_project, set_version, set_where
-from runx_env.runner import identity
+from runx_env.runner import identity, paths
 from runx_env.runner.requirements import Spec
 
 
@@ -26,6 +26,7 @@ def key(cwd, *reqs, **kw) -> str:
     return Spec(list(reqs), cwd=str(cwd), **kw).digest()
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("req, expect", [
     ("./proj", ("{b}/proj", "{b}/proj")),
     ("../proj", ("/x/proj", "/x/proj")),
@@ -56,12 +57,14 @@ def test_local_requirement_forms(req, expect):
         assert got == tuple(e.format(b=base, h=home) for e in expect)
 
 
+@pytest.mark.fast
 def test_plain_requirements_share_across_directories(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     assert key(tmp_path / "a", "demo>=1") == key(tmp_path / "b", "Demo>=1")
 
 
+@pytest.mark.fast
 def test_local_paths_key_by_target_and_uv_gets_absolute_paths(tmp_path):
     a = make_project(tmp_path / "a" / "proj")
     make_project(tmp_path / "b" / "proj")
@@ -78,6 +81,7 @@ def test_local_paths_key_by_target_and_uv_gets_absolute_paths(tmp_path):
         before = key(tmp_path / "a", "./proj")
 
 
+@pytest.mark.fast
 def test_file_fingerprint_sees_a_rebuild_in_place(tmp_path):
     wheel = build_wheel(str(tmp_path), "demo", "1.0")
     before = key(tmp_path, os.path.basename(wheel))
@@ -89,6 +93,7 @@ def test_file_fingerprint_sees_a_rebuild_in_place(tmp_path):
     assert key(tmp_path, os.path.basename(wheel)) != before
 
 
+@pytest.mark.fast
 def test_find_links_directory_listing(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -99,6 +104,7 @@ def test_find_links_directory_listing(tmp_path):
     assert key(tmp_path, "demo", find_links=[str(wheels)]) != before
 
 
+@pytest.mark.fast
 def test_requirements_files_recursive_with_a_cycle(tmp_path):
     (tmp_path / "d").mkdir()
     top = tmp_path / "top.txt"
@@ -115,6 +121,7 @@ def test_requirements_files_recursive_with_a_cycle(tmp_path):
     assert k() != before
 
 
+@pytest.mark.fast
 def test_paths_inside_requirements_files_resolve_like_uv(tmp_path, monkeypatch):
     """-e and package paths against the cwd (checked against uv 0.13.9),
     ${VAR} expanded: the same file from two directories is two keys."""
@@ -137,6 +144,7 @@ def test_paths_inside_requirements_files_resolve_like_uv(tmp_path, monkeypatch):
     assert key(tmp_path / "a", requirement_files=[str(req)]) != ka
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("text, has", [
     ("[tool.uv]\nx = 1\n", True), ("[project]\n[ tool . uv . pip ]\n", True),
     ('[[tool.uv.index]]\nurl = "u"\n', True), ('["tool"."uv"]\n', True),
@@ -147,6 +155,7 @@ def test_tool_uv_detection(text, has):
     assert identity._has_tool_uv(text.encode()) is has
 
 
+@pytest.mark.fast
 def test_uv_configuration_in_the_key(tmp_path, monkeypatch):
     top = tmp_path / "p"
     sub = top / "x" / "y"
@@ -187,6 +196,7 @@ def test_uv_configuration_in_the_key(tmp_path, monkeypatch):
     assert key(other, "demo") != with_file
 
 
+@pytest.mark.fast
 def test_uv_variables(tmp_path, monkeypatch):
     base = key(tmp_path, "demo")
     for var in ("UV_CACHE_DIR", "UV_CONCURRENT_DOWNLOADS", "UV_NO_PROGRESS",
@@ -232,7 +242,7 @@ def test_bad_inputs_are_one_line_errors(runx, tmp_path):
     r = runx.run("--with-requirements", str(top), "true")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "missing.txt" in r.stderr and r.stderr.startswith("runx: error: ")
-    top.write_text("# padding\n" * (identity.MAX_FILE // 10 + 1))
+    top.write_text("# padding\n" * (paths.MAX_INPUT // 10 + 1))
     r = runx.run("--with-requirements", str(top), "true")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "larger than" in r.stderr
@@ -240,6 +250,7 @@ def test_bad_inputs_are_one_line_errors(runx, tmp_path):
     runx.wait_clean()
 
 
+@pytest.mark.fast
 def test_files_and_directories_named_by_uv_variables_and_config(tmp_path, monkeypatch):
     cons = tmp_path / "cons.txt"
     cons.write_text("demo==1.0\n")
@@ -260,6 +271,7 @@ def test_files_and_directories_named_by_uv_variables_and_config(tmp_path, monkey
     assert key(tmp_path, "demo") != before
 
 
+@pytest.mark.fast
 def test_uv_working_dir_and_project_move_where_uv_looks(tmp_path, monkeypatch):
     for d in ("a", "b"):
         make_project(tmp_path / d / "proj", where=d)

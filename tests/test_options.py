@@ -43,6 +43,7 @@ def sample(opt, tmp_path) -> str:
 
 # --- the table drives --help, completion and the README ----------------------
 
+@pytest.mark.fast
 def test_no_option_twice_and_every_field_sane():
     assert len(NAMES) == len(set(NAMES))
     for opt in options.OPTIONS:
@@ -52,6 +53,7 @@ def test_no_option_twice_and_every_field_sane():
     assert not set(NAMES) & set(options.NOT_TAKEN)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_every_option_is_in_help_completion_and_readme(shell):
     text = helptext.help_text()
@@ -75,12 +77,14 @@ def test_every_option_is_in_help_completion_and_readme(shell):
         assert f"`{n}`" in block, f"README lacks the not-taken {n}"
 
 
+@pytest.mark.fast
 def test_readme_block_is_generated_from_the_table():
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()
     assert options.readme_table() in readme, "run scripts/readme-options"
 
 
+@pytest.mark.fast
 def test_the_parser_takes_every_option_as_the_table_says(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for opt in options.OPTIONS:
@@ -169,6 +173,7 @@ def test_uv_spells_every_passed_option_as_runx_passes_it(tmp_path):
 
 # --- passed to uv, and part of the layer's identity -----------------------------
 
+@pytest.mark.fast
 def test_layer_options_are_hashed_in_order_and_passed_last():
     a = Spec(["x"], uv_options=["--resolution", "lowest"])
     assert a.digest() != Spec(["x"]).digest()
@@ -182,6 +187,7 @@ def test_layer_options_are_hashed_in_order_and_passed_last():
     assert o.uv_options == ["--no-binary", "a", "--only-binary", "b", "--no-binary", ":all:"]
 
 
+@pytest.mark.fast
 def test_constraints_file_content_is_identity(tmp_path):
     c = tmp_path / "c.txt"
     c.write_text("x<2\n")
@@ -224,6 +230,7 @@ def test_resolver_options_reach_uv_and_name_their_layer(runx, tmp_path):
     runx.wait_clean()
 
 
+@pytest.mark.fast
 def test_python_options_are_collected_for_the_interpreter_lookup():
     o = options.parse(["--managed-python", "--python-preference", "system",
                    "--no-python-downloads", "python"])
@@ -250,6 +257,7 @@ def test_no_suggestion_when_nothing_is_close():
     assert "did you mean" not in line and "unknown option --zzzzqqq" in line
 
 
+@pytest.mark.fast
 def test_summary_line_counts_and_names_what_uv_installed():
     from runx_env.runner import uv
 

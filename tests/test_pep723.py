@@ -52,6 +52,7 @@ def test_crlf_script_gets_its_dependencies_like_uv(runx, tmp_path, newline):
     runx.wait_clean()
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("newline", ["\r\n", "\n"])
 def test_block_parses_in_process(newline):
     m = pep723.parse(BLOCK.replace("\n", newline) + "print()" + newline)
@@ -61,6 +62,7 @@ def test_block_parses_in_process(newline):
     assert m.dependencies == ["a"]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("text, deps", [
     # The first '# /// script' decides, as in uv: inside a line, no block at all.
     ('x = "# /// script"\n# /// script\n# dependencies = ["a"]\n# ///\n', None),
@@ -83,6 +85,7 @@ def test_block_boundaries_as_uv(text, deps):
         assert m.found and m.dependencies == deps
 
 
+@pytest.mark.fast
 def test_the_last_closing_line_wins_as_in_uv():
     # uv takes everything up to the last '# ///' of the comment run: here a
     # '///' line inside the TOML, which is then malformed (uv refuses it too).
@@ -112,6 +115,7 @@ def test_unclosed_block_stops_like_uv(runx, tmp_path, text, words):
     assert runx.trees() == []
 
 
+@pytest.mark.fast
 def test_pep723_no_block_and_other_blocks_are_ignored():
     assert not pep723.parse("print('hi')\n").found
     text = "# /// pyproject\n# [tool.x]\n# a = 1\n# ///\nprint()\n"
@@ -125,6 +129,7 @@ def test_pep723_unclosed_block_is_an_error():
     assert "line 2" in e.value.message and "line 4 ('print()')" in e.value.message
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("text, words", [
     ('# /// script\n# dependencies = ["a"\n# ///\n', "malformed"),
     ('# /// script\n# dependencies = []\n# ///\nx = 1\n# /// script\n# dependencies = []\n# ///\n',
@@ -141,6 +146,7 @@ def test_pep723_malformed_blocks_are_usage_errors(text, words):
     assert words in e.value.message and e.value.code == 2
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("version, spec, ok", [
     ("3.11.7", ">=3.10", True), ("3.11.7", ">=3.12", False), ("3.11.7", ">3.11", True),
     ("3.11.0", ">3.11", False), ("3.11.7", "<3.12", True), ("3.12.0", "<3.12", False),
@@ -157,6 +163,7 @@ def test_requires_python_specifiers(version, spec, ok):
     assert pep440.satisfies(version, spec) is ok
 
 
+@pytest.mark.fast
 def test_requires_python_not_met_by_an_explicit_choice_warns(capsys):
     # uv run --python 3.10 script.py (requires >=3.12) warns and runs it: so does runx.
     m = pep723.Metadata([], ">=3.99", True)
@@ -182,32 +189,38 @@ def valid(spec: str) -> bool:
         return False
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("spec", cases.VALID)
 def test_packaging_valid_specifiers(spec):
     assert valid(spec)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("spec", cases.INVALID)
 def test_packaging_invalid_specifiers(spec):
     assert not valid(spec)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("version", cases.NORMALIZED_VERSIONS)
 def test_packaging_normalized_spellings(version):
     for op in (OPS if "+" not in version else ["==", "!="]):
         assert valid(op + version), op + version
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("version, spec, expected", cases.CONTAINS)
 def test_packaging_contains(version, spec, expected):
     assert pep440.satisfies(version, spec) is expected
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("spec, version, expected", cases.INVALID_VERSION)
 def test_packaging_contains_invalid_versions(spec, version, expected):
     assert pep440.satisfies(version, spec) is expected
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("version, spec, expected", cases.ARBITRARY + cases.SET_ARBITRARY)
 def test_packaging_arbitrary_equality(version, spec, expected):
     assert pep440.satisfies(version, spec) is expected
@@ -222,11 +235,13 @@ ISSUE = [(">=3.8.dev0", True), (">=1!3.8", True), ("==3.11.0+local", True),
          ("", True), (",", True), (">=3.8,", True), ("=>3.8", False)]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("spec, ok", ISSUE)
 def test_specifiers_a_hand_written_check_got_wrong(spec, ok):
     assert valid(spec) is ok
 
 
+@pytest.mark.fast
 def test_every_specifier_agrees_with_packaging():
     """Differential: validity and contains() over every spec and version
     above, against packaging itself (the test extra installs it)."""
@@ -316,6 +331,7 @@ def test_tool_uv_as_uv_run(runx, tmp_path, deps, tool, expected):
     runx.wait_clean()
 
 
+@pytest.mark.fast
 def test_tool_uv_indexes_map_to_uv_pip_options(tmp_path):
     # Not differential: uv run would reach PyPI for what the flat index lacks.
     s = tmp_path / "d" / "s.py"
@@ -384,6 +400,7 @@ def test_tool_uv_refusals_are_one_line(runx, tmp_path, tool, words):
     assert runx.trees() == []
 
 
+@pytest.mark.fast
 def test_tool_uv_sources_become_direct_references(tmp_path):
     s = tmp_path / "d" / "s.py"
     s.parent.mkdir()

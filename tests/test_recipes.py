@@ -89,6 +89,7 @@ print(json.dumps({"argv": sys.argv[1:], "pid": os.getpid(), "ppid": os.getppid()
 '''
 
 
+@pytest.mark.fast
 def test_every_recipe_block_is_there():
     with open(RECIPES) as f:
         names = re.findall(r"^<!-- recipe: (\S+) -->$", f.read(), re.M)
@@ -331,6 +332,7 @@ def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
 
 
 
+@pytest.mark.fast
 def test_jupyter_kernel_spec(tmp_path):
     spec = json.loads(recipe("kernel.json"))
     assert spec["argv"] == ["runx", "--with", "ipykernel", "python", "-m", "ipykernel_launcher",

@@ -35,6 +35,7 @@ def make_tree(root, name="tree"):
     return t
 
 
+@pytest.mark.fast
 def test_removal_unlinks_symlinks_never_follows_them(tmp_path, outside):
     t = make_tree(tmp_path)
     (t / "link-to-dir").symlink_to(outside)
@@ -44,6 +45,7 @@ def test_removal_unlinks_symlinks_never_follows_them(tmp_path, outside):
     assert (outside / "keep.txt").read_text() == "keep"
 
 
+@pytest.mark.fast
 def test_tree_swapped_for_a_symlink_is_left_alone(tmp_path, outside):
     t = make_tree(tmp_path)
     st = os.stat(t)
@@ -53,6 +55,7 @@ def test_tree_swapped_for_a_symlink_is_left_alone(tmp_path, outside):
     assert (outside / "keep.txt").exists() and (tmp_path / "tree").is_symlink()
 
 
+@pytest.mark.fast
 def test_tree_swapped_for_another_directory_is_left_alone(tmp_path):
     t = make_tree(tmp_path)
     st = os.stat(t)
@@ -62,6 +65,7 @@ def test_tree_swapped_for_another_directory_is_left_alone(tmp_path):
     assert (other / "bin" / "x").exists()
 
 
+@pytest.mark.fast
 def test_read_only_directories_are_removed(tmp_path):
     t = make_tree(tmp_path)
     os.chmod(t / "bin", 0o555)

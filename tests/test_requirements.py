@@ -5,6 +5,7 @@ import pytest
 from runx_env.runner.requirements import Spec, normalize, split_with
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("value, expect", [
     ("requests", ["requests"]),
     ("requests,rich", ["requests", "rich"]),
@@ -17,11 +18,13 @@ def test_split_with(value, expect):
     assert split_with(value) == expect
 
 
+@pytest.mark.fast
 def test_normalize_names_not_versions():
     assert normalize("Foo_Bar.baz >= 1.0") == "foo-bar-baz >= 1.0"
     assert normalize("  Django==4.2 ") == "django==4.2"
 
 
+@pytest.mark.fast
 def test_key_ignores_spelling_and_order():
     a = Spec(["Rich", "requests"])
     b = Spec(["requests", "rich"])
@@ -30,6 +33,7 @@ def test_key_ignores_spelling_and_order():
     assert Spec(["rich"], index_url="https://x").digest() != Spec(["rich"]).digest()
 
 
+@pytest.mark.fast
 def test_pinned():
     assert Spec(["rich==13.7.1", "Requests == 2.31.0"]).pinned
     assert not Spec(["rich>=13"]).pinned

@@ -31,6 +31,7 @@ print(json.dumps({"argv": sys.argv, "pid": os.getpid(), "prefix": sys.prefix,
 
 # --- what is a script (in process) -----------------------------------------
 
+@pytest.mark.fast
 def test_script_rule(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.py").write_text("print()\n")
@@ -50,6 +51,7 @@ def test_script_rule(tmp_path, monkeypatch):
     assert o.command == ["missing.py", "x"] and o.script is None and o.py_command == "missing.py"
 
 
+@pytest.mark.fast
 def test_module_option_ends_runx_options():
     o = options.parse(["--with", "x", "-m", "http.server", "--bind", "-v", "8000"])
     assert o.command == ["python", "-m", "http.server", "--bind", "-v", "8000"]

@@ -14,6 +14,7 @@ TYPE_CHECKING:``) do not, since they never run.
 """
 
 import ast
+import functools
 import os
 
 import pytest
@@ -126,6 +127,7 @@ def find_cycle(graph: dict) -> list | None:
     return None
 
 
+@pytest.mark.fast
 def test_the_import_graph_has_no_cycle():
     graph, _ = import_graph()
     assert "runx_env.runner.cli" in graph and "runx_env.reaper.daemon" in graph
@@ -133,11 +135,13 @@ def test_the_import_graph_has_no_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+@pytest.mark.fast
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+@pytest.mark.fast
 def test_nothing_below_imports_above():
     """runner → reaper → the package's own modules, never back: the reaper
     (and what both processes share of the cache) is understood without the
@@ -148,12 +152,14 @@ def test_nothing_below_imports_above():
     assert upward == [], f"imports from a lower layer into a higher one: {upward}"
 
 
+@pytest.mark.fast
 def test_the_layer_rule_sees_an_upward_import():
     assert layer_of("runx_env.reaper.sweep") < layer_of("runx_env.runner.cli")
     assert layer_of("runx_env.errors") < layer_of("runx_env.reaper.store")
     assert layer_of("runx_env.reaper.watch._pidfd") == layer_of("runx_env.reaper")
 
 
+@pytest.mark.fast
 def test_every_import_inside_the_package_is_relative():
     """An absolute ``runx_env`` import works only once installed, and names no
     file a reader (or a text-based tool) can find from the importing one;
@@ -163,6 +169,7 @@ def test_every_import_inside_the_package_is_relative():
     assert absolute == [], f"absolute imports of the package: {absolute}"
 
 
+@pytest.mark.fast
 def test_the_checkout_has_no_links():
     """The package tree is real files: a checkout without symlink support
     builds, and no tool sees a module twice."""
@@ -227,3 +234,95 @@ def _name_column(line: str, name: str) -> int | None:
         if w.start() >= start:
             return w.start()
     return None
+
+
+# --- one owner per fact (issue 19.5) -----------------------------------------
+
+# Names every implementation of one interface defines (each watch module),
+# the idiom that stands in for typing's (tests/test_warm_path.py), and
+# completion's view of the option table (derived from options.OPTIONS, not
+# a copy of it).
+SHARED_NAMES = {"NEEDS_ARMING", "TYPE_CHECKING", "OPTIONS"}
+
+
+def _constants(path: str) -> list:
+    """Public upper-case names assigned at module level in ``path``."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    out = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        out += [t.id for t in targets if isinstance(t, ast.Name) and t.id.isupper()
+                and not t.id.startswith("_")]
+    return out
+
+
+@pytest.mark.fast
+def test_each_constant_is_defined_in_one_module():
+    """A fact has one owner: a second module that defines the same constant
+    (MIN_NOFILE was 32 in cli and 64 in build: two facts under one name)
+    holds a copy that drifts. Import it from its owner instead."""
+    where: dict = {}
+    for module, path in _modules().items():
+        for name in _constants(path):
+            where.setdefault(name, []).append(module)
+    twice = {n: ms for n, ms in where.items() if len(ms) > 1 and n not in SHARED_NAMES}
+    assert not twice, twice
+
+
+@functools.cache
+def _code_facts(path: str) -> list:
+    """(kind, value) of what ``path``'s code names: every attribute and name
+    ("name", "sys.platform" / "KEY_LOCK"), and every string constant that is
+    not a docstring ("str", its text)."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            base = node.value.id if isinstance(node.value, ast.Name) else ""
+            out.append(("name", node.attr))
+            if base:
+                out.append(("name", f"{base}.{node.attr}"))
+        elif isinstance(node, ast.Name):
+            out.append(("name", node.id))
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and id(node) not in docstrings):
+            out.append(("str", node.value))
+    return out
+
+
+# fact: (what names it in code, its owner, other modules allowed to). A
+# "str" fact matches any string constant containing it (code run in another
+# interpreter, like finish's compile script, counts).
+WATCH = "runx_env.reaper.watch"
+# interpreter.current() computes the interpreter's platform tag exactly as
+# its probe does in another interpreter: the tag is a fact about the
+# interpreter (hashed into the layer key), not a branch on the OS.
+INTERPRETER = ("runx_env.runner.interpreter",)
+OWNERS = {
+    "the key lock's file name": (("name", "KEY_LOCK"), "runx_env.reaper.store", ()),
+    "the mount table's reader": (("str", "/proc/self/mountinfo"), "runx_env.reaper.removal", ()),
+    "the FUSE mount tool": (("str", "fusermount"), "runx_env.reaper.fuse_tree", ()),
+    "PR_SET_PDEATHSIG": (("name", "prctl"), WATCH, ()),
+    "which OS (sys.platform)": (("name", "sys.platform"), WATCH, INTERPRETER),
+    "which OS (os.uname)": (("name", "os.uname"), WATCH, INTERPRETER),
+    "whether /proc has what the lease scan reads": (("str", "/proc/self/environ"), WATCH, ()),
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("fact", sorted(OWNERS))
+def test_each_fact_is_named_by_its_owner_only(fact):
+    (kind, value), owner, also = OWNERS[fact]
+    found = {module for module, path in _modules().items()
+             if any(k == kind and (value in v if kind == "str" else v == value)
+                    for k, v in _code_facts(path))}
+    assert owner in found and found <= {owner, *also}, (fact, owner, sorted(found))

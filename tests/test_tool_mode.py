@@ -175,6 +175,7 @@ def test_bad_tool_spec_is_one_line(tools, argv, message):
     assert r.stdout == ""
 
 
+@pytest.mark.fast
 def test_parse_rules():
     """What parse makes of each form, without running anything."""
     def tool(*argv):

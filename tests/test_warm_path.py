@@ -148,6 +148,7 @@ def test_the_probe_sees_a_forbidden_import(runx):
     runx.wait_clean()
 
 
+@pytest.mark.fast
 def test_lock_metadata_is_the_json_that_json_writes():
     """The tree's lock metadata is written without json or _json (a shared
     library to load): it must be byte for byte what json.dumps writes, for

@@ -67,7 +67,7 @@ def _glibc_reserved() -> list:
     them, yet their default action kills. Linux only."""
     signal = signal_module()
     rtmin = getattr(signal, "SIGRTMIN", None)
-    if os.uname().sysname != "Linux" or rtmin is None:
+    if not watch.LINUX or rtmin is None:
         return []
     return list(range(32, rtmin))
 
@@ -78,7 +78,7 @@ def _raw_sigaction(sigs: list, handler: int) -> None:
     flags, restorer and mask are all zero here; only the syscall number
     differs."""
     nr = {"x86_64": 13, "aarch64": 134, "riscv64": 134, "ppc64le": 173,
-          "s390x": 174}.get(os.uname().machine)
+          "s390x": 174}.get(watch.machine())
     if nr is None or not sigs:
         return
     try:

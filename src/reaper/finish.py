@@ -11,12 +11,13 @@ import marshal
 import os
 
 from ..faults import fault_point
-from .store import BYTECODE, FAST_MANIFEST, KEY_LOCK, MANIFEST, write_manifests
+from . import watch
+from .ownership import try_lock
+from .store import BYTECODE, FAST_MANIFEST, MANIFEST, key_lock_path, write_manifests
 
 
 # The compile, in the layer's own interpreter. It must die with runx-compile
-# (PR_SET_PDEATHSIG; and if runx-compile died before the prctl took effect,
-# the parent is already not the one it was started by: exit). It compiles
+# (watch.die_with_parent, its preexec_fn). It compiles
 # serially: a pool's workers would each need the same death signal, and on
 # the 2-core machine measured (docs/reliability.md) -j 0 saved little for a
 # background job that runs at nice 19 anyway.
@@ -33,17 +34,11 @@ from .store import BYTECODE, FAST_MANIFEST, KEY_LOCK, MANIFEST, write_manifests
 # source's path on load (_imp._fix_co_filename), so tracebacks are right.
 # Entries are 0444: a write through one layer would change them all.
 _COMPILE = """\
-import ctypes, os, signal, sys
-try:
-    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-except (OSError, AttributeError):
-    pass
-if os.getppid() != int(sys.argv[1]):
-    sys.exit(3)
+import os, signal, sys
 if os.environ.get("RUNX_FAULT_STOP") == "compile-child":
     os.kill(os.getpid(), signal.SIGSTOP)
 import compileall, hashlib, importlib.util
-site, store = sys.argv[2], sys.argv[3]
+site, store = sys.argv[1], sys.argv[2]
 try:
     os.mkdir(store, 0o700)
 except OSError:
@@ -112,19 +107,15 @@ def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
     checks the file's owner with it anyway), so a kill anywhere in the
     freeze leaves the layer not compiled and the next run's finisher redoes
     it: compileall skips up-to-date files, the chmods are idempotent."""
-    import fcntl
     import subprocess
 
     kdir = os.path.dirname(layer_path)
-    try:
-        lock = os.open(os.path.join(kdir, KEY_LOCK), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
+    # Held, or no longer the key's lock (moved aside by `runx cache clean`):
+    # a builder, maintenance or another finisher is at it.
+    lock = try_lock(key_lock_path(kdir))
+    if lock is None:
         return False
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False                 # a builder, maintenance or another finisher is at it
         fast = os.path.join(layer_path, FAST_MANIFEST)
         try:
             with open(fast, "rb") as f:
@@ -140,9 +131,9 @@ def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
             python = os.path.join(layer_path, "bin", "python")
             log(f"compiling layer {layer_path}")
             shared = os.path.join(os.path.dirname(os.path.dirname(kdir)), BYTECODE)
-            p = subprocess.Popen([python, "-I", "-c", _COMPILE, str(os.getpid()), site, shared],
+            p = subprocess.Popen([python, "-I", "-c", _COMPILE, site, shared],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+                                 stderr=subprocess.DEVNULL, preexec_fn=watch.die_with_parent())
             fault_point("compile")
             if p.wait() != 0:
                 log(f"compile failed ({p.returncode}); a later run retries")

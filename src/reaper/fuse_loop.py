@@ -332,7 +332,9 @@ def load():
         for name in placed:
             if sys.modules.get(name) is stand_ins[name]:
                 del sys.modules[name]
-    pyfuse3.trio = me  # type: ignore[attr-defined]  # as pyfuse3.asyncio.enable() does
+    # As pyfuse3.asyncio.enable() does. (Not installed, as for scripts/test
+    # --fast, pyfuse3 is Any to mypy and the ignore is unused.)
+    pyfuse3.trio = me  # type: ignore[attr-defined, unused-ignore]
     return pyfuse3
 
 

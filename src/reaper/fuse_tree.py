@@ -24,6 +24,8 @@ checks, to simulate a machine without FUSE.
 import os
 import sys
 
+from . import watch
+
 DEVICE = "/dev/fuse"
 DEVICE_ENV = "RUNX_FUSE_DEVICE"
 FUSERMOUNT = "fusermount3"
@@ -47,6 +49,20 @@ CHECK_TIMEOUT = 20.0        # seconds for the mount to answer its first stat
 SPIN = 0.0002
 
 
+def detach(path: str) -> None:
+    """Lazily unmount the FUSE mount at ``path``, whose server is gone
+    (``fusermount3 -u -z``; fuse2's fusermount if only that is left)."""
+    import subprocess
+
+    for tool in (FUSERMOUNT, "fusermount"):
+        try:
+            subprocess.run([tool, "-u", "-z", path], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return
+        except OSError:
+            continue
+
+
 def _which(name: str) -> str | None:
     for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
         p = os.path.join(d or ".", name)
@@ -57,7 +73,7 @@ def _which(name: str) -> str | None:
 
 def missing() -> str | None:
     """What prevents a FUSE tree here, in a few words; None if nothing does."""
-    if not sys.platform.startswith("linux"):
+    if not watch.LINUX:
         return "FUSE trees are supported on Linux only"
     dev = os.environ.get(DEVICE_ENV) or DEVICE
     if not os.path.exists(dev):

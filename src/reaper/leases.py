@@ -22,7 +22,11 @@ zombie in the previous scan. Otherwise the caller scans again.
 import os
 import time
 
-_PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/environ")
+from . import watch
+
+_PROC = watch.procfs()
+# Where the scan reads processes from: a fake one in the fast tier's tests.
+PROC = "/proc"
 
 _ENV = b"RUNX_ENV="
 
@@ -70,7 +74,7 @@ def _ident(pid: int):
     if not _PROC:
         return _psutil_ident(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(f"{PROC}/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
@@ -91,7 +95,7 @@ def _proc_check(pid: int, m: _Match, kthread: bool = False):
     environ and maps) but which is not a zombie yet; it may have forked a
     successor after the listdir. Unreadable (another user's process, not
     root): trusted as a non-holder, a documented limitation."""
-    base = f"/proc/{pid}/".encode()
+    base = f"{PROC}/{pid}/".encode()
     held = set()
     try:
         with open(base + b"environ", "rb") as f:
@@ -174,7 +178,7 @@ def _check(pid: int, m: _Match, kthread: bool = False):
 
 def _pids() -> list:
     if _PROC:
-        return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+        return [int(n) for n in os.listdir(PROC) if n.isdigit()]
     import psutil
 
     return psutil.pids()

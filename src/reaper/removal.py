@@ -37,24 +37,35 @@ def unescape_mountinfo(field: bytes) -> bytes:
     return bytes(out)
 
 
-def mounts_under(path: str) -> list | None:
-    """Mount points at or below ``path`` (resolved), from /proc/self/mountinfo;
-    None where there is no mountinfo (not Linux)."""
-    want = os.fsencode(os.path.realpath(path))
-    prefix = want.rstrip(b"/") + b"/"
-    found = []
+def mounts() -> list | None:
+    """(mount point, file system type) of every mount this process sees, as
+    bytes, from /proc/self/mountinfo (its one reader); None where there is
+    no mountinfo (not Linux)."""
     try:
         with open("/proc/self/mountinfo", "rb") as f:
-            for line in f:
-                fields = line.split(b" ", 5)
-                if len(fields) < 5:
-                    continue
-                mp = unescape_mountinfo(fields[4])
-                if mp == want or mp.startswith(prefix):
-                    found.append(os.fsdecode(mp))
+            data = f.read()
     except OSError:
         return None
-    return found
+    out = []
+    for line in data.splitlines():
+        # ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE ...
+        left, _, right = line.partition(b" - ")
+        fields = left.split(b" ", 5)
+        if len(fields) < 5:
+            continue
+        out.append((unescape_mountinfo(fields[4]), right.split(b" ", 1)[0]))
+    return out
+
+
+def mounts_under(path: str) -> list | None:
+    """Mount points at or below ``path`` (resolved); None where there is no
+    mountinfo (not Linux)."""
+    want = os.fsencode(os.path.realpath(path))
+    prefix = want.rstrip(b"/") + b"/"
+    found = mounts()
+    if found is None:
+        return None
+    return [os.fsdecode(mp) for mp, _ in found if mp == want or mp.startswith(prefix)]
 
 
 def mount_id(fd: int) -> int | None:

@@ -223,6 +223,11 @@ def find(cache: str, k: str, *, offline: bool, log) -> Layer | None:
     return layer
 
 
+def key_lock_path(kdir: str) -> str:
+    """The key's lock file: the one place its name is joined to a key."""
+    return os.path.join(kdir, KEY_LOCK)
+
+
 # A key directory that vanishes between its mkdir and the open of its lock
 # was moved aside by a concurrent `runx cache clean`: start over, a few
 # times. One that never appears (RUNX_CACHE_DIR=/proc, where mkdir says
@@ -283,7 +288,7 @@ def key_lock(kdir: str) -> int:
             # Both levels 0700 (makedirs gives intermediate ones the umask's mode).
             os.makedirs(os.path.dirname(kdir), mode=0o700, exist_ok=True)
             os.makedirs(kdir, mode=0o700, exist_ok=True)
-            path = os.path.join(kdir, KEY_LOCK)
+            path = key_lock_path(kdir)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except FileNotFoundError as e:
             why = e.strerror or why
@@ -445,7 +450,7 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
             if k.startswith(".trash-") and not dry:
                 remove_tree(layers, k)
             continue
-        lock_path = os.path.join(kdir, KEY_LOCK)
+        lock_path = key_lock_path(kdir)
         try:
             lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                            0o600)

@@ -15,7 +15,7 @@ import os
 # tree or a dead mount is actually found.
 
 from . import leases, ownership
-from .removal import remove_tree, unescape_mountinfo
+from .removal import mounts, remove_tree
 
 
 class TreeState:
@@ -45,17 +45,10 @@ def _fuse_mountpoint(path: str) -> bool | None:
     /proc/self/mountinfo (None where there is none). Not from stat: a dead
     mount whose attributes the kernel still caches stats fine."""
     want = os.fsencode(path)
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            for line in f:
-                left, _, right = line.partition(b" - ")
-                fields = left.split()
-                if (len(fields) > 4 and right.startswith(b"fuse")
-                        and unescape_mountinfo(fields[4]) == want):
-                    return True
-    except OSError:
+    found = mounts()
+    if found is None:
         return None
-    return False
+    return any(mp == want and kind.startswith(b"fuse") for mp, kind in found)
 
 
 def unmount_if_dead(path: str) -> None:
@@ -70,17 +63,10 @@ def unmount_if_dead(path: str) -> None:
             mounted = False
         except OSError as e:
             mounted = e.errno == errno.ENOTCONN
-    if not mounted:
-        return
-    import subprocess
+    if mounted:
+        from .fuse_tree import detach
 
-    for tool in ("fusermount3", "fusermount"):
-        try:
-            subprocess.run([tool, "-u", "-z", path], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            return
-        except OSError:
-            continue
+        detach(path)
 
 
 def survey(runtime: str) -> list:
@@ -245,7 +231,7 @@ def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None,
         else:
             by_key.setdefault(kdir, []).append(name)
     for kdir, junk in by_key.items():
-        fd = ownership.try_lock(os.path.join(kdir, store.KEY_LOCK))
+        fd = ownership.try_lock(store.key_lock_path(kdir))
         if fd is None:
             continue                       # a builder is at work
         try:

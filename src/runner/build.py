@@ -16,7 +16,8 @@ from ..reaper.store import FAST_MANIFEST, FORMAT, MANIFEST, Layer, key_lock, lay
     write_manifests
 from .requirements import layer_key
 
-MIN_NOFILE = 64
+# A build's open-file floor (a run's is cli.RUN_MIN_NOFILE): uv, then its clean-up.
+BUILD_MIN_NOFILE = 64
 
 
 def build(spec, interp, cache, *, refresh, offline, verbosity, log, uv_run_args=()) -> Layer:
@@ -39,9 +40,9 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
     # RLIMIT_NOFILE the build would fail half-way and its clean-up with it,
     # leaving a half-built layer: refuse before anything is made.
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if nofile != resource.RLIM_INFINITY and nofile < MIN_NOFILE:
+    if nofile != resource.RLIM_INFINITY and nofile < BUILD_MIN_NOFILE:
         raise RunxError(f"the open-file limit is {nofile}: too low to build an environment "
-                        f"(at least {MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
+                        f"(at least {BUILD_MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
     kdir = os.path.join(layers_dir(cache), k)
     started = time.time()
     lock = key_lock(kdir)                      # concurrent runs of one spec wait here

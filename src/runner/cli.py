@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
     from .options import Options
 
-MIN_NOFILE = 32
+# Two open-file limits, two facts: a run needs RUN_MIN_NOFILE (its reaper,
+# which inherits the limit, scans /proc, watches holders and removes the tree
+# through directory fds), a build needs build.BUILD_MIN_NOFILE (uv and the
+# build's clean-up). tests/test_errors.py's test_tiny_open_file_limit.
+RUN_MIN_NOFILE = 32
 
 
 # Control characters in what the user typed (a newline in a --with value, a
@@ -402,9 +406,9 @@ def _check_can_run(o: "Options") -> None:
     # the lease scan and the removal: under a tiny limit it would leave the
     # tree behind (os.sysconf: no import).
     nofile = os.sysconf("SC_OPEN_MAX")
-    if 0 < nofile < MIN_NOFILE:
+    if 0 < nofile < RUN_MIN_NOFILE:
         raise RunxError(f"the open-file limit is {nofile}: too low for runx (at least "
-                        f"{MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
+                        f"{RUN_MIN_NOFILE})", "raise it, e.g. ulimit -n 1024")
 
 
 def _cannot_create(runtime: str, e: OSError) -> RunxError:

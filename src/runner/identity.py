@@ -25,7 +25,7 @@ one that is too loose runs the wrong code.
 
 import os
 
-from .paths import ancestors
+from .paths import MAX_INPUT, ancestors
 
 # A project's files uv watches by default (its ``cache-keys`` setting).
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
@@ -47,7 +47,6 @@ PIP_ONLY_VARS = frozenset(("UV_EXCLUDE", "UV_SYSTEM_PYTHON", "UV_BREAK_SYSTEM_PA
 # ... and those uvx reads (ToolRunArgs) but uv run does not: honoured in tool mode only.
 TOOL_ONLY_VARS = frozenset(("UV_CONSTRAINT", "UV_OVERRIDE", "UV_BUILD_CONSTRAINT",
                             "UV_TORCH_BACKEND"))
-MAX_FILE = 16 << 20         # a requirements or config file bigger is refused (as paths.MAX_INPUT)
 MAX_FILES = 256             # files reached through -r/-c, in all
 MAX_LISTING = 4096          # entries of a --find-links directory fingerprinted one by one
 # Variables that name requirement-like files (space-separated, as uv reads them).
@@ -339,8 +338,8 @@ def read_small(path: str) -> bytes | None:
         return None
     try:
         size = os.fstat(fd).st_size
-        if size > MAX_FILE:
-            raise TooBig(f"{path} is larger than {MAX_FILE >> 20} MiB")
+        if size > MAX_INPUT:
+            raise TooBig(f"{path} is larger than {MAX_INPUT >> 20} MiB")
         chunks = []
         total = 0
         while True:                 # size + 1: a file still growing is read to its end
@@ -357,8 +356,8 @@ def read_small(path: str) -> bytes | None:
         return None
     finally:
         os.close(fd)
-    if len(data) > MAX_FILE:
-        raise TooBig(f"{path} is larger than {MAX_FILE >> 20} MiB")
+    if len(data) > MAX_INPUT:
+        raise TooBig(f"{path} is larger than {MAX_INPUT >> 20} MiB")
     return data
 
 

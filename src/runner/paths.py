@@ -2,10 +2,10 @@
 runtime directory (live trees and their locks). Both are per user, 0700."""
 
 import os
-import sys
 from stat import S_ISDIR as stat_isdir, S_ISREG as stat_isreg
 
 from ..errors import RunxError
+from ..reaper import watch
 from ..reaper.ownership import check
 
 
@@ -13,7 +13,7 @@ def cache_dir() -> str:
     d = os.environ.get("RUNX_CACHE_DIR")
     if d:
         return os.path.abspath(d)
-    if sys.platform == "darwin":
+    if watch.DARWIN:
         base = os.path.expanduser("~/Library/Caches")
     else:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
@@ -74,7 +74,9 @@ def ancestors(path: str):
         path = parent
 
 
-MAX_INPUT = 16 << 20     # env files, requirements files, scripts' metadata
+# The one limit on a file runx reads whole: env files, requirements and uv
+# config files (identity), scripts' metadata.
+MAX_INPUT = 16 << 20
 
 
 def read_input(path: str, what: str, hint: str) -> bytes:
@@ -100,5 +102,5 @@ def read_input(path: str, what: str, hint: str) -> bytes:
         except OSError as e:
             raise UsageError(f"cannot read {what} {path}: {e.strerror}", hint)
     if len(data) > MAX_INPUT:
-        raise UsageError(f"cannot read {what} {path}: larger than 16 MiB", hint)
+        raise UsageError(f"cannot read {what} {path}: larger than {MAX_INPUT >> 20} MiB", hint)
     return data

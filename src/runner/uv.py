@@ -12,6 +12,7 @@ import sys
 import time
 
 from ..errors import EXIT_ENV, RunxError, say
+from ..reaper import watch
 
 
 def binary() -> str:
@@ -28,17 +29,6 @@ def binary() -> str:
     if not found:
         raise RunxError("uv not found", "install it with 'pip install uv' (runx depends on it)")
     return found
-
-
-def _die_with_parent() -> None:
-    """preexec for uv (Linux): SIGKILL it if runx dies, so a killed run never
-    leaves uv writing into a directory the sweep is about to remove."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, 9)     # PR_SET_PDEATHSIG, SIGKILL
-    except Exception:
-        pass
 
 
 def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False,
@@ -64,7 +54,7 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=None if show else subprocess.PIPE, env=env, text=True,
             errors="replace",
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            preexec_fn=watch.die_with_parent())  # killed with runx: never writes on
     except OSError as e:
         raise RunxError(f"cannot run uv ({cmd[0]}): {e.strerror}",
                         "reinstall runx, or set RUNX_UV to a uv binary")
@@ -148,8 +138,7 @@ def python_install(request: str, extra_args=()) -> str:
         out = subprocess.run([uv, "python", "install", "--quiet", *keep, request],
                              capture_output=True, text=True, stdin=subprocess.DEVNULL,
                              env=_python_env(), errors="replace",
-                             preexec_fn=_die_with_parent if sys.platform.startswith("linux")
-                             else None)
+                             preexec_fn=watch.die_with_parent())
     except OSError as e:
         return f"cannot run uv ({uv}): {e.strerror}"
     if out.returncode == 0:

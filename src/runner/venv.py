@@ -9,7 +9,8 @@ is installed into (runx_env.runner.build).
 """
 
 import os
-import sys
+
+from ..reaper import watch
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def entries(path: str, interp: "Interpreter", layer: "Layer | None", *,
     parts = site.split("/")
     for i in range(1, len(parts) + 1):
         out.append(Entry("/".join(parts[:i]), "dir"))
-    if sys.platform.startswith("linux") and site.startswith("lib/"):
+    if watch.LINUX and site.startswith("lib/"):
         out.append(Entry("lib64", "symlink", "lib"))
     if role == "tree":
         for name, text in activate_scripts(path):

@@ -15,15 +15,59 @@ Each module offers: ``NEEDS_ARMING``; ``prepare_self()`` (runner side, cheap,
 before fork); ``arm(token)`` (reaper side) → Watch; ``watch(pid)`` → Watch or
 ProcessLookupError. A Watch has ``pid``, ``fileno()`` (a pollable fd, or None)
 ``exited()`` and ``close()``.
+
+What else differs per OS is asked here too, once, and nowhere else
+(tests/test_structure.py): ``LINUX``, ``DARWIN``, ``machine()``, ``procfs()``
+(the lease scan reads /proc) and ``die_with_parent()``. This module is on
+the warm path anyway, so the facade costs no import.
 """
 
 import os
 import sys
 import time
 
+LINUX = sys.platform.startswith("linux")
+DARWIN = sys.platform == "darwin"
+
+
+def machine() -> str:
+    """x86_64, aarch64, arm64... (a function: a syscall the warm path does
+    not need)."""
+    return os.uname().machine
+
+
+def procfs() -> bool:
+    """Whether /proc is Linux's, with what the lease scan reads per process;
+    elsewhere (or with no /proc mounted) the scan asks psutil. A function:
+    two stats the warm path does not need (the reaper asks, in leases)."""
+    return os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/environ")
+
+
+def die_with_parent():
+    """A ``preexec_fn`` for a helper that must not outlive the process
+    starting it (uv, the layer's compile): on Linux, PR_SET_PDEATHSIG with
+    SIGKILL, and an exit if that process already died before the prctl took
+    effect. None elsewhere: the helper then runs to its end. ctypes loads in
+    the child, off the parent's clock."""
+    if not LINUX:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, 9)     # PR_SET_PDEATHSIG, SIGKILL
+        except Exception:
+            return
+        if os.getppid() != parent:
+            os._exit(3)
+
+    return preexec
+
 
 def _pidfd_works() -> bool:
-    if not (sys.platform.startswith("linux") and hasattr(os, "pidfd_open")):
+    if not (LINUX and hasattr(os, "pidfd_open")):
         return False
     try:
         os.close(os.pidfd_open(os.getpid()))

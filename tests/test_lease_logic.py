@@ -1,0 +1,192 @@
+"""The lease scan's logic on a fake /proc (``leases.PROC``), in process: who
+holds a tree (RUNX_ENV in either spelling, cwd, exe, a mapped file; not a
+tree whose name merely starts the same), zombies and kernel threads, and
+when an empty answer is conclusive (docs/reliability.md, "Leases"). The end
+to end proofs with real processes are in test_leases.py and
+test_reliability.py; these run without root, FUSE or a process.
+"""
+
+import pytest
+
+from runx_env.reaper import leases
+
+pytestmark = pytest.mark.fast
+
+PF_KTHREAD = 0x00200000
+
+
+class FakeProc:
+    """A directory laid out like /proc: ``PID/stat``, ``environ``, ``maps``,
+    and ``cwd``/``exe`` as symbolic links."""
+
+    def __init__(self, root):
+        self.root = root
+        root.mkdir()
+
+    def add(self, pid: int, *, start: int = 1000, state: str = "S", env: dict | None = None,
+            cwd: str = "/", exe: str = "/usr/bin/true", maps: list | None = None,
+            kthread: bool = False, environ_readable: bool = True):
+        d = self.root / str(pid)
+        if d.exists():
+            self.remove(pid)
+        d.mkdir()
+        # Fields after "(comm) ": state is [0], flags [6], starttime [19].
+        after = [state, "1", str(pid), str(pid), "0", "-1",
+                 str(PF_KTHREAD if kthread else 0x400000)] + ["0"] * 12 + [str(start)] + ["0"] * 5
+        # A comm with a space and a parenthesis: the parser splits at the last ")".
+        (d / "stat").write_text(f"{pid} (a (b) c) " + " ".join(after) + "\n")
+        if environ_readable:
+            env = {"PATH": "/usr/bin", **(env or {})}
+            (d / "environ").write_bytes(b"".join(f"{k}={v}".encode() + b"\0"
+                                                 for k, v in env.items()))
+        else:
+            (d / "environ").mkdir()         # open() fails, as for another user's process
+        (d / "cwd").symlink_to(cwd)
+        (d / "exe").symlink_to(exe)
+        lines = [] if kthread else ["55d0c0de0000-55d0c0de1000 r-xp 00000000 08:01 42 " + exe]
+        lines += [f"7f0000000000-7f0000001000 r--p 00000000 08:01 43 {m}" for m in maps or ()]
+        (d / "maps").write_text("".join(ln + "\n" for ln in lines))
+        return pid
+
+    def remove(self, pid: int):
+        d = self.root / str(pid)
+        for name in ("stat", "maps", "cwd", "exe"):
+            (d / name).unlink()
+        e = d / "environ"
+        e.rmdir() if e.is_dir() else e.unlink()
+        d.rmdir()
+
+
+@pytest.fixture
+def proc(tmp_path, monkeypatch):
+    fake = FakeProc(tmp_path / "proc")
+    monkeypatch.setattr(leases, "PROC", str(fake.root))
+    monkeypatch.setattr(leases, "_PROC", True)
+    return fake
+
+
+@pytest.fixture
+def trees(tmp_path):
+    run = tmp_path / "run"
+    (run / "tree-a" / "lib").mkdir(parents=True)
+    (run / "tree-b").mkdir()
+    (run / "tree-a2").mkdir()
+    return str(run / "tree-a"), str(run / "tree-b"), str(run / "tree-a2")
+
+
+def scan_until_sure(scan, tries=5):
+    for _ in range(tries):
+        found, sure = scan.once()
+        if sure:
+            return found
+    pytest.fail("the scan never became conclusive")
+
+
+def test_each_way_of_holding_a_tree_is_seen(proc, trees):
+    a, b, a2 = trees
+    proc.add(10, env={"RUNX_ENV": a})
+    proc.add(11, cwd=a + "/lib")
+    proc.add(12, exe=a + "/bin/python")
+    proc.add(13, maps=[a + "/lib/libfoo.so (deleted)", "/usr/lib/libc.so.6"])
+    proc.add(14, env={"RUNX_ENV": b}, cwd=a)                  # holds both
+    proc.add(15, cwd=a2, env={"RUNX_ENV": a + "x"}, maps=[a2 + "/lib.so"])  # a prefix of a: no
+    proc.add(16)                                              # nothing of ours
+    found = scan_until_sure(leases.Scan([a, b]))
+    assert sorted(found[a]) == [10, 11, 12, 13, 14]
+    assert found[b] == [14]
+    assert leases.holds(11, a) and not leases.holds(15, a) and not leases.holds(16, b)
+
+
+def test_runx_env_matches_the_resolved_spelling_too(proc, tmp_path, trees):
+    a = trees[0]
+    link = tmp_path / "via-link"
+    link.symlink_to(tmp_path / "run")
+    spelled = str(link / "tree-a")
+    proc.add(20, env={"RUNX_ENV": spelled})
+    proc.add(21, cwd=a)                      # the kernel reports cwd resolved
+    found = scan_until_sure(leases.Scan([spelled]))
+    assert sorted(found[spelled]) == [20, 21]
+
+
+def test_zombies_hold_nothing_and_are_certain_the_second_time(proc, trees):
+    a = trees[0]
+    proc.add(30, state="Z", env={"RUNX_ENV": a})
+    scan = leases.Scan([a])
+    found, sure = scan.once()
+    # A zombie forks nothing more, but what it forked before it died is in
+    # this listdir only if it died before it: certain from the next scan on.
+    assert found == {} and not sure
+    found, sure = scan.once()
+    assert found == {} and sure
+
+
+def test_a_pid_gone_before_its_check_makes_the_scan_inconclusive(proc, trees, monkeypatch):
+    a = trees[0]
+    proc.add(40, env={"RUNX_ENV": a})
+    listed = leases._pids
+    monkeypatch.setattr(leases, "_pids", lambda: listed() + [41])   # listed, then gone
+    scan = leases.Scan([a])
+    found, sure = scan.once()
+    assert found == {a: [40]} and not sure
+    monkeypatch.setattr(leases, "_pids", listed)
+    assert scan.once() == ({a: [40]}, True)
+
+
+def test_a_relay_holder_is_caught_by_the_next_scan(proc, trees, monkeypatch):
+    """A holder forks its successor and exits: the scan that misses both
+    is not conclusive, and the next sees the successor."""
+    a = trees[0]
+    proc.add(50, env={"RUNX_ENV": a})
+    scan = leases.Scan([a])
+    assert scan.once() == ({a: [50]}, True)
+    # 50 exits after the listdir, 51 (its successor) appeared after it.
+    proc.remove(50)
+    monkeypatch.setattr(leases, "_pids", lambda: [50])
+    found, sure = scan.once()
+    assert found == {} and not sure
+    monkeypatch.undo()
+    monkeypatch.setattr(leases, "PROC", str(proc.root))
+    monkeypatch.setattr(leases, "_PROC", True)
+    proc.add(51, env={"RUNX_ENV": a})
+    assert scan.once() == ({a: [51]}, True)
+
+
+def test_a_reused_pid_is_a_new_process(proc, trees):
+    a = trees[0]
+    proc.add(60, start=500)
+    scan = leases.Scan([a])
+    assert scan.once() == ({}, True)
+    proc.add(60, start=900, cwd=a)           # same PID, another start time
+    assert scan.once() == ({a: [60]}, True)
+
+
+def test_an_exiting_process_with_empty_maps_is_not_trusted(proc, trees):
+    a = trees[0]
+    proc.add(70)
+    (proc.root / "70" / "maps").write_text("")          # memory gone, not a zombie yet
+    found, sure = leases.Scan([a]).once()
+    assert found == {} and not sure
+
+
+def test_kernel_threads_map_nothing_and_are_trusted(proc, trees):
+    a = trees[0]
+    proc.add(2, kthread=True)
+    assert leases.Scan([a]).once() == ({}, True)
+
+
+def test_an_unreadable_environ_is_a_non_holder(proc, trees):
+    a = trees[0]
+    proc.add(80, environ_readable=False)
+    proc.add(81, environ_readable=False, cwd=a)          # still seen by its cwd
+    assert leases.Scan([a]).once() == ({a: [81]}, True)
+
+
+def test_excluded_pids_and_retarget(proc, trees):
+    a, b, _ = trees
+    proc.add(90, env={"RUNX_ENV": a})
+    proc.add(91, cwd=b)
+    scan = leases.Scan([a], exclude={90})
+    assert scan.once() == ({}, True)
+    scan.retarget([b])
+    assert scan.once() == ({b: [91]}, True)
+    assert leases.holders(b) == [91]
