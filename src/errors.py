@@ -26,6 +26,20 @@ class UsageError(RunxError):
         super().__init__(message, hint, EXIT_USAGE)
 
 
+class Interrupted(BaseException):
+    """A signal ended runx before the exec (runx_env.runner.interrupt): what it
+    interrupted was undone on the way out; ``main`` says so in one line and
+    dies of the same signal. A BaseException, like KeyboardInterrupt: no
+    ``except Exception`` may swallow it."""
+
+    doing = "before the command started"    # what a signal now would interrupt
+    caught: int | None = None               # the first signal, once raised
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def say(text: str) -> None:
     """Write a runx message to stderr: errors, warnings, the -v log, the
     cold-build summary, --keep's path, uv's explanation of a failure. The

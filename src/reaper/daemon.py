@@ -177,10 +177,16 @@ def run(job: Job, log) -> None:
         wait_for_leases(tree.path, log)
     # For a FUSE tree, after the unmount: the mountpoint has its own inode
     # again (still mounted, it has not, and stays).
-    if not ownership.remove(tree.runtime, tree.id, expect=tree.identity):
+    try:
+        gone = ownership.remove(tree.runtime, tree.id, expect=tree.identity)
+    except Exception as e:               # noqa: BLE001 - the sweep must still run
+        log(f"removing {tree.path}: {type(e).__name__}: {e}")
+        gone = False
+    if not gone:
+        # Its lock file stays, so the next sweep or `runx gc` retries (and
+        # says why); this reaper still sweeps what other runs left.
         log(f"could not remove {tree.path}; left to the sweep")
-        return
-    release_and_sweep(job, log)
+    release_and_sweep(job, log, gone)
 
 
 def start_layer_compiler(job: Job, layer: str, log) -> None:
@@ -219,20 +225,25 @@ def wait_for_leases(tree: str, log) -> None:
         watch.wait_all(watches)
 
 
-def release_and_sweep(job: Job, log) -> None:
-    """Tree and lock file gone: let go of the layer and the flock, then
-    sweep. Ownerless trees still in use are adopted: this reaper holds their
-    locks, waits for their holders and removes them, so a tree whose reaper
-    was killed goes as soon as its last user does."""
-    if job.layer_fd is not None:          # the tree is gone: its layer may go too
+def release_and_sweep(job: Job, log, gone: bool = True) -> None:
+    """Tree and lock file gone (or, ``gone`` False, the tree could not be
+    removed): let go of the layer and the flock, then sweep. Ownerless trees
+    still in use are adopted: this reaper holds their locks, waits for their
+    holders and removes them, so a tree whose reaper was killed goes as soon
+    as its last user does. A tree left keeps its lock held through the
+    sweep, which would only fail on it again."""
+    if job.layer_fd is not None:          # the tree is gone or unused: its layer may go too
         os.close(job.layer_fd)
         job.layer_fd = None
-    os.close(job.tree.lock_fd)
-    log(f"removed {job.tree.path}")
+    if gone:
+        os.close(job.tree.lock_fd)
+        log(f"removed {job.tree.path}")
     from .sweep import sweep
 
     adopted: list = []
     sweep(job.tree.runtime, job.cache, adopt=adopted, log=log)
+    if not gone:
+        os.close(job.tree.lock_fd)        # before waiting on adopted trees: sweeps may retry it
     if adopted:
         reap_adopted(job.tree.runtime, adopted, log)
 

@@ -36,7 +36,7 @@ def expire(cache: str, in_use=frozenset(), *, dry: bool = False, now: float | No
     built stay (see prune). Returns (removed, [(path, why kept)])."""
     now = time.time() if now is None else now
     age = max_age() if age is None else age
-    removed, kept = store.prune(cache, lambda _build, _current, used: now - used > age,
+    removed, kept = store.prune(cache, lambda _build, _current, used: store.age(used, now) > age,
                           dry=dry, in_use=in_use)
     removed += expire_files(cache, now - age, dry=dry)
     return removed, kept
@@ -57,7 +57,12 @@ def expire_files(cache: str, before: float, *, dry: bool) -> list:
         path = os.path.join(d, name)
         try:
             st = os.lstat(path)
-            stale = max(st.st_atime, st.st_mtime) < before
+            used = max(st.st_atime, st.st_mtime)
+            stale = used < before
+            if not dry:
+                # From the future: now (and relatime would never move an
+                # atime that is ahead of the clock).
+                store.heal(path, used, time.time())
             if not stale:
                 with open(path, "rb") as f:
                     info = marshal.loads(f.read())
@@ -74,9 +79,12 @@ def expire_files(cache: str, before: float, *, dry: bool) -> list:
     for name in _names(d):
         path = os.path.join(d, name)
         try:
-            stale = os.lstat(path).st_mtime < before
+            used = os.lstat(path).st_mtime
         except OSError:
             continue
+        stale = used < before
+        if not dry:
+            store.heal(path, used, time.time())
         if stale:
             removed.append(path)
             if not dry:
@@ -135,7 +143,10 @@ def expire_if_due(cache: str, in_use_fn, log=lambda msg: None) -> list:
     stamp = os.path.join(cache, EXPIRY_STAMP)
     now = time.time()
     try:
-        if now - os.stat(stamp).st_mtime < min(EXPIRY_EVERY, age):
+        # A stamp from the future is an expiry that ran just now; it is
+        # rewritten so below, under the lock, and then ages from now.
+        stamped = os.stat(stamp).st_mtime
+        if stamped <= now and store.age(stamped, now) < min(EXPIRY_EVERY, age):
             return []
     except FileNotFoundError:
         if not os.path.isdir(store.layers_dir(cache)):
@@ -151,8 +162,10 @@ def expire_if_due(cache: str, in_use_fn, log=lambda msg: None) -> list:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return []               # another reaper is expiring
-        if now - os.fstat(fd).st_mtime < min(EXPIRY_EVERY, age):
-            return []               # one just finished
+        stamped = os.fstat(fd).st_mtime
+        if store.age(stamped, now) < min(EXPIRY_EVERY, age):
+            store.heal(fd, stamped, now)
+            return []               # one just finished (or a stamp from the future: now)
         os.utime(fd)
         removed, _kept = expire(cache, in_use_fn(), now=now, age=age)
     except (RunxError, OSError) as e:    # a read-only cache, a permission: the reaper goes on

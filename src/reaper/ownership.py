@@ -70,16 +70,25 @@ def same_file(fd: int, path: str) -> bool:
 def create(runtime: str) -> tuple:
     """A new tree id with its lock file made and flocked: (id, lock fd).
     The caller then makes the tree directory."""
+    import errno
+
     for _ in range(8):
         tid = os.urandom(6).hex()
         path = lock_path(runtime, tid)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
                      0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if same_file(fd, path):
-            return tid, fd
-        os.close(fd)        # a sweep took it between our open and our flock, and unlinked it
-    raise OSError("could not lock a new tree")  # pragma: no cover - eight sweeps racing one run
+        try:
+            # Never waits: only a sweep can hold a lock file just made (it
+            # took it between our open and our flock, and unlinks it); a
+            # stopped sweep must not hang the run. Another id instead.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if same_file(fd, path):
+                return tid, fd
+        except BlockingIOError:
+            pass
+        os.close(fd)
+    # Eight sweeps racing one run.
+    raise OSError(errno.EBUSY, "eight new tree locks in a row were taken by a sweep")
 
 
 def try_lock(path: str) -> int | None:
@@ -120,15 +129,15 @@ def owned_locks(runtime: str):
 
 
 def remove(runtime: str, tree_id: str, *, expect: tuple | None = None,
-           lock_fd: int | None = None) -> bool:
+           lock_fd: int | None = None, why: list | None = None) -> bool:
     """Remove the tree, then its lock file; if the tree stays, the lock file
     stays. ``expect``: the directory's (dev, ino), left alone if it is not
     that one. ``lock_fd`` (if given) is closed either way, after. Returns
-    whether the tree is gone."""
+    whether the tree is gone (``why``: see removal.remove_tree)."""
     from .removal import remove_tree
 
     try:
-        gone = remove_tree(runtime, tree_id, expect=expect)
+        gone = remove_tree(runtime, tree_id, expect=expect, why=why)
         if gone:
             try:
                 os.unlink(lock_path(runtime, tree_id))

@@ -15,6 +15,7 @@ clearing, every directory opened must carry the tree's own mount id
 (/proc/self/fdinfo), which also catches a mount made after that read.
 """
 
+import errno
 import os
 import stat
 
@@ -96,10 +97,12 @@ def why_kept(parent: str, name: str) -> str:
     return "some of its content could not be removed (check its permissions)"
 
 
-def remove_tree(parent: str, name: str, expect: tuple | None = None) -> bool:
+def remove_tree(parent: str, name: str, expect: tuple | None = None,
+                why: list | None = None) -> bool:
     """Remove ``parent/name``. ``expect`` = (st_dev, st_ino) it must still have.
     Returns True when the tree is gone (or was already); False when it was
-    left, in whole or in part (``why_kept`` says why)."""
+    left, in whole or in part (``why_kept`` says why; when the walk itself
+    stopped on an entry, that reason is appended to ``why``)."""
     pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
@@ -123,7 +126,7 @@ def remove_tree(parent: str, name: str, expect: tuple | None = None) -> bool:
                 real = os.path.join(parent, name)
             if mounts_under(real):
                 return False
-            if not _clear(fd, st, mount_id(fd)):
+            if not _clear(fd, st, mount_id(fd), why):
                 return False
         finally:
             os.close(fd)
@@ -138,50 +141,167 @@ def remove_tree(parent: str, name: str, expect: tuple | None = None) -> bool:
         os.close(pfd)
 
 
-def _clear(dfd: int, st: os.stat_result, mnt: int | None) -> bool:
-    """Empty the directory ``dfd``; False if anything was left in it."""
+class _Left(Exception):
+    """Something in the tree cannot go (a mount point, a swapped entry, an
+    error): the removal stops there and the tree is left, with its lock."""
+
+    def __init__(self, name: str, e: OSError | None = None, what: str = ""):
+        super().__init__(name)
+        self.name = name
+        self.what = what or (e.strerror if e is not None and e.strerror else "cannot remove it")
+
+    def reason(self) -> str:
+        return (f"cannot remove {self.name!r} in it: {self.what} "
+                "(check its permissions and attributes, lsattr; then runx gc)")
+
+
+# Open directories at most, whatever the depth: each holds its fd and its
+# listing's (os.scandir dups the fd).
+_WINDOW = 16
+
+
+def _clear(top: int, st: os.stat_result, mnt: int | None, why: list | None = None) -> bool:
+    """Empty the directory ``top`` (an fd, left open); False if anything
+    was left in it.
+
+    Iterative, so neither depth nor width bounds it (a payload may leave a
+    100,000-deep directory: one recursion per level died at Python's
+    recursion limit, two fds per level at the fd limit). The walk goes down
+    into the first subdirectory that is not empty and back up through
+    ``..`` once it is; it keeps:
+
+    - at most ``_WINDOW`` directories open (the deepest ones), each with
+      its listing and the name of the subdirectory it entered, so a wide
+      directory is listed once, not once per child;
+    - the identity (st_dev, st_ino) of every directory from the top to
+      where it is, 16 bytes a level: going up past the window, ``..`` must
+      be that directory, or the walk stops (a directory moved out of the
+      tree meanwhile: never climb out of the tree);
+    - nothing else: a directory reopened through ``..`` is listed afresh,
+      and every subdirectory is first rmdir'ed (the one just emptied goes;
+      a non-empty one answers ENOTEMPTY and is entered).
+
+    The first thing that cannot be removed stops the walk: the tree stays
+    whole from there on (its lock file too) and the next sweep retries; a
+    walk that went on past it would come back to it forever.
+    """
+    from array import array
+
+    dev = st.st_dev
+    ids = array("Q", (st.st_dev, st.st_ino))
+    _writable(top, st)
+    levels: list = [[top, os.scandir(top), None, False]]   # fd, listing, entered, owned
+    try:
+        while True:
+            lv = levels[-1]
+            sub = _step(lv[0], lv[1], dev, mnt)
+            if sub is not None:
+                name, fd, sst = sub
+                lv[2] = name
+                ids.extend((sst.st_dev, sst.st_ino))
+                try:
+                    _writable(fd, sst)
+                    levels.append([fd, os.scandir(fd), None, True])
+                except OSError:
+                    os.close(fd)
+                    return False
+                if len(levels) > _WINDOW:
+                    _close(levels.pop(0))
+                continue
+            # lv's directory is empty now.
+            if len(ids) == 2:
+                return True
+            del ids[-2:]
+            cur = levels.pop()
+            cur[1].close()
+            if levels:                      # the parent is open: resume its listing
+                _close(cur)
+                parent = levels[-1]
+                try:
+                    os.rmdir(parent[2], dir_fd=parent[0])
+                except FileNotFoundError:
+                    pass
+                except OSError:             # refilled, or a mount point meanwhile
+                    return False
+                parent[2] = None
+                continue
+            try:                            # above the window: climb through '..'
+                pfd = os.open("..", _DIR, dir_fd=cur[0])
+            except OSError:
+                _close(cur)
+                return False
+            _close(cur)
+            pst = os.fstat(pfd)
+            if (pst.st_dev, pst.st_ino) != (ids[-2], ids[-1]):
+                os.close(pfd)
+                return False                # moved: this is not the directory we came from
+            try:
+                levels.append([pfd, os.scandir(pfd), None, True])
+            except OSError:
+                os.close(pfd)
+                return False
+    except _Left as e:
+        if why is not None:
+            why.append(e.reason())
+        return False
+    finally:
+        for lv in levels:
+            _close(lv)
+
+
+def _close(level: list) -> None:
+    level[1].close()
+    if level[3]:
+        os.close(level[0])
+        level[3] = False
+
+
+def _writable(fd: int, st: os.stat_result) -> None:
     if st.st_mode & 0o300 != 0o300:
-        os.chmod(dfd, stat.S_IMODE(st.st_mode) | 0o700)
-    complete = True
-    for entry in os.scandir(dfd):
+        os.chmod(fd, stat.S_IMODE(st.st_mode) | 0o700)
+
+
+def _step(dfd: int, listing, dev: int, mnt: int | None):
+    """Go on with ``listing`` of the directory ``dfd``: unlink what is not a
+    directory, rmdir the empty subdirectories; return (name, fd, fstat) of
+    the first one that is not empty, opened, to go down into; None once the
+    listing is done. Raises _Left for anything that cannot go."""
+    for entry in listing:
         name = entry.name
         try:
             est = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
             continue
-        if stat.S_ISDIR(est.st_mode):
-            if est.st_dev != st.st_dev:
-                complete = False
-                continue                      # a mount point: never cross it
-            try:
-                sub = os.open(name, _DIR, dir_fd=dfd)
-            except OSError:
-                complete = False
-                continue
-            try:
-                sst = os.fstat(sub)
-                if (sst.st_dev, sst.st_ino) != (est.st_dev, est.st_ino):
-                    complete = False
-                    continue                  # swapped between stat and open
-                if mnt is not None and mount_id(sub) != mnt:
-                    complete = False
-                    continue                  # a bind mount (same st_dev): never enter
-                if not _clear(sub, sst, mnt):
-                    complete = False
-                    continue
-            finally:
-                os.close(sub)
-            try:
-                os.rmdir(name, dir_fd=dfd)
-            except FileNotFoundError:
-                pass
-            except OSError:      # a mount point we skipped, or refilled meanwhile
-                complete = False
-        else:
+        except OSError as e:
+            raise _Left(name, e)
+        if not stat.S_ISDIR(est.st_mode):
             try:
                 os.unlink(name, dir_fd=dfd)
             except FileNotFoundError:
                 pass
-            except OSError:      # EBUSY: a file bind-mounted over this one
-                complete = False
-    return complete
+            except OSError as e:            # EBUSY: a file bind-mounted over this one
+                raise _Left(name, e)
+            continue
+        if est.st_dev != dev:
+            raise _Left(name, what="a mount point")   # never cross it
+        try:
+            os.rmdir(name, dir_fd=dfd)      # never enters anything; EBUSY on a mount point
+            continue
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise _Left(name, e)
+        try:
+            sub = os.open(name, _DIR, dir_fd=dfd)
+        except OSError as e:
+            raise _Left(name, e)
+        sst = os.fstat(sub)
+        if (sst.st_dev, sst.st_ino) != (est.st_dev, est.st_ino) \
+                or (mnt is not None and mount_id(sub) != mnt):
+            # Swapped between stat and open, or a bind mount (same st_dev):
+            # never enter.
+            os.close(sub)
+            raise _Left(name, what="a mount point, or replaced while being removed")
+        return name, sub, sst
+    return None

@@ -110,6 +110,43 @@ def layers_dir(cache: str) -> str:
     return os.path.join(cache, LAYERS)
 
 
+# --- Ages. A stamp from the future (a clock set back, a backup restored from
+# another machine) is treated as now, wherever runx compares ages: the
+# expiry stamp, a layer's last use and creation, interpreter answers, script
+# settings, `runx cache`'s "oldest last use". Left as it is, such a stamp
+# would stop expiry (or re-resolution) until the clock caught up: a stamp a
+# year ahead kept layers unused for a year. Where runx owns the stamp and
+# may write it, it is also rewritten as now (``heal``), so it ages from now.
+
+# A layer's creation time is part of its frozen manifest and cannot be
+# rewritten: one created more than this far in the future can never age, so
+# it is re-resolved (rebuilt once, created now). Within it, clock steps
+# (NTP) do not cost a rebuild.
+FUTURE_SLACK = 3600.0
+
+
+def age(stamp: float, now: float | None = None) -> float:
+    """Seconds since ``stamp`` (a time.time() or an st_mtime); a stamp from
+    the future is treated as now: 0."""
+    if now is None:
+        now = time.time()
+    return now - stamp if stamp < now else 0.0
+
+
+def heal(target, stamp: float, now: float) -> None:
+    """If ``stamp`` (the mtime, or atime, of ``target``: a path, not followed,
+    or an fd) lies in the future, set both times of ``target`` to ``now``."""
+    if stamp <= now:
+        return
+    try:
+        if isinstance(target, int):
+            os.utime(target, (now, now))
+        else:
+            os.utime(target, (now, now), follow_symlinks=False)
+    except OSError:
+        pass
+
+
 def freshness() -> float:
     try:
         return float(os.environ.get("RUNX_FRESHNESS", DEFAULT_FRESHNESS))
@@ -139,7 +176,8 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)    # waits only while maintenance renames it aside
+        # Waits only while maintenance renames it aside (bounded all the same).
+        wait_flock(fd, fcntl.LOCK_SH, path, "the cached environment")
         if not same_file(fd, path):
             raise FileNotFoundError(path)
         mfd = os.open(FAST_MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
@@ -158,10 +196,17 @@ def lookup(cache: str, k: str, *, allow_stale: bool = False) -> Layer | None:
     except BaseException:
         os.close(fd)
         raise
-    if not allow_stale and not layer.pinned and time.time() - layer.created > freshness():
+    if not allow_stale and not layer.pinned and _stale(layer.created):
         layer.release()
         return None
     return layer
+
+
+def _stale(created: float) -> bool:
+    """Unpinned requirements are re-resolved after RUNX_FRESHNESS; a creation
+    time beyond FUTURE_SLACK in the future could never age (see ``age``)."""
+    now = time.time()
+    return created > now + FUTURE_SLACK or age(created, now) > freshness()
 
 
 def find(cache: str, k: str, *, offline: bool, log) -> Layer | None:
@@ -183,27 +228,76 @@ def key_lock_path(kdir: str) -> str:
     return os.path.join(kdir, KEY_LOCK)
 
 
+# A key directory that vanishes between its mkdir and the open of its lock
+# was moved aside by a concurrent `runx cache clean`: start over, a few
+# times. One that never appears (RUNX_CACHE_DIR=/proc, where mkdir says
+# ENOENT) is not a race.
+KEY_LOCK_TRIES = 16
+DEFAULT_LOCK_TIMEOUT = 300.0        # uv's default UV_LOCK_TIMEOUT (5 minutes)
+
+
+def lock_timeout() -> float:
+    """How long a run waits for a lock another process holds: uv's
+    UV_LOCK_TIMEOUT (seconds), 5 minutes by default, as uv waits for its own."""
+    try:
+        value = float(os.environ.get("UV_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+    return value if value >= 0 else DEFAULT_LOCK_TIMEOUT
+
+
+def wait_flock(fd: int, how: int, path: str, what: str) -> None:
+    """flock ``fd`` (``how``: LOCK_EX or LOCK_SH), waiting at most
+    ``lock_timeout()`` for whoever holds it, then one RunxError that says
+    what to do. A free lock costs the one flock; a held one is polled
+    (5 ms doubling to 100 ms: a wait is for a build or maintenance)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    limit = lock_timeout()
+    deadline = time.monotonic() + limit
+    delay = 0.005
+    while True:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise RunxError(f"timed out after {limit:g} s waiting for the lock of {what} "
+                                f"({path}): another run or maintenance holds it, or is stuck",
+                                "wait for it to end, or set UV_LOCK_TIMEOUT to wait longer")
+        delay = min(delay * 2, 0.1)
+
+
 def key_lock(kdir: str) -> int:
     """The key's lock, held exclusively: by builders, finishers and
     maintenance. ``runx cache clean`` may move a key's directory aside, lock
     file and all, while holding it; a builder that waited on that lock file
-    finds the path no longer names it and starts over on a new one."""
+    finds the path no longer names it and starts over on a new one (at most
+    KEY_LOCK_TRIES times; the wait for a holder, at most lock_timeout())."""
     import fcntl
 
-    while True:
+    why = "it never stayed in place"
+    for _ in range(KEY_LOCK_TRIES):
         try:
             # Both levels 0700 (makedirs gives intermediate ones the umask's mode).
             os.makedirs(os.path.dirname(kdir), mode=0o700, exist_ok=True)
             os.makedirs(kdir, mode=0o700, exist_ok=True)
             path = key_lock_path(kdir)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
+        except FileNotFoundError as e:
+            why = e.strerror or why
             continue                 # the key's directory was just moved aside by `clean`
         except OSError as e:
             raise RunxError(f"building the environment failed: {e.strerror or e}",
                             f"check free space and permissions under {kdir}")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            wait_flock(fd, fcntl.LOCK_EX, path, "the environment being built")
             if same_file(fd, path):
                 return fd
         except FileNotFoundError:
@@ -212,6 +306,10 @@ def key_lock(kdir: str) -> int:
             os.close(fd)
             raise
         os.close(fd)
+    raise RunxError(f"building the environment failed: cannot make and lock {kdir}: "
+                    f"{why} ({KEY_LOCK_TRIES} tries)",
+                    "check that the cache is an ordinary directory you can write to "
+                    "(RUNX_CACHE_DIR)")
 
 
 # --- Listing, half-built builds, pruning (runx cache, the sweep, expiry) ---
@@ -230,11 +328,21 @@ class Build:
         self.last_used = last_used      # the fast manifest's mtime (see find)
 
 
-def last_used(build_path: str) -> float:
+def last_used(build_path: str, *, heal_future: bool = False) -> float:
+    """When the build was last used (its fast manifest's mtime, see find);
+    one from the future is now (``age``), and with ``heal_future`` is
+    rewritten so (maintenance that may write)."""
+    path = os.path.join(build_path, FAST_MANIFEST)
     try:
-        return os.stat(os.path.join(build_path, FAST_MANIFEST)).st_mtime
+        t = os.stat(path).st_mtime
     except OSError:
         return 0.0
+    now = time.time()
+    if t > now:
+        if heal_future:
+            heal(path, t, now)
+        return now
+    return t
 
 
 def builds(cache: str) -> list:
@@ -287,7 +395,8 @@ def half_built(cache: str) -> list:
     return out
 
 
-def remove_half_built(kdir: str, name: str) -> None:
+def remove_half_built(kdir: str, name: str) -> bool:
+    """Whether it is gone (see removal.remove_tree)."""
     from ..reaper.removal import remove_tree
 
     if name.startswith(".link-"):
@@ -295,8 +404,8 @@ def remove_half_built(kdir: str, name: str) -> None:
             os.unlink(os.path.join(kdir, name))
         except FileNotFoundError:
             pass
-    else:
-        remove_tree(kdir, name)
+        return True
+    return remove_tree(kdir, name)
 
 
 def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
@@ -374,7 +483,7 @@ def prune(root: str, select, *, dry: bool, in_use=frozenset()) -> tuple:
                             remove_tree(kdir, build)
                     continue
                 bpath = os.path.join(kdir, build)
-                if not select(build, build == current, last_used(bpath)):
+                if not select(build, build == current, last_used(bpath, heal_future=not dry)):
                     left += 1
                     continue
                 if os.path.realpath(bpath) in kept_by_trees:

@@ -103,9 +103,14 @@ def survey(runtime: str) -> list:
 
 def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
           include_kept: bool = False, adopt: list | None = None,
-          log=lambda msg: None) -> list:
+          log=lambda msg: None, failed: dict | None = None) -> list:
     """Remove stale trees (and half-built layers). Returns the paths removed
     (or that would be, with ``dry_run``).
+
+    One tree or layer that cannot go never stops the others: what failed
+    (an error, or content that cannot be removed) is logged and, when
+    ``failed`` is a dict, recorded there as path -> why; the sweep goes on
+    with the other trees, the half-built layers and expiry.
 
     An ownerless tree that is still in use (its reaper was killed, its
     payload runs on) is skipped — or, when ``adopt`` is a list, appended to
@@ -132,18 +137,45 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
     if cands:
         found, sure = leases.Scan([path for _, _, path in cands]).settle()
         for tid, lock_path, path in cands:
-            removed += _sweep_one(runtime, tid, lock_path, path, found.get(path), sure,
-                                  dry_run, adopt, log)
+            try:
+                removed += _sweep_one(runtime, tid, lock_path, path, found.get(path), sure,
+                                      dry_run, adopt, log, failed)
+            except Exception as e:         # noqa: BLE001 - one tree never stops the sweep
+                _failed(failed, log, path, e)
     if cache:
-        removed += sweep_layers(cache, dry_run=dry_run, log=log)
+        try:
+            removed += sweep_layers(cache, dry_run=dry_run, log=log, failed=failed)
+        except Exception as e:             # noqa: BLE001 - expiry still runs
+            _failed(failed, log, cache, e)
         if not dry_run:
             from .expiry import expire_if_due
 
-            removed += expire_if_due(cache, lambda: layers_in_use(runtime), log)
+            try:
+                removed += expire_if_due(cache, lambda: layers_in_use(runtime), log)
+            except Exception as e:         # noqa: BLE001
+                _failed(failed, log, cache, e)
     return removed
 
 
-def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log) -> list:
+def failure(e: BaseException) -> str:
+    """What a failed removal says, and what to do."""
+    if isinstance(e, OSError):
+        what = e.strerror or str(e)
+        if e.filename:
+            what = f"{e.filename}: {what}"
+        return f"{what} (fix it, or remove it yourself; then runx gc)"
+    return f"internal error: {type(e).__name__}: {e} (please report it)"
+
+
+def _failed(failed: dict | None, log, path: str, e: BaseException) -> None:
+    why = failure(e)
+    log(f"sweep: could not remove {path}: {why}")
+    if failed is not None:
+        failed[path] = why
+
+
+def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log,
+               failed) -> list:
     fd = ownership.try_lock(lock_path)
     if fd is None:
         return []                          # adopted or removed by another sweep meanwhile
@@ -163,27 +195,39 @@ def _sweep_one(runtime, tid, lock_path, path, holders, sure, dry_run, adopt, log
 
             return [] if mounts_under(path) else [path]
         unmount_if_dead(path)
-        if ownership.remove(runtime, tid):
+        why: list = []
+        if ownership.remove(runtime, tid, why=why):
             log(f"sweep: removed {path}")
             return [path]
-        log(f"sweep: could not remove {path}")
+        _left(failed, log, path, why)      # the lock file stays: the next sweep retries
         return []
     finally:
         if fd is not None:
             os.close(fd)
 
 
-def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> list:
-    """Half-built layers (``.tmp-*``) whose builder is gone."""
+def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None,
+                 failed: dict | None = None) -> list:
+    """Half-built layers (``.tmp-*``) whose builder is gone. One that cannot
+    be removed is recorded in ``failed`` (path -> why) and the rest go on."""
     from . import store
 
     removed = []
     by_key: dict = {}
     for kdir, name in store.half_built(cache):
         if name.startswith(".trash-"):     # a key `runx cache clean` moved aside, then died
-            removed.append(os.path.join(kdir, name))
-            if not dry_run:
-                remove_tree(kdir, name)
+            path = os.path.join(kdir, name)
+            if dry_run:
+                removed.append(path)
+                continue
+            why: list = []
+            try:
+                if remove_tree(kdir, name, why=why):
+                    removed.append(path)
+                else:
+                    _left(failed, log, path, why)
+            except Exception as e:         # noqa: BLE001 - the others still go
+                _failed(failed, log, path, e)
         else:
             by_key.setdefault(kdir, []).append(name)
     for kdir, junk in by_key.items():
@@ -192,14 +236,30 @@ def sweep_layers(cache: str, *, dry_run: bool = False, log=lambda msg: None) -> 
             continue                       # a builder is at work
         try:
             for n in junk:
-                removed.append(os.path.join(kdir, n))
+                path = os.path.join(kdir, n)
                 if dry_run:
+                    removed.append(path)
                     continue
-                store.remove_half_built(kdir, n)
-                log(f"sweep: removed half-built {kdir}/{n}")
+                try:
+                    if store.remove_half_built(kdir, n):
+                        removed.append(path)
+                        log(f"sweep: removed half-built {path}")
+                    else:
+                        _left(failed, log, path)
+                except Exception as e:     # noqa: BLE001
+                    _failed(failed, log, path, e)
         finally:
             os.close(fd)
     return removed
+
+
+def _left(failed: dict | None, log, path: str, why: list | None = None) -> None:
+    from .removal import why_kept
+
+    reason = why[0] if why else why_kept(os.path.dirname(path), os.path.basename(path))
+    log(f"sweep: could not remove {path}: {reason}")
+    if failed is not None:
+        failed[path] = reason
 
 
 def layers_in_use(runtime: str) -> set:

@@ -12,7 +12,7 @@ import os
 import sys
 
 from ..faults import fault_point
-from ..errors import EXIT_ENV, EXIT_NOT_FOUND, RunxError, UsageError, say
+from ..errors import EXIT_ENV, EXIT_NOT_FOUND, Interrupted, RunxError, UsageError, say
 
 TYPE_CHECKING = False     # not typing's: see tests/test_warm_path.py
 if TYPE_CHECKING:
@@ -38,12 +38,14 @@ def _one_line(text: str) -> str:
 
 def main(argv: list | None = None) -> "NoReturn":
     argv = sys.argv[1:] if argv is None else argv
-    from .launch import hold_std_fds
-
-    hold_std_fds()
     try:
+        from .launch import hold_std_fds
+
+        hold_std_fds()
         if argv and argv[0] in ("gc", "ls", "cache"):
             from . import commands
+
+            Interrupted.doing = f"during runx {argv[0]}"
 
             raise SystemExit(commands.main(argv))
         from .options import parse
@@ -56,16 +58,8 @@ def main(argv: list | None = None) -> "NoReturn":
         hint = f" ({_one_line(e.hint)})" if e.hint else ""
         say(f"runx: error: {_one_line(e.message)}{hint}\n")
         raise SystemExit(e.code)
-    except KeyboardInterrupt:
-        # Die of the signal, as the caller expects of an interrupted command.
-        import signal
-
-        from .launch import flush_stdio
-
-        flush_stdio()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-        raise SystemExit(130)
+    except (Interrupted, KeyboardInterrupt) as e:
+        die_of_signal(e.signum if isinstance(e, Interrupted) else 2)     # SIGINT
     except Exception as e:
         if isinstance(e, OSError) and e.errno in (24, 23):   # EMFILE, ENFILE
             # Not a bug: a tiny RLIMIT_NOFILE (ulimit -n) can fail any open.
@@ -78,6 +72,27 @@ def main(argv: list | None = None) -> "NoReturn":
         say(f"runx: error: internal error: {type(e).__name__}: {_one_line(str(e))} "
                          "(a bug in runx; RUNX_DEBUG=1 shows the traceback)\n")
         raise SystemExit(EXIT_ENV)
+
+
+def die_of_signal(sig: int) -> "NoReturn":
+    """What the signal interrupted was undone on the way here (the half-built
+    layer, the tree or, once it exists, its reaper's to remove): say what,
+    then die of the signal, as the caller expects of an interrupted command
+    (runner/interrupt.py)."""
+    import signal
+
+    from .launch import flush_stdio
+
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    say(f"runx: interrupted by {name} {Interrupted.doing}; the command did not run\n")
+    flush_stdio()
+    signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    os.kill(os.getpid(), sig)
+    raise SystemExit(128 + sig)
 
 
 def _show(what: str, value) -> int:
@@ -268,11 +283,18 @@ def run(o: "Options") -> "NoReturn":
     if o.tool and o.command:
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
     layer = _layer(o, spec, interp, cache, cache_exists, log, got)
+    Interrupted.doing = "before the command started"
     if not o.command:
         raise _no_command(layer)
     _check_can_run(o)
-    tree, token = _tree(o, interp, layer, log)
-    started = _start_reaper(o, tree, token, layer, cache, log)
+    # A signal between the tree's lock and the reaper's fork would leave a
+    # tree nobody removes: held off until the reaper owns it, then raised.
+    held = launch.hold_signals()
+    try:
+        tree, token = _tree(o, interp, layer, log)
+        started = _start_reaper(o, tree, token, layer, cache, log)
+    finally:
+        launch.release_signals(held)
     # From here on the reaper owns the tree: whatever happens to this process,
     # its exit wakes the reaper, which removes the tree. The middle process
     # forks it and exits while the lines below run; reaped before the exec.
@@ -282,9 +304,11 @@ def run(o: "Options") -> "NoReturn":
         if o.no_cache and not spec.empty:
             from . import uv
 
+            Interrupted.doing = "while installing the requirements"
             uv.pip_install(os.path.join(tree.path, "bin", "python"),
                            spec.uv_args() + o.uv_run_args, offline=o.offline, refresh=o.refresh,
                            compile_bytecode=False, verbosity=o.verbosity, env_extra=spec.uv_env)
+            Interrupted.doing = "before the command started"
         env = launch.payload_env(tree.path,
                                  {**os.environ, **extra_env} if extra_env else os.environ)
         path = _resolve(o, env, layer)
@@ -295,6 +319,9 @@ def run(o: "Options") -> "NoReturn":
         say(f"runx: keeping {tree.path}\n")
     log(f"exec {path} (pid {os.getpid()}): {' '.join(o.command[:6])}"
         + (" ..." if len(o.command) > 6 else ""))
+    guard = sys.modules.get(__package__ + ".interrupt")   # loaded by a cold run only
+    if guard is not None:
+        guard.disarm()
     fault_point("exec")
     launch.exec_payload(path, o.command, env)
 
@@ -333,6 +360,9 @@ def _layer(o: "Options", spec, interp, cache: str, cache_exists: bool, log, got)
         layer = store.find(cache, layer_key(spec, interp), offline=o.offline, log=log)
         if layer is not None:
             return layer
+    from . import interrupt     # a miss: a signal from here on undoes the build and says so
+
+    interrupt.arm("while building the environment")
     _cold_script(o, spec, interp, cache, log, got)
     if o.no_cache:
         return None

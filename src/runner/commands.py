@@ -43,31 +43,41 @@ def gc(args: list) -> int:
     runtime, cache_dir = paths.runtime_dir(), paths.cache_dir()
     ownership.trusted(runtime)
     dry = "--dry-run" in flags
-    removed = sweep(runtime, cache_dir, dry_run=dry, include_kept="--kept" in flags)
+    failed: dict = {}
+    removed = sweep(runtime, cache_dir, dry_run=dry, include_kept="--kept" in flags,
+                    failed=failed)
     for p in removed:
         print(f"{'would remove' if dry else 'removed'} {p}")
-    kept = _left_behind(runtime, "--kept" in flags, only_mounts=dry)
+    kept = _left_behind(runtime, "--kept" in flags, only_mounts=dry, failed=failed)
     for p, why in kept:
         print(f"{'would keep' if dry else 'kept'} {p}: {why}")
     if not removed and not kept:
         print("nothing to remove")
-    return 0
+    # One line per tree or layer left, and exit 1, so that a cron job or a
+    # script sees that something needs a person; a dry run only reports.
+    return 1 if kept and not dry else 0
 
 
-def _left_behind(runtime: str, include_kept: bool, only_mounts: bool = False) -> list:
+def _left_behind(runtime: str, include_kept: bool, only_mounts: bool = False,
+                 failed: dict | None = None) -> list:
     """Ownerless, unused trees the sweep could not remove, and why: a tree
     with a mount inside is left whole, and saying "nothing to remove" about
     it would hide it. With ``only_mounts`` (a dry run, where nothing was
-    removed), only the trees a real gc would leave: those with a mount."""
+    removed), only the trees a real gc would leave: those with a mount.
+    ``failed``: what the sweep itself recorded (path -> why), half-built
+    layers included; its reason wins over a guess."""
     from ..reaper.removal import mounts_under, why_kept
     from ..reaper.sweep import survey
 
+    failed = dict(failed or {})
     out = []
     for t in survey(runtime):
         if t.state == "stale" or (include_kept and t.state == "kept" and not t.holders):
             if only_mounts and not mounts_under(t.path):
                 continue
-            out.append((t.path, why_kept(runtime, t.id)))
+            why = failed.pop(t.path, None) or why_kept(runtime, t.id)
+            out.append((t.path, why))
+    out += sorted(failed.items())
     return out
 
 
@@ -172,7 +182,7 @@ def _summary(root: str) -> int:
     now = time.time()
     age = expiry.max_age()
     builds = store.builds(root)
-    prunable = {b.path for b in builds if not b.current or now - b.last_used > age}
+    prunable = {b.path for b in builds if not b.current or store.age(b.last_used, now) > age}
     seen: dict = {}    # (dev, ino) -> [blocks, nlink, links in cache, in prunable, in store]
     shared_pyc = os.path.join(root, store.BYTECODE)
 
@@ -198,7 +208,7 @@ def _summary(root: str) -> int:
           f"{_human(shared)} shared with uv's cache, {_human(total - shared)} runx's own")
     print(f"layers: {len(builds)} build{'s' if len(builds) != 1 else ''} of {keys} "
           f"environment{'s' if keys != 1 else ''}" + (
-              f"; oldest last use {_ago(now - min(b.last_used for b in builds))} ago"
+              f"; oldest last use {_ago(store.age(min(b.last_used for b in builds), now))} ago"
               if builds else ""))
     n = len(prunable)
     print(f"prune:  would free {_human(free)} ({n} build{'s' if n != 1 else ''} superseded or "
@@ -252,7 +262,7 @@ def cache(args: list) -> int:
         age = expiry.max_age() if older is None else older
 
         def select(build, is_current, used):
-            return not is_current or now - used > age
+            return not is_current or store.age(used, now) > age
 
         removed, kept = _prune(root, select, dry=dry)
         removed += expiry.expire_files(root, now - age, dry=dry)

@@ -55,7 +55,8 @@ name. -U/--upgrade, --reinstall and their -package forms rebuild the layer now.
 _HELP_TAIL = """Commands:
   runx gc [--dry-run] [--kept]
                         remove environments left by runs that were killed
-                        (--kept: also those kept with --keep)
+                        (--kept: also those kept with --keep); exits 1 if
+                        one could not be removed ('kept PATH: why')
   runx ls               list live environments
   runx cache dir|prune|clean
                         show, prune or empty the layer cache

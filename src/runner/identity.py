@@ -341,11 +341,15 @@ def read_small(path: str) -> bytes | None:
         if size > MAX_INPUT:
             raise TooBig(f"{path} is larger than {MAX_INPUT >> 20} MiB")
         chunks = []
+        total = 0
         while True:                 # size + 1: a file still growing is read to its end
             chunk = os.read(fd, size + 1)
             if not chunk:
                 break
             chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_FILE:    # growing for ever (or a /proc file): stop, refuse
+                break
             size = 1 << 16
         data = b"".join(chunks)
     except OSError:

@@ -125,6 +125,52 @@ class Started:
         return self.reaper_pid
 
 
+# A signal before the exec (runx_env.runner.interrupt): asynchronous
+# signals whose default action ends the process. Not PIPE and XFSZ (Python
+# ignores them at start-up), not the synchronous faults.
+TERMINATING = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
+               "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGIO", "SIGPWR", "SIGSTKFLT")
+
+
+def terminating(sigmod) -> list:
+    return [getattr(sigmod, n) for n in TERMINATING if hasattr(sigmod, n)]
+
+
+def hold_signals():
+    """Block the terminating signals (from the tree's lock to the reaper's
+    fork, where a death would leave a tree no reaper removes); the mask to
+    give ``release_signals``. Two system calls: on the warm path too."""
+    from ..reaper.handoff import signal_module
+
+    sigmod = signal_module()
+    return sigmod.pthread_sigmask(sigmod.SIG_BLOCK, terminating(sigmod))
+
+
+def release_signals(old) -> None:
+    """Restore the mask ``hold_signals`` returned. A terminating signal that
+    came meanwhile, and that the caller neither blocked nor ignored, is
+    raised as Interrupted instead (left blocked: cli.main re-raises it
+    with its default action, after saying what it interrupted)."""
+    from ..reaper.handoff import signal_module
+
+    sigmod = signal_module()
+    pending = sigmod.sigpending()
+    if pending:
+        for sig in terminating(sigmod):
+            if sig in pending and sig not in old and sigmod.getsignal(sig) != sigmod.SIG_IGN:
+                raise interrupted(sig)
+    sigmod.pthread_sigmask(sigmod.SIG_SETMASK, old)
+
+
+def interrupted(sig: int):
+    """The Interrupted to raise for ``sig``: the first signal's, whatever came after."""
+    from ..errors import Interrupted
+
+    if Interrupted.caught is None:
+        Interrupted.caught = sig
+    return Interrupted(Interrupted.caught)
+
+
 def hold_std_fds() -> None:
     """If the caller closed fd 0, 1 or 2, park /dev/null there (close-on-exec)
     until the exec. Otherwise the first fd runx opens — the tree's lock —

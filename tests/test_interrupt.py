@@ -1,0 +1,80 @@
+"""Issue 20.5: a signal to runx before the exec leaves nothing behind, says
+in one line what it interrupted, and runx dies of that signal; what the
+payload inherits stays the caller's (runner/interrupt.py). The random
+moments are the fault scenario signal_at_random_moments_of_a_cold_run."""
+
+import os
+import signal
+import subprocess
+
+from conftest import Runx
+from fault_scenarios import _interrupted_cleanly, _stopped_at, fresh, settled
+
+
+def _sig_lines(status: bytes) -> dict:
+    return {k: v for k, v in (ln.split(":\t", 1) for ln in status.decode().splitlines()
+                              if ln.startswith(("Sig", "ShdPnd")))}
+
+
+def test_a_cold_run_leaves_the_payload_the_callers_signal_state(runx, tmp_path):
+    """A cold run catches the terminating signals while it builds; the
+    payload still starts with the caller's dispositions, mask and nothing
+    pending (as a direct start)."""
+    def caller():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)                 # nohup
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2, signal.SIGTERM})
+
+    def status(argv):
+        return _sig_lines(subprocess.run(argv, preexec_fn=caller, capture_output=True,
+                                         env=runx.env, check=True, timeout=120).stdout)
+
+    cold = Runx(runx.runtime, str(tmp_path / "cold-cache"), runx.wheelhouse)
+    via = status(cold.argv("--with", "runxdemo", "cat", "/proc/self/status"))
+    direct = status(["cat", "/proc/self/status"])
+    assert via == direct
+    assert int(via["SigBlk"], 16) & (1 << (signal.SIGTERM - 1))
+    assert int(via["SigCgt"], 16) == 0, "no handler of runx's may survive the exec"
+    settled(cold)
+
+
+def test_a_signal_between_the_tree_and_the_reaper(runx):
+    """The tree exists, its reaper not yet (fault point "tree"): a SIGTERM
+    there used to kill runx with the tree left for a later gc. Now it waits
+    for the reaper's fork, then runx says so and dies of it, and the reaper
+    removes the tree: no gc needed."""
+    p = _stopped_at(runx, "tree", "pass")
+    os.kill(p.pid, signal.SIGTERM)
+    os.kill(p.pid, signal.SIGCONT)
+    assert _interrupted_cleanly(runx, p, signal.SIGTERM, must=True)
+
+
+def test_a_second_signal_during_the_clean_up_changes_nothing(runx):
+    """SIGTERM and SIGHUP both pending while the layer is built (Linux
+    delivers the lower number first): the first one handled is the one
+    reported and died of, and the other does not cut the clean-up short."""
+    cold = fresh(runx)
+    p = _stopped_at(cold, "install", "pass")
+    os.kill(p.pid, signal.SIGTERM)
+    os.kill(p.pid, signal.SIGHUP)
+    os.kill(p.pid, signal.SIGCONT)
+    assert _interrupted_cleanly(cold, p, signal.SIGHUP, must=True)
+
+
+def test_a_signal_the_caller_ignores_still_does_nothing(runx):
+    """A cold run under nohup: its SIGHUP stays ignored, the build goes on."""
+    cold = fresh(runx)
+    stop = Runx(cold.runtime, cold.cache, cold.wheelhouse)
+    stop.env["RUNX_FAULT_STOP"] = "install"
+    p = stop.popen("--with", "runxdemo", "python", "-c", "pass", stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGHUP,
+                                                                            signal.SIG_IGN))
+    from fault_scenarios import poll, stopped
+
+    assert poll(lambda: stopped(p.pid), 60)
+    os.kill(p.pid, signal.SIGHUP)
+    os.kill(p.pid, signal.SIGCONT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert b"interrupted" not in err
+    settled(cold)
