@@ -143,6 +143,64 @@ def test_zombie_holder_does_not_spin(tmp_path):
         p.wait()
 
 
+
+THREADED = r"""
+import ctypes, os, sys, threading
+mode, tree = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+go = threading.Event()
+
+
+def worker():
+    if mode == "thread_cwd":
+        assert libc.unshare(0x200) == 0          # CLONE_FS
+        os.chdir(tree)
+        go.set()
+    print("up", flush=True)
+    sys.stdin.read()                             # until the test closes our stdin
+    os._exit(0)
+
+
+threading.Thread(target=worker).start()
+if mode == "thread_cwd":
+    go.wait()
+    threading.Event().wait()
+elif mode == "pthread_exit":
+    libc.pthread_exit(None)
+else:
+    libc.syscall({"x86_64": 60, "aarch64": 93}[os.uname().machine], 0)
+"""
+
+
+@pytest.mark.parametrize("mode", ["pthread_exit", "sys_exit", "thread_cwd"])
+def test_a_live_thread_holds(tmp_path, mode):
+    """A process holds while any of its threads lives and uses the tree: its
+    leader exited (a zombie, environ/cwd/maps unreadable through
+    /proc/PID) and a worker runs on with RUNX_ENV and its cwd in the tree;
+    or a thread unshared its cwd into the tree, the main thread elsewhere
+    and no RUNX_ENV. Once the last thread exits the zombie holds nothing."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    if mode != "thread_cwd":
+        env["RUNX_ENV"] = str(tree)
+    p = subprocess.Popen([sys.executable, "-c", THREADED, mode, str(tree)], env=env,
+                         cwd=str(tree) if mode != "thread_cwd" else "/",
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        if mode != "thread_cwd":
+            wait_until(lambda: proc_state(p.pid) == "Z", 10, "the leader to exit")
+        for _ in range(20):
+            assert leases.holders(str(tree)) == [p.pid]
+        p.stdin.close()
+        wait_until(lambda: len(os.listdir(f"/proc/{p.pid}/task")) <= 1, 10, "the worker to exit")
+        wait_until(lambda: proc_state(p.pid) == "Z", 10, "the process to be a zombie")
+        assert leases.Scan([str(tree)]).settle() == ({}, True), "a zombie holds nothing"
+    finally:
+        p.kill()
+        p.wait()
+
 def test_daemonize_at_exit_keeps_the_tree(runx):
     """The fault matrix's daemonize_at_exit, repeated: its hops land in the
     reaper's scan at random moments."""

@@ -64,19 +64,19 @@ class _Match:
         return None
 
 
-def _ident(pid: int):
-    """(start time, state, kernel thread) of a PID, or None if it is gone. The start time
-    (clock ticks since boot) tells a reused PID from the process it names."""
-    if not _PROC:
-        return _psutil_ident(pid)
+def _stat(path: bytes):
+    """(start time, state, kernel thread, number of threads) from a stat file,
+    or None if it is gone. The start time (clock ticks since boot) tells a
+    reused PID from the process it names."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(path, "rb") as f:
             data = f.read()
     except OSError:
         return None
     fields = data[data.rfind(b")") + 2:].split()
     try:
-        return int(fields[19]), fields[0], bool(int(fields[6]) & 0x00200000)  # PF_KTHREAD
+        return (int(fields[19]), fields[0], bool(int(fields[6]) & 0x00200000),  # PF_KTHREAD
+                int(fields[17]))
     except (IndexError, ValueError):
         return None
 
@@ -84,14 +84,51 @@ def _ident(pid: int):
 _DEAD = (b"Z", b"X", "zombie", "dead")
 
 
-def _proc_check(pid: int, m: _Match, kthread: bool = False):
-    """(the trees ``pid`` holds, whether that answer can be trusted).
+def _ident(pid: int):
+    """(start time, state, kernel thread, threads, where to read it) of a PID,
+    or None if it is gone.
 
-    Not trusted: an exiting process whose memory is already gone (empty
-    environ and maps) but which is not a zombie yet; it may have forked a
-    successor after the listdir. Unreadable (another user's process, not
+    A process lives while any of its threads does. When the thread-group
+    leader has exited on its own (``pthread_exit`` from main, ``SYS_exit``)
+    it is a zombie whose environ, cwd, exe, maps and fds /proc no longer
+    shows, while its other threads run on: then the state is a live
+    thread's and the process is read through ``/proc/PID/task/TID/``. A
+    zombie leader's stat counts the threads still attached (itself
+    included: 1 for a plain zombie), so only then is ``task/`` listed."""
+    if not _PROC:
+        return _psutil_ident(pid)
+    base = b"/proc/%d/" % pid
+    st = _stat(base + b"stat")
+    if st is None:
+        return None
+    start, state, kthread, threads = st
+    if state in _DEAD and threads > 1:
+        try:
+            tids = os.listdir(base + b"task")
+        except OSError:
+            tids = []
+        for tid in tids:
+            if tid == b"%d" % pid:
+                continue
+            task = base + b"task/" + tid + b"/"
+            t = _stat(task + b"stat")
+            if t is not None and t[1] not in _DEAD:
+                return start, t[1], kthread, threads, task
+    return start, state, kthread, threads, base
+
+
+def _proc_check(pid: int, m: _Match, ident):
+    """(the trees ``pid`` holds, whether that answer can be trusted), read
+    through ``ident``'s place (the leader, or a live thread if the leader
+    has exited).
+
+    Not trusted (False): an exiting process whose memory is already gone
+    (empty environ and maps) but which is not a zombie yet; it may have
+    forked a successor after the listdir. Not trusted either (None): one
+    that gained a thread while its threads' cwds were read (see
+    ``_thread_cwds``); it lives on. Unreadable (another user's process, not
     root): trusted as a non-holder, a documented limitation."""
-    base = f"/proc/{pid}/".encode()
+    _, _, kthread, threads, base = ident
     held = set()
     try:
         with open(base + b"environ", "rb") as f:
@@ -127,7 +164,35 @@ def _proc_check(pid: int, m: _Match, kthread: bool = False):
                 t = m.of_path(line[j + 1:])
                 if t is not None:
                     held.add(t)
+    if threads > 1 and not _thread_cwds(pid, m, held):
+        return frozenset(held), None
     return frozenset(held), ok
+
+
+def _thread_cwds(pid: int, m: _Match, held: set) -> bool:
+    """Add the trees the cwds of ``pid``'s threads are in to ``held`` (a
+    thread that called ``unshare(CLONE_FS)`` has a cwd of its own; the
+    others share the leader's). Read only for a process that has more than
+    one thread (stat says how many, before the check; a single-threaded
+    process whose thread count grew during the check is not trusted, see
+    ``Scan.once``). False if a thread appeared while they were read: it may
+    carry a cwd its creator has since left."""
+    task = b"/proc/%d/task/" % pid
+    try:
+        tids = os.listdir(task)
+    except OSError:
+        return True                     # gone: the caller's identity check sees it
+    for tid in tids:
+        try:
+            t = m.of_path(os.readlink(task + tid + b"/cwd"))
+        except OSError:
+            continue
+        if t is not None:
+            held.add(t)
+    try:
+        return set(os.listdir(task)) <= set(tids)
+    except OSError:
+        return True
 
 
 def _psutil_ident(pid: int):
@@ -135,7 +200,7 @@ def _psutil_ident(pid: int):
 
     try:
         p = psutil.Process(pid)
-        return p.create_time(), p.status(), False
+        return p.create_time(), p.status(), False, 1, None
     except psutil.Error:
         return None
 
@@ -166,9 +231,13 @@ def _psutil_holds(pid: int, tree: str) -> bool:
         return False
 
 
-def _check(pid: int, m: _Match, kthread: bool = False):
+def _check(pid: int, m: _Match, ident=None):
     if _PROC:
-        return _proc_check(pid, m, kthread)
+        if ident is None:
+            ident = _ident(pid)
+            if ident is None:
+                return frozenset(), True
+        return _proc_check(pid, m, ident)
     return frozenset(t for t in m.trees if _psutil_holds(pid, t.rstrip("/"))), True
 
 
@@ -226,7 +295,7 @@ class Scan:
             if ident is None:
                 sure = False               # gone before we learnt who it was
                 continue
-            start, state, kthread = ident
+            start, state = ident[0], ident[1]
             old = remembered(pid, start)
             if state in _DEAD:
                 # A zombie forks nothing more; what it forked before it died
@@ -236,12 +305,17 @@ class Scan:
                 if not (old and (old[2] or old[1] == frozenset())):
                     sure = False
                 continue
-            held, ok = _check(pid, self.match, kthread)
+            held, ok = _check(pid, self.match, ident)
             after = _ident(pid)
-            if not ok or after is None or after[0] != start or after[1] in _DEAD:
-                # It died during the check: what we read may be partial, and
-                # it may have forked a successor after the listdir.
-                zombie = after is not None and after[0] == start
+            if (not ok or after is None or after[0] != start or after[1] in _DEAD
+                    or after[4] != ident[4] or after[3] > 1 >= ident[3]):
+                # It died during the check (or its leader did, or it gained
+                # a thread whose cwd was not read): what we read may be
+                # partial, and it may have forked a successor after the listdir.
+                # Remembered as dead (it forks nothing more) only if it is a
+                # zombie now, or a single thread whose memory is gone.
+                zombie = after is not None and after[0] == start and (
+                    after[1] in _DEAD or (ok is False and after[3] == 1 == ident[3]))
                 memo[pid] = (start, old[1] if old else None, zombie)
                 if not (old and old[1] == frozenset() and not held):
                     sure = False
