@@ -201,6 +201,32 @@ def test_a_live_thread_holds(tmp_path, mode):
         p.kill()
         p.wait()
 
+
+def test_later_scans_read_only_holders_and_newcomers(tmp_path, monkeypatch):
+    """A Scan made after its trees' payloads exited reads a process found
+    alive and holding nothing once: it can gain a lease only afresh. Holders
+    are read every time (they may have left), and newcomers the first time."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    p = subprocess.Popen(["sleep", "60"], cwd=str(tree), env=env)
+    try:
+        scan = leases.Scan([str(tree)])
+        wait_until(lambda: scan.once()[0] == {str(tree): [p.pid]}, 10, "the holder to be seen")
+        quiet = {pid for pid, (_, held, _) in scan.memo.items() if held == frozenset()}
+        assert len(quiet) > 5
+        read = []
+        real = leases._proc_check
+        monkeypatch.setattr(leases, "_proc_check",
+                            lambda pid, m, ident: (read.append(pid), real(pid, m, ident))[1])
+        found, _ = scan.once()
+        assert found == {str(tree): [p.pid]}
+        assert p.pid in read
+        assert not quiet & set(read), "known non-holders were read again"
+    finally:
+        p.kill()
+        p.wait()
+
 def test_daemonize_at_exit_keeps_the_tree(runx):
     """The fault matrix's daemonize_at_exit, repeated: its hops land in the
     reaper's scan at random moments."""

@@ -64,13 +64,34 @@ class _Match:
         return None
 
 
+_RD = os.O_RDONLY | os.O_CLOEXEC
+
+
+def _read(path: bytes, whole: bool = True) -> bytes:
+    """A /proc file's contents, with bare os calls: a scan reads three files
+    per process, and Python's buffered file objects cost more than the
+    reads themselves. seq_file files (maps) come a page or so per read;
+    ``whole=False`` reads once (stat: one line, far below a page)."""
+    fd = os.open(path, _RD)
+    try:
+        data = os.read(fd, 65536)
+        if not whole or not data:
+            return data
+        chunks = [data]
+        while data:
+            data = os.read(fd, 65536)
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _stat(path: bytes):
     """(start time, state, kernel thread, number of threads) from a stat file,
     or None if it is gone. The start time (clock ticks since boot) tells a
     reused PID from the process it names."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = _read(path, whole=False)
     except OSError:
         return None
     fields = data[data.rfind(b")") + 2:].split()
@@ -131,8 +152,7 @@ def _proc_check(pid: int, m: _Match, ident):
     _, _, kthread, threads, base = ident
     held = set()
     try:
-        with open(base + b"environ", "rb") as f:
-            env = f.read()
+        env = _read(base + b"environ")
     except OSError:
         env = b""
     env = b"\0" + env
@@ -152,8 +172,7 @@ def _proc_check(pid: int, m: _Match, ident):
         if t is not None:
             held.add(t)
     try:
-        with open(base + b"maps", "rb") as f:
-            maps = f.read()
+        maps = _read(base + b"maps")
         ok = bool(maps) or kthread
     except OSError:
         maps, ok = b"", True
@@ -257,7 +276,13 @@ class Scan:
     conclusive). When ``conclusive`` is True, a tree without holders in the
     answer has none (short of a process that starts using it afresh, with
     no holder among its ancestors). When False, trees without holders may
-    still have some: scan again (``settle``)."""
+    still have some: scan again (``settle``).
+
+    Make a Scan only once its trees can gain no holder but by inheritance:
+    after their payloads have exited (a runner becomes its tree's holder by
+    its exec), or their locks were found free (the runner has exec'd or
+    died). A process it found alive and holding none of them is not read
+    again by later scans (see ``once``)."""
 
     def __init__(self, trees, exclude=frozenset()):
         self.match = _Match(trees)
@@ -304,6 +329,16 @@ class Scan:
                 memo[pid] = (start, old[1] if old else None, True)
                 if not (old and (old[2] or old[1] == frozenset())):
                     sure = False
+                continue
+            if old is not None and old[1] == frozenset():
+                # Checked alive and holding none of these trees by an earlier
+                # scan of this Scan, made after the trees' payloads had exited
+                # (or their locks were found free): a process gains a lease
+                # only by inheriting it at its fork, which a process that is
+                # already alive cannot, or afresh (cd, exec, mmap, open into a
+                # tree; "Leases"): it holds nothing still. Only holders and
+                # processes not seen yet are read again.
+                memo[pid] = (start, old[1], False)
                 continue
             held, ok = _check(pid, self.match, ident)
             after = _ident(pid)
