@@ -633,11 +633,19 @@ def _thread_holder(runx, mode: str, *tree):
     whose environ, cwd and maps /proc no longer shows) while a worker thread
     runs on in the tree, or one thread unshared its cwd and stays in the
     tree while the main thread left. The reaper must wait for it."""
-    tmp = scratch(runx, "threads-")
+    _held_by(runx, THREADS + THREADS_MAIN, mode, *tree)
+
+
+def _held_by(runx, code: str, mode: str, *tree):
+    """Run ``code`` as the payload (``python SCRIPT MODE READY TRIGGER OUT
+    BASE_PYTHON``); it leaves a holder behind that writes READY, waits for
+    TRIGGER, then writes "ok" to OUT if the tree is still there. The tree
+    must outlive the reaper's decision and the holder."""
+    tmp = scratch(runx, "held-")
     ready, trigger, out, log = (os.path.join(tmp, n) for n in ("ready", "go", "out", "log"))
-    script = os.path.join(tmp, "threads.py")
+    script = os.path.join(tmp, "holder.py")
     with open(script, "w") as f:
-        f.write(THREADS + THREADS_MAIN)
+        f.write(code)
     run = Runx(runx.runtime, runx.cache, runx.wheelhouse)
     run.env["RUNX_REAPER_LOG"] = log
     base = os.path.realpath(__import__("sys").executable)
@@ -652,12 +660,12 @@ def _thread_holder(runx, mode: str, *tree):
         assert poll(lambda: os.path.exists(ready), 10), "the holder never settled"
         assert poll(decided, 15), "the reaper never decided"
         if not run.trees():
-            raise EarlyRemoval(f"tree removed while a live thread used it ({mode})")
+            raise EarlyRemoval(f"tree removed while still in use ({mode})")
     finally:
         open(trigger, "w").close()
     assert poll(lambda: os.path.exists(out), 30), "the holder never reported"
     if open(out).read() != "ok":
-        raise EarlyRemoval(f"the tree went while a live thread used it ({mode})")
+        raise EarlyRemoval(f"the tree went while still in use ({mode})")
     settled(run)
 
 
@@ -676,6 +684,49 @@ def thread_cwd(runx):
     _thread_holder(runx, "thread_cwd")
 
 
+
+FD_HOLDER = r"""
+import os, socket, subprocess, sys, time
+mode, ready, trigger, out = sys.argv[1:5]
+if mode == "fd_socket":
+    # The payload opens its tree O_PATH, hands the descriptor over a unix
+    # socket to a process with no other tie (no RUNX_ENV, cwd /, the base
+    # interpreter), closes its own copy and exits.
+    a, b = socket.socketpair()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    subprocess.Popen([sys.argv[5], __file__, "fd_socket_holder", ready, trigger, out,
+                      str(b.fileno())], env=env, cwd="/", pass_fds=[b.fileno()],
+                     start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fd = os.open(os.environ["RUNX_ENV"], os.O_PATH | os.O_DIRECTORY)
+    socket.send_fds(a, [b"x"], [fd])
+    os.close(fd)
+    a.recv(1)                         # the holder has it
+    sys.exit(0)
+s = socket.socket(fileno=int(sys.argv[5]))
+_, fds, _, _ = socket.recv_fds(s, 1, 1)
+(fd,) = fds
+s.send(b"k")
+s.close()
+open(ready, "w").close()
+while not os.path.exists(trigger):
+    time.sleep(0.01)
+try:
+    os.stat("pyvenv.cfg", dir_fd=fd)
+    said = "ok"
+except OSError:
+    said = "gone"
+with open(out + ".tmp", "w") as f:
+    f.write(said)
+os.rename(out + ".tmp", out)
+"""
+
+
+def fd_holder(runx):
+    """A process whose only tie to the tree is a descriptor it received over
+    a unix socket (an O_PATH dirfd it later uses with *at calls)."""
+    _held_by(runx, FD_HOLDER, "fd_socket")
+
 SCENARIOS = {f.__name__: f for f in (
     payload_exits_0, payload_exits_3, payload_sigkilled,
     runx_killed_during_install, runx_killed_after_tree, runx_killed_before_exec,
@@ -685,4 +736,5 @@ SCENARIOS = {f.__name__: f for f in (
     maintenance_before_exec, maintenance_during_build, maintenance_spares_kept_tree,
     maintenance_loop_vs_50_runs, reaper_signalled_while_loading,
     runtime_full_while_writing_the_tree, leader_exited_dir, leader_exited_fuse, thread_cwd,
+    fd_holder,
 )}

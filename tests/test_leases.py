@@ -227,6 +227,57 @@ def test_later_scans_read_only_holders_and_newcomers(tmp_path, monkeypatch):
         p.kill()
         p.wait()
 
+
+FD_KINDS = r"""
+import ctypes, os, socket, sys
+kind, tree = sys.argv[1], sys.argv[2]
+if kind == "o_path":
+    fd = os.open(tree, os.O_PATH)
+elif kind == "dirfd":
+    fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+    os.stat("bin", dir_fd=fd)
+elif kind == "inotify":
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(0)
+    assert libc.inotify_add_watch(fd, tree.encode(), 0x100) >= 0      # IN_CREATE
+else:
+    s = socket.socket(fileno=int(sys.argv[3]))
+    _, (fd,), _, _ = socket.recv_fds(s, 1, 1)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("kind", ["o_path", "dirfd", "inotify", "socket"])
+def test_a_descriptor_holds(tmp_path, kind):
+    """A process whose only tie to the tree is a descriptor (no RUNX_ENV, cwd
+    /): an O_PATH fd, a directory fd used with *at calls, an inotify watch on
+    the tree, a descriptor received over a unix socket."""
+    import socket
+
+    tree = tmp_path / "tree"
+    (tree / "bin").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    a, b = socket.socketpair()
+    p = subprocess.Popen([sys.executable, "-c", FD_KINDS, kind, str(tree), str(b.fileno())],
+                         env=env, cwd="/", pass_fds=[b.fileno()], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        if kind == "socket":
+            fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+            socket.send_fds(a, [b"x"], [fd])
+            os.close(fd)
+        assert p.stdout.readline() == "held\n"
+        assert leases.holders(str(tree)) == [p.pid]
+        p.stdin.close()
+        p.wait(timeout=10)
+        assert leases.holders(str(tree)) == []
+    finally:
+        a.close()
+        b.close()
+        p.kill()
+        p.wait()
+
 def test_daemonize_at_exit_keeps_the_tree(runx):
     """The fault matrix's daemonize_at_exit, repeated: its hops land in the
     reaper's scan at random moments."""

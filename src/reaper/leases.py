@@ -53,6 +53,36 @@ class _Match:
                 self.path[spelling] = t
                 roots.add(os.path.dirname(spelling).rstrip(b"/") + b"/")
         self.roots = sorted(roots)
+        self.tops: dict | None = None       # (st_dev, st_ino) of each tree, when first needed
+
+    def of_inotify(self, fdinfo: bytes) -> set:
+        """The trees whose top directory an inotify descriptor watches:
+        its fdinfo names each watch's inode and device, not a path, so only
+        a watch on the tree itself is recognised."""
+        if self.tops is None:
+            self.tops = {}
+            for t in self.trees:
+                try:
+                    st = os.lstat(t)
+                except OSError:
+                    continue
+                self.tops[(st.st_dev, st.st_ino)] = t
+        held: set = set()
+        try:
+            info = _read(fdinfo)
+        except OSError:
+            return held
+        for line in info.split(b"\n"):
+            if line.startswith(b"inotify "):
+                f = dict(kv.split(b":", 1) for kv in line.split()[1:] if b":" in kv)
+                try:
+                    dev = int(f[b"sdev"], 16)                  # the kernel's dev_t
+                    key = (os.makedev(dev >> 20, dev & 0xfffff), int(f[b"ino"], 16))
+                except (KeyError, ValueError):
+                    continue
+                if key in self.tops:
+                    held.add(self.tops[key])
+        return held
 
     def of_path(self, p: bytes):
         for r in self.roots:
@@ -183,9 +213,34 @@ def _proc_check(pid: int, m: _Match, ident):
                 t = m.of_path(line[j + 1:])
                 if t is not None:
                     held.add(t)
+    _fds(base, m, held)
     if threads > 1 and not _thread_cwds(pid, m, held):
         return frozenset(held), None
     return frozenset(held), ok
+
+
+def _fds(base: bytes, m: _Match, held: set) -> None:
+    """Add the trees ``base``'s open descriptors are in to ``held``: a file
+    or directory opened in the tree (``O_PATH`` included, a dirfd used with
+    ``openat``, one received over a unix socket: /proc shows each resolved,
+    " (deleted)" appended to a removed file), and an inotify watch on the
+    tree itself."""
+    fdir = base + b"fd/"
+    try:
+        fds = os.listdir(fdir)
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            link = os.readlink(fdir + fd)
+        except OSError:
+            continue
+        if link[:1] == b"/":
+            t = m.of_path(link)
+            if t is not None:
+                held.add(t)
+        elif link == b"anon_inode:inotify":
+            held |= m.of_inotify(base + b"fdinfo/" + fd)
 
 
 def _thread_cwds(pid: int, m: _Match, held: set) -> bool:
