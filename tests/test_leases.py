@@ -278,6 +278,71 @@ def test_a_descriptor_holds(tmp_path, kind):
         p.kill()
         p.wait()
 
+
+def test_reapers_share_verdicts_of_processes_that_hold_nothing(tmp_path, monkeypatch):
+    """A reaper's rounds write RUNTIME/.leases (the processes found alive and
+    holding nothing in the runtime directory); the next reaper's first scan
+    reads only their stat. A process in another tree of the same runtime
+    directory holds nothing of ours but is not shared: that tree's reaper
+    must find it."""
+    import marshal
+
+    runtime = tmp_path / "run"
+    ours, other = runtime / "aaaa", runtime / "bbbb"
+    ours.mkdir(parents=True)
+    other.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    p = subprocess.Popen(["sleep", "60"], cwd=str(other), env=env)
+    try:
+        wait_until(lambda: os.readlink(f"/proc/{p.pid}/cwd") == str(other), 10, "the holder")
+        assert next(leases.rounds(str(ours)), None) is None
+        shared = runtime / ".leases"
+        ns, quiet = marshal.loads(shared.read_bytes())
+        assert ns == os.readlink("/proc/self/ns/pid")
+        assert len(quiet) > 5 and p.pid not in quiet, "a holder of another tree was shared"
+        assert shared.stat().st_mode & 0o777 == 0o600
+        read = []
+        real = leases._proc_check
+        monkeypatch.setattr(leases, "_proc_check",
+                            lambda pid, m, ident: (read.append(pid), real(pid, m, ident))[1])
+        scan = leases.Scan([str(other)], shared=True)
+        assert scan.once()[0] == {str(other): [p.pid]}
+        assert p.pid in read
+        assert not set(quiet) & set(read), "shared verdicts were not used"
+        assert sorted(runtime_entries(str(runtime))) == ["aaaa", "bbbb"]
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("bad", ["writable", "namespace", "garbage", "symlink"])
+def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
+    """RUNTIME/.leases is believed only if it is a regular file of ours, not
+    writable by others, from this PID namespace, and what we write."""
+    import marshal
+
+    runtime = tmp_path / "run"
+    tree = runtime / "aaaa"
+    tree.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    p = subprocess.Popen(["sleep", "60"], cwd=str(tree), env=env)
+    try:
+        wait_until(lambda: os.readlink(f"/proc/{p.pid}/cwd") == str(tree), 10, "the holder")
+        start = int(open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[19])
+        ns = os.readlink("/proc/self/ns/pid")
+        lie = marshal.dumps((ns if bad != "namespace" else "pid:[1]", {p.pid: start}))
+        shared = runtime / ".leases"
+        if bad == "symlink":
+            (tmp_path / "elsewhere").write_bytes(lie)
+            shared.symlink_to(tmp_path / "elsewhere")
+        else:
+            shared.write_bytes(lie if bad != "garbage" else b"\xff" + lie)
+            shared.chmod(0o622 if bad == "writable" else 0o600)
+        assert leases.Scan([str(tree)], shared=True).once()[0] == {str(tree): [p.pid]}
+    finally:
+        p.kill()
+        p.wait()
+
 def test_daemonize_at_exit_keeps_the_tree(runx):
     """The fault matrix's daemonize_at_exit, repeated: its hops land in the
     reaper's scan at random moments."""

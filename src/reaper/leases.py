@@ -20,6 +20,7 @@ zombie in the previous scan. Otherwise the caller scans again.
 """
 
 import os
+import stat
 import time
 
 _PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/environ")
@@ -54,6 +55,16 @@ class _Match:
                 roots.add(os.path.dirname(spelling).rstrip(b"/") + b"/")
         self.roots = sorted(roots)
         self.tops: dict | None = None       # (st_dev, st_ino) of each tree, when first needed
+        # Set when a path or RUNX_ENV lay in a runtime directory but named no
+        # tree of this set (another run's tree): such a process is no holder
+        # of ours, but not "holding nothing" for the shared verdicts either.
+        self.stray = False
+
+    def of_env(self, value: bytes):
+        t = self.env.get(value)
+        if t is None and not self.stray:
+            self.stray = any(value.startswith(r) for r in self.roots)
+        return t
 
     def of_inotify(self, fdinfo: bytes) -> set:
         """The trees whose top directory an inotify descriptor watches:
@@ -91,6 +102,9 @@ class _Match:
                 t = self.path.get(p if end < 0 else p[:end])
                 if t is not None:
                     return t
+                name = p[len(r):] if end < 0 else p[len(r):end]
+                if not (name.startswith(b".") or name.endswith(b".lock")):
+                    self.stray = True       # another tree; a lock file is in none
         return None
 
 
@@ -190,7 +204,7 @@ def _proc_check(pid: int, m: _Match, ident):
     while i >= 0:
         start = i + 1 + len(_ENV)
         end = env.find(b"\0", start)
-        t = m.env.get(env[start:] if end < 0 else env[start:end])
+        t = m.of_env(env[start:] if end < 0 else env[start:end])
         if t is not None:
             held.add(t)
         i = env.find(b"\0" + _ENV, start)
@@ -339,16 +353,26 @@ class Scan:
     died). A process it found alive and holding none of them is not read
     again by later scans (see ``once``)."""
 
-    def __init__(self, trees, exclude=frozenset()):
+    def __init__(self, trees, exclude=frozenset(), shared: bool = False):
         self.match = _Match(trees)
         self.exclude = frozenset(exclude) | {os.getpid()}
-        self.memo = {}        # pid -> (start, trees held | None if unknown, zombie)
+        self.memo: dict = {}  # pid -> (start, trees held | None if unknown, zombie)
+        # pid -> start of the processes known to hold nothing in the runtime
+        # directory at all (not only none of these trees): what ``shared``
+        # Scans read from and write to the directory's verdict file.
+        self.quiet: dict = {}
+        self.shared = _shared_file(self.match) if shared and _PROC else None
+        if self.shared:
+            self.quiet = _load(self.shared)
+            self.memo = {pid: (start, frozenset(), False) for pid, start in self.quiet.items()}
 
     def retarget(self, trees) -> None:
         """Watch a different set of trees; forget the verdicts (they were
         about the old set)."""
         self.match = _Match(trees)
         self.memo = {}
+        self.quiet = {}
+        self.shared = None
 
     def check(self, pid: int) -> frozenset:
         return _check(pid, self.match)[0]
@@ -356,6 +380,7 @@ class Scan:
     def once(self):
         pids = [p for p in _pids() if p not in self.exclude]
         prev, memo = self.memo, {}
+        quiet, known = {}, self.quiet
         found: dict = {}
         sure = True
 
@@ -394,8 +419,12 @@ class Scan:
                 # tree; "Leases"): it holds nothing still. Only holders and
                 # processes not seen yet are read again.
                 memo[pid] = (start, old[1], False)
+                if known.get(pid) == start:
+                    quiet[pid] = start
                 continue
+            self.match.stray = False
             held, ok = _check(pid, self.match, ident)
+            stray = self.match.stray
             after = _ident(pid)
             if (not ok or after is None or after[0] != start or after[1] in _DEAD
                     or after[4] != ident[4] or after[3] > 1 >= ident[3]):
@@ -411,9 +440,14 @@ class Scan:
                     sure = False
                 continue
             memo[pid] = (start, held, False)
+            if not held and not stray and ok is True:
+                quiet[pid] = start
             for t in held:
                 found.setdefault(t, []).append(pid)
         self.memo = memo
+        self.quiet = quiet
+        if self.shared:
+            _store(self.shared, quiet)
         return found, sure
 
     def settle(self, timeout: float = 5.0):
@@ -430,6 +464,87 @@ class Scan:
                 return found, sure
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+# --- verdicts shared by the reapers of one runtime directory -------------------
+#
+# A process found alive and holding nothing in a runtime directory (no
+# RUNX_ENV, cwd, exe, map or descriptor in any tree of it) holds nothing
+# there for as long as it lives, but afresh (see docs/reliability.md,
+# "Verdicts shared between reapers", for the argument and its limits). So
+# the reapers of one runtime directory share those verdicts, as (pid, start
+# time) in RUNTIME/.leases: a reaper reads them before its first scan and
+# checks only the processes not in it. Only a reaper's own lease rounds use
+# them (they start after its payload exited); sweeps, adoption and `runx
+# ls` check everything themselves.
+
+_SHARED = ".leases"
+_SHARED_MAX = 8 << 20
+
+
+def _shared_file(m: _Match):
+    """RUNTIME/.leases if every tree of ``m`` is in one runtime directory."""
+    parents = {os.path.dirname(os.fsencode(t.rstrip("/"))) for t in m.trees}
+    if len(parents) != 1:
+        return None
+    try:
+        ns = os.readlink("/proc/self/ns/pid")   # PIDs mean nothing in another namespace
+    except OSError:
+        return None
+    return os.path.join(parents.pop(), _SHARED.encode()), ns
+
+
+def _load(shared) -> dict:
+    """The verdicts of RUNTIME/.leases (empty if missing, not ours, or not
+    what we write)."""
+    path, ns = shared
+    try:
+        fd = os.open(path, _RD | os.O_NOFOLLOW)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022
+                or st.st_size > _SHARED_MAX):
+            return {}
+        import marshal
+
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+        data = marshal.loads(b"".join(chunks))
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    finally:
+        os.close(fd)
+    if not (isinstance(data, tuple) and len(data) == 2 and data[0] == ns
+            and isinstance(data[1], dict)):
+        return {}
+    return {k: v for k, v in data[1].items() if type(k) is int and type(v) is int}
+
+
+def _store(shared, quiet: dict) -> None:
+    """Write the verdicts (atomically: a temporary file renamed over)."""
+    import marshal
+
+    path, ns = shared
+    tmp = path + b".%d" % os.getpid()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            os.write(fd, marshal.dumps((ns, quiet)))
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def holds(pid: int, tree: str) -> bool:
@@ -478,7 +593,7 @@ def rounds(tree: str, log=lambda msg: None):
     asked for. A scan that found holders which all vanished before they
     could be watched, or that is not conclusive, is not "no holder": scan
     again after a short back-off (their successors are in the next listdir)."""
-    scan = Scan([tree])
+    scan = Scan([tree], shared=True)
     delay = 0.001
     while True:
         found, sure = scan.once()
