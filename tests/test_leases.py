@@ -343,6 +343,24 @@ def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
         p.kill()
         p.wait()
 
+
+def test_the_exited_payload_costs_no_second_scan(tmp_path, monkeypatch):
+    """The reaper knows its payload exited before the rounds began: its zombie
+    (reaped late by the caller) does not make the first scan inconclusive.
+    Any other zombie first seen still does."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    p = subprocess.Popen(["true"], env=dict(os.environ, RUNX_ENV=str(tree)))
+    try:
+        wait_until(lambda: proc_state(p.pid) == "Z", 10, "the child to become a zombie")
+        monkeypatch.setattr(leases, "_pids", lambda: [p.pid])
+        assert leases.Scan([str(tree)]).once() == ({}, False)
+        scan = leases.Scan([str(tree)])
+        scan.exited([p.pid, None])
+        assert scan.once() == ({}, True)
+    finally:
+        p.wait()
+
 def test_daemonize_at_exit_keeps_the_tree(runx):
     """The fault matrix's daemonize_at_exit, repeated: its hops land in the
     reaper's scan at random moments."""

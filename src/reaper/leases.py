@@ -374,6 +374,17 @@ class Scan:
         self.quiet = {}
         self.shared = None
 
+    def exited(self, pids) -> None:
+        """``pids`` have exited (their pidfds said so) before this call: a
+        zombie of theirs found now died before any listing to come, so the
+        first scan need not see it twice (a zombie first seen makes a scan
+        inconclusive). Its start time identifies it: a zombie's PID is not
+        reused before it is reaped."""
+        for pid in pids:
+            ident = _ident(pid) if pid is not None else None
+            if ident is not None and ident[1] in _DEAD:
+                self.memo[pid] = (ident[0], None, True)
+
     def check(self, pid: int) -> frozenset:
         return _check(pid, self.match)[0]
 
@@ -584,7 +595,7 @@ def watch_holders(tree: str) -> list:
     return _watch(scan, tree, found.get(tree, []))
 
 
-def rounds(tree: str, log=lambda msg: None):
+def rounds(tree: str, log=lambda msg: None, exited=()):
     """The lease rounds, shared by the plain and the FUSE reaper, which only
     differ in how they wait (blocking poll, or trio): yields the watches of
     every current holder; once the caller has waited for all of them, scans
@@ -592,8 +603,10 @@ def rounds(tree: str, log=lambda msg: None):
     no holder. The watches of a round are closed when the next round is
     asked for. A scan that found holders which all vanished before they
     could be watched, or that is not conclusive, is not "no holder": scan
-    again after a short back-off (their successors are in the next listdir)."""
+    again after a short back-off (their successors are in the next listdir).
+    ``exited``: the payload's PID (it has exited: see ``Scan.exited``)."""
     scan = Scan([tree], shared=True)
+    scan.exited(exited)
     delay = 0.001
     while True:
         found, sure = scan.once()
