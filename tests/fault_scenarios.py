@@ -727,6 +727,43 @@ def fd_holder(runx):
     a unix socket (an O_PATH dirfd it later uses with *at calls)."""
     _held_by(runx, FD_HOLDER, "fd_socket")
 
+
+BIND_HOLDER = r"""
+import os, subprocess, sys, time
+mode, ready, trigger, out = sys.argv[1:5]
+if mode == "bind_ns":
+    # A process in a mount namespace of its own that sees the tree only
+    # through a bind mount elsewhere (a container given it as a volume): no
+    # RUNX_ENV, cwd /, the base interpreter; its ties are all in that namespace.
+    mnt = os.path.join(os.path.dirname(ready), "mnt")
+    os.mkdir(mnt)
+    subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                      'mount --bind "$1" "$2" && cd / && '
+                      'exec env -i "$3" "$4" bind_ns_holder "$5" "$6" "$7" "$2"',
+                      "sh", os.environ["RUNX_ENV"], mnt, sys.argv[5], __file__, ready, trigger,
+                      out], start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not os.path.exists(ready):
+        time.sleep(0.005)
+    sys.exit(0)
+mnt = sys.argv[5]
+open(ready, "w").close()
+while not os.path.exists(trigger):
+    time.sleep(0.01)
+said = "ok" if os.path.isfile(os.path.join(mnt, "pyvenv.cfg")) else "gone"
+with open(out + ".tmp", "w") as f:
+    f.write(said)
+os.rename(out + ".tmp", out)
+"""
+
+
+def bind_mount_elsewhere(runx):
+    """The tree bind-mounted elsewhere in another mount namespace, used
+    there only (needs root: unshare -m, mount --bind)."""
+    if os.geteuid() != 0:
+        raise AssertionError("bind_mount_elsewhere needs root (a mount namespace)")
+    _held_by(runx, BIND_HOLDER, "bind_ns")
+
 SCENARIOS = {f.__name__: f for f in (
     payload_exits_0, payload_exits_3, payload_sigkilled,
     runx_killed_during_install, runx_killed_after_tree, runx_killed_before_exec,
@@ -736,5 +773,5 @@ SCENARIOS = {f.__name__: f for f in (
     maintenance_before_exec, maintenance_during_build, maintenance_spares_kept_tree,
     maintenance_loop_vs_50_runs, reaper_signalled_while_loading,
     runtime_full_while_writing_the_tree, leader_exited_dir, leader_exited_fuse, thread_cwd,
-    fd_holder,
+    fd_holder, bind_mount_elsewhere,
 )}

@@ -361,6 +361,60 @@ def test_the_exited_payload_costs_no_second_scan(tmp_path, monkeypatch):
     finally:
         p.wait()
 
+
+def test_a_namespace_made_during_a_fuse_run_does_not_hold_it(runx):
+    """A mount namespace made while a --tree fuse tree is mounted has a copy
+    of that mount at the same path: that is no use of the tree (else any
+    container started meanwhile would keep it). Only a bind mount elsewhere
+    holds (fault scenario bind_mount_elsewhere)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (a mount namespace)")
+    code = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(['unshare', '-m', '--propagation', 'private', 'sleep', '60'],\n"
+            "                     env={'PATH': '/usr/bin:/bin'}, cwd='/', start_new_session=True,\n"
+            "                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,\n"
+            "                     stderr=subprocess.DEVNULL)\n"
+            "import time\n"
+            "while os.readlink(f'/proc/{p.pid}/ns/mnt') == os.readlink('/proc/self/ns/mnt'):\n"
+            "    time.sleep(0.005)\n"
+            "print(p.pid)\n")
+    r = runx.run("--tree", "fuse", "python", "-c", code)
+    assert r.returncode == 0, r.stderr
+    sleeper = int(r.stdout)
+    try:
+        runx.wait_clean(15)
+        assert alive(sleeper)
+    finally:
+        os.kill(sleeper, signal.SIGKILL)
+
+
+def test_a_namespace_binding_another_tree_is_not_shared(tmp_path):
+    """A process in a mount namespace where another tree of the runtime
+    directory is bind-mounted elsewhere holds nothing of ours, but it must
+    not be shared as holding nothing: that tree's reaper must find it."""
+    import marshal
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (a mount namespace)")
+    runtime = tmp_path / "run"
+    ours, other, mnt = runtime / "aaaa", runtime / "bbbb", tmp_path / "mnt"
+    for d in (ours, other, mnt):
+        d.mkdir(parents=True)
+    p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                          'mount --bind "$1" "$2" && echo up && exec sleep 60', "sh",
+                          str(other), str(mnt)], env={"PATH": "/usr/bin:/bin"}, cwd="/",
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        wait_until(lambda: os.readlink(f"/proc/{p.pid}/exe").endswith("sleep"), 10, "exec")
+        assert next(leases.rounds(str(ours)), None) is None
+        _, quiet = marshal.loads((runtime / ".leases").read_bytes())
+        assert p.pid not in quiet
+        assert leases.Scan([str(other)], shared=True).once()[0] == {str(other): [p.pid]}
+    finally:
+        p.kill()
+        p.wait()
+
 def test_daemonize_at_exit_keeps_the_tree(runx):
     """The fault matrix's daemonize_at_exit, repeated: its hops land in the
     reaper's scan at random moments."""

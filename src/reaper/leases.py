@@ -59,6 +59,50 @@ class _Match:
         # tree of this set (another run's tree): such a process is no holder
         # of ours, but not "holding nothing" for the shared verdicts either.
         self.stray = False
+        self.binds: tuple | None = None     # see of_namespace
+        self.namespaces: dict = {}          # mount namespace -> (trees bound there, stray)
+
+    def of_namespace(self, base: bytes) -> set:
+        """The trees bind-mounted elsewhere in ``base``'s mount namespace, if
+        it is not ours: a container given the tree as a volume sees it under
+        another path, which its processes' cwd, exe and maps then show. Such
+        a namespace holds the tree (each of its processes, in turn). One read
+        of mountinfo per distinct namespace and scan; the namespace link
+        alone for every other process. A copy of a mount at the tree's own
+        path (a namespace made while a --tree fuse tree was mounted) is not
+        a use."""
+        try:
+            ns = os.readlink(base + b"ns/mnt")
+        except OSError:
+            return set()
+        if self.binds is None:
+            self.binds = _binds(self.trees)
+        if ns == self.binds[0] or not self.binds[1]:
+            return set()
+        seen = self.namespaces.get(ns)
+        if seen is None:
+            held, stray = set(), False
+            try:
+                info = _read(base + b"mountinfo")
+            except OSError:
+                info = b""
+            for line in info.split(b"\n"):
+                f = line.split(b" ")
+                if len(f) < 5:
+                    continue
+                root, point = _unescape(f[3]), _unescape(f[4])
+                for dev, rel, tree, path in self.binds[1]:
+                    top = rel.rstrip(b"/")
+                    if f[2] == dev and (root == rel or root.startswith(top + b"/")) \
+                            and point != path + (b"" if root == rel else root[len(top):]):
+                        if tree is None:        # inside a runtime directory: another tree?
+                            stray = True
+                        else:
+                            held.add(tree)
+            seen = self.namespaces[ns] = (held, stray)
+        if seen[1]:
+            self.stray = True
+        return seen[0]
 
     def of_env(self, value: bytes):
         t = self.env.get(value)
@@ -109,6 +153,57 @@ class _Match:
 
 
 _RD = os.O_RDONLY | os.O_CLOEXEC
+
+
+def _unescape(field: bytes) -> bytes:
+    """mountinfo's octal escapes (space, tab, newline, backslash)."""
+    if b"\\" not in field:
+        return field
+    out, i = bytearray(), 0
+    while i < len(field):
+        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
+            out.append(int(field[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += field[i:i + 1]
+            i += 1
+    return bytes(out)
+
+
+def _binds(trees) -> tuple:
+    """(our mount namespace, [(device, the tree's path within its file
+    system, tree, the tree's resolved path)]) from /proc/self/mountinfo; and
+    the same for each tree's runtime directory, with tree None (anything
+    bound from inside it may be another run's tree)."""
+    try:
+        ns = os.readlink(b"/proc/self/ns/mnt")
+        info = _read(b"/proc/self/mountinfo")
+    except OSError:
+        return None, []
+    mounts = []
+    for line in info.split(b"\n"):
+        f = line.split(b" ")
+        if len(f) >= 5:
+            mounts.append((_unescape(f[4]), _unescape(f[3]), f[2]))
+    out = []
+    places = []
+    for t in trees:
+        tb = os.fsencode(t.rstrip("/") or "/")
+        parent, name = os.path.split(tb)
+        places.append((t, os.path.join(os.path.realpath(parent), name)))
+    for parent in {os.path.dirname(path) for _, path in places}:
+        places.append((None, parent))
+    for t, path in places:
+        best = None
+        for point, root, dev in mounts:     # the last mount at the longest prefix wins
+            if path == point or path.startswith(point.rstrip(b"/") + b"/"):
+                if best is None or len(point) >= len(best[0]):
+                    best = (point, root, dev)
+        if best is not None:
+            point, root, dev = best
+            rel = root.rstrip(b"/") + path[len(point.rstrip(b"/")):]
+            out.append((dev, rel or b"/", t, path))
+    return ns, out
 
 
 def _read(path: bytes, whole: bool = True) -> bytes:
@@ -228,6 +323,7 @@ def _proc_check(pid: int, m: _Match, ident):
                 if t is not None:
                     held.add(t)
     _fds(base, m, held)
+    held |= m.of_namespace(base)
     if threads > 1 and not _thread_cwds(pid, m, held):
         return frozenset(held), None
     return frozenset(held), ok
@@ -392,6 +488,7 @@ class Scan:
         pids = [p for p in _pids() if p not in self.exclude]
         prev, memo = self.memo, {}
         quiet, known = {}, self.quiet
+        self.match.namespaces = {}          # mounts change: read each namespace once a scan
         found: dict = {}
         sure = True
 
