@@ -391,7 +391,7 @@ def _tree(o: "Options", interp, layer, log) -> tuple:
     from . import paths, trees, venv
     from ..reaper import watch
 
-    runtime = paths.private_dir(paths.runtime_dir())
+    runtime = paths.make_runtime_dir(log)
     try:
         tree = trees.create(runtime, mode=o.tree, meta={
             "layer": layer.path if layer else None, "command": o.command[:8], "keep": o.keep})
