@@ -111,3 +111,88 @@ def test_root_refuses_to_create_runx_dirs_in_another_users_directory(tmp_path, w
             one_error_line(r.stderr, os.path.join(theirs, "runx"), "belongs to another user",
                            alone=False, hint=True)
             assert os.listdir(theirs) == [], var
+
+
+# --- 22.3: systemd's directories, a home-less user, uv's cache ------------------------
+
+def test_precedence_runx_then_systemd_then_xdg_then_home(tmp_path):
+    """RUNX_* > systemd's (CacheDirectory=, else StateDirectory=;
+    RuntimeDirectory=) > XDG > home, for the cache and the runtime
+    directory; a systemd directory that is not this user's is passed over."""
+    with second_user() as pw:
+        d = {n: _dir(str(tmp_path / n)) for n in ("runx", "cachedir", "statedir", "xdg",
+                                                   "home", "rundir", "xdgrun")}
+        theirs = _dir(str(tmp_path / "theirs"), pw, 0o755)
+        full = dict(RUNX_CACHE_DIR=d["runx"], CACHE_DIRECTORY=d["cachedir"],
+                    STATE_DIRECTORY=d["statedir"], XDG_CACHE_HOME=d["xdg"], HOME=d["home"])
+        steps = [("RUNX_CACHE_DIR", d["runx"]),
+                 ("CACHE_DIRECTORY", os.path.join(d["cachedir"], "runx")),
+                 ("STATE_DIRECTORY", os.path.join(d["statedir"], "runx")),
+                 ("XDG_CACHE_HOME", os.path.join(d["xdg"], "runx")),
+                 (None, os.path.join(d["home"], ".cache", "runx"))]
+        env = dict(full)
+        for var, expect in steps:
+            r = subprocess.run([RUNX, "cache", "dir"], env=clean_env(**env), capture_output=True,
+                               text=True, timeout=60)
+            assert (r.returncode, r.stdout.strip()) == (0, expect), (var, r.stderr)
+            if var:
+                del env[var]
+        r = subprocess.run([RUNX, "cache", "dir"], capture_output=True, text=True, timeout=60,
+                           env=clean_env(CACHE_DIRECTORY=theirs, XDG_CACHE_HOME=d["xdg"]))
+        assert r.stdout.strip() == os.path.join(d["xdg"], "runx"), "another user's CacheDirectory"
+        cache = str(tmp_path / "c")
+        for env, expect in (
+                (dict(RUNX_RUNTIME_DIR=d["runx"], RUNTIME_DIRECTORY=d["rundir"],
+                      XDG_RUNTIME_DIR=d["xdgrun"]), d["runx"]),
+                (dict(RUNTIME_DIRECTORY=d["rundir"] + ":/elsewhere", XDG_RUNTIME_DIR=d["xdgrun"]),
+                 os.path.join(d["rundir"], "runx")),
+                (dict(RUNTIME_DIRECTORY=theirs, XDG_RUNTIME_DIR=d["xdgrun"]),
+                 os.path.join(d["xdgrun"], "runx"))):
+            r = subprocess.run([RUNX, *TREE], env=clean_env(RUNX_CACHE_DIR=cache, **env),
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert os.path.dirname(r.stdout.strip()) == os.path.realpath(expect), env
+            _emptied(expect)
+        assert os.listdir(theirs) == []
+
+
+def test_homeless_user_gets_uv_a_cache_under_runxs(wheelhouse):
+    """A system user (home /nonexistent) with RUNX_CACHE_DIR set: uv could
+    not create ~/.cache/uv, so runx gives it $RUNX_CACHE_DIR/uv; the user's
+    own UV_CACHE_DIR still wins. Before: 'Failed to initialize cache at
+    /nonexistent/.cache/uv'."""
+    with second_user() as pw, shared_dir() as d:
+        wheels = os.path.join(d, "wheels")
+        os.mkdir(wheels, 0o755)
+        for n in os.listdir(wheelhouse):
+            with open(os.path.join(wheelhouse, n), "rb") as src, \
+                    open(os.path.join(wheels, n), "wb") as dst:
+                dst.write(src.read())
+        mine = _dir(os.path.join(d, "mine"), pw)
+        runx = launcher(d)
+        argv = [runx, "--find-links", wheels, "--no-index", "--with", "runxdemo",
+                "python", "-c", "import runxdemo"]
+        cache = os.path.join(mine, "cache")
+        r = run_as(pw, argv, clean_env(HOME="/nonexistent", RUNX_CACHE_DIR=cache,
+                                       RUNX_RUNTIME_DIR=os.path.join(mine, "run")))
+        assert r.returncode == 0, r.stderr
+        assert os.listdir(os.path.join(cache, "uv")), "uv's cache under runx's"
+        own = os.path.join(mine, "uvcache")
+        r = run_as(pw, [runx, "--refresh", *argv[1:]], clean_env(
+            HOME="/nonexistent", RUNX_CACHE_DIR=cache, UV_CACHE_DIR=own,
+            RUNX_RUNTIME_DIR=os.path.join(mine, "run")))
+        assert r.returncode == 0 and os.listdir(own), r.stderr
+        _emptied(os.path.join(mine, "run"))
+        assert not os.path.exists("/nonexistent")
+
+
+def test_homeless_user_without_any_cache_is_told_what_to_set(wheelhouse):
+    """No RUNX_CACHE_DIR, no systemd directory, home /nonexistent: one line
+    naming RUNX_CACHE_DIR and CacheDirectory=, nothing made."""
+    with second_user() as pw, shared_dir() as d:
+        mine = _dir(os.path.join(d, "mine"), pw)
+        r = run_as(pw, [launcher(d), "--with", "runxdemo", "python", "-c", "pass"],
+                   clean_env(HOME="/nonexistent", RUNX_RUNTIME_DIR=os.path.join(mine, "run")))
+        assert r.returncode == 1, r.stderr
+        one_error_line(r.stderr, "/nonexistent", "home directory", "RUNX_CACHE_DIR",
+                       "CacheDirectory=", hint=True)

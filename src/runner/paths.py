@@ -52,6 +52,19 @@ def _systemd_dir(var: str) -> str | None:
     return first
 
 
+def cache_source() -> str:
+    """Which rule chose the cache: RUNX_CACHE_DIR, CACHE_DIRECTORY or
+    STATE_DIRECTORY (systemd's), XDG_CACHE_HOME, or home."""
+    if os.environ.get("RUNX_CACHE_DIR"):
+        return "RUNX_CACHE_DIR"
+    for var in ("CACHE_DIRECTORY", "STATE_DIRECTORY"):
+        if _systemd_dir(var):
+            return var
+    if sys.platform != "darwin" and os.environ.get("XDG_CACHE_HOME"):
+        return "XDG_CACHE_HOME"
+    return "home"
+
+
 def cache_dir() -> str:
     d = os.environ.get("RUNX_CACHE_DIR")
     if d:
@@ -150,6 +163,10 @@ def private_dir(path: str) -> str:
             os.makedirs(path, mode=0o700, exist_ok=True)
             st = os.stat(path)
         except OSError as e:
+            if path == os.path.expanduser("~"):      # a system user's /nonexistent
+                raise RunxError(f"cannot create {path}: {e.strerror} (it is the home "
+                                "directory of this user, which has none)",
+                                "set RUNX_CACHE_DIR, or in a systemd unit CacheDirectory=")
             raise RunxError(f"cannot create {path}: {e.strerror}",
                             "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a writable directory")
     except OSError as e:       # ENOTDIR (a file on the way), EACCES, ELOOP

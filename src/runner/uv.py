@@ -30,6 +30,35 @@ def binary() -> str:
     return found
 
 
+def _uv_cache(env: dict) -> None:
+    """Choose uv's cache when uv would have none of its own: runx's cache
+    came from systemd (CacheDirectory=: the service's one place for caches),
+    or uv's default (XDG_CACHE_HOME/uv, ~/.cache/uv) cannot be created, as
+    for a system user whose home is /nonexistent. Then it is <runx cache>/uv
+    (store.UV_CACHE), on the layers' file system (uv links from it). The
+    user's UV_CACHE_DIR, UV_NO_CACHE or --cache-dir (which beats the
+    variable) win."""
+    if env.get("UV_CACHE_DIR") or env.get("UV_NO_CACHE"):
+        return
+    from . import paths
+    from ..reaper.store import UV_CACHE
+
+    if paths.cache_source() in ("CACHE_DIRECTORY", "STATE_DIRECTORY") or not _creatable(
+            os.path.join(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "uv")):
+        env["UV_CACHE_DIR"] = os.path.join(paths.cache_dir(), UV_CACHE)
+
+
+def _creatable(path: str) -> bool:
+    """Whether ``path`` is a directory this user can write, or can be made
+    (its nearest existing ancestor is writable)."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
 def _die_with_parent() -> None:
     """preexec for uv (Linux): SIGKILL it if runx dies, so a killed run never
     leaves uv writing into a directory the sweep is about to remove."""
@@ -57,6 +86,7 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
     env = dict(os.environ, UV_NO_WRAP="1", **(env_extra or {}))   # whole sentences, quoted
     for k in [k for k, v in env.items() if v is None]:    # None: unset for uv
         del env[k]
+    _uv_cache(env)
     env.pop("VIRTUAL_ENV", None)   # uv must act on the paths runx gives, nothing else
     started = time.monotonic()
     try:
@@ -106,6 +136,7 @@ def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool
 def _python_env() -> dict:
     env = dict(os.environ, UV_NO_WRAP="1")   # runx quotes uv's line: not cut at COLUMNS
     env.pop("VIRTUAL_ENV", None)    # runx's default ignores an active venv; so does a request
+    _uv_cache(env)
     return env
 
 
