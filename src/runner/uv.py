@@ -70,13 +70,58 @@ def _die_with_parent() -> None:
         pass
 
 
+# How long a re-resolution that has a layer to fall back on may take to find
+# out that the network or the index is down (issue 22.1): uv's defaults are
+# a 10 s connect timeout, 30 s per read and 3 retries (8 s against a refused
+# port, 125 s against one that accepts and never answers, uv 0.13.9).
+# Set for uv only when the user has not set them.
+BOUNDS = (("UV_HTTP_CONNECT_TIMEOUT", "2"), ("UV_HTTP_TIMEOUT", "5"), ("UV_HTTP_RETRIES", "0"))
+BOUNDS_TEXT = "at most 2 s to connect and 5 s for a reply, no retries"
+# uv's words for a failure of the network or the index (its cause chain);
+# a hash mismatch is not one, nor is "No solution found" (exit 1).
+_NETWORK = ("Failed to fetch", "error sending request", "Request failed after",
+            "tcp connect error", "operation timed out", "dns error", "Connection refused",
+            "Network is unreachable", "HTTP status server error", "connection closed")
+
+
+class Unreachable(RunxError):
+    """uv failed for a reason of the network or the index: ``reason`` is
+    the innermost cause uv gave, and where."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"the index could not be reached: {reason}", None, EXIT_ENV)
+        self.reason = reason
+
+
+def network_reason(returncode: int, stderr: str) -> str:
+    """uv's innermost cause ("Connection refused (os error 111)", "operation
+    timed out", "HTTP status server error (503 …)") and the URL it fetched,
+    if uv failed for a reason of the network or the index; else ""."""
+    if returncode != 2 or "Hash mismatch" in stderr or not any(
+            w in stderr for w in _NETWORK):
+        return ""
+    causes = [ln.strip()[len("cause:"):].strip() for ln in stderr.splitlines()
+              if ln.strip().startswith("cause:")]
+    url = ""
+    for ln in stderr.splitlines():
+        if "Failed to fetch: " in ln:
+            url = ln.split("Failed to fetch: ", 1)[1].strip().strip("`")
+            break
+    reason = causes[-1] if causes else stderr.strip().splitlines()[-1].removeprefix("error: ")
+    return reason + (f" ({url})" if url and url not in reason else "")
+
+
 def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False,
-        env_extra: dict | None = None) -> str:
+        env_extra: dict | None = None, fallback: bool = False) -> str:
     """Run ``uv ARGS``. Progress reaches a terminal; elsewhere uv's output is
     held back and shown only if it fails, when its explanation is printed
     before runx's line. With ``summary`` (an install, not on a terminal, not
-    -q) one line says what was installed and how long it took."""
-    show = verbosity >= 0 and sys.stderr is not None and sys.stderr.isatty()
+    -q) one line says what was installed and how long it took. With
+    ``fallback`` (the caller has an older layer to serve) uv's time to find
+    out the network is down is bounded (BOUNDS), its output held back even
+    on a terminal, and a failure of the network or the index raises
+    Unreachable without showing uv's explanation."""
+    show = verbosity >= 0 and sys.stderr is not None and sys.stderr.isatty() and not fallback
     summary = summary and not show and verbosity >= 0
     cmd = [binary(), *args]
     if verbosity < 0 or (not show and verbosity == 0 and not summary):
@@ -87,6 +132,11 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
     for k in [k for k, v in env.items() if v is None]:    # None: unset for uv
         del env[k]
     _uv_cache(env)
+    if fallback:
+        for var, value in BOUNDS:
+            if not (env.get(var) or var == "UV_HTTP_TIMEOUT" and (
+                    env.get("UV_REQUEST_TIMEOUT") or env.get("HTTP_TIMEOUT"))):
+                env[var] = value
     env.pop("VIRTUAL_ENV", None)   # uv must act on the paths runx gives, nothing else
     started = time.monotonic()
     try:
@@ -99,6 +149,9 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
         raise RunxError(f"cannot run uv ({cmd[0]}): {e.strerror}",
                         "reinstall runx, or set RUNX_UV to a uv binary")
     if proc.returncode != 0:
+        reason = network_reason(proc.returncode, proc.stderr or "") if fallback else ""
+        if reason:
+            raise Unreachable(reason)
         if proc.stderr:
             say(proc.stderr if proc.stderr.endswith("\n") else proc.stderr + "\n")
         raise RunxError(f"{what} failed (uv exited with {proc.returncode})",
@@ -121,7 +174,8 @@ def _summary(uv_stderr: str, seconds: float) -> str:
 
 
 def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool,
-                compile_bytecode: bool, verbosity: int, env_extra: dict | None = None) -> None:
+                compile_bytecode: bool, verbosity: int, env_extra: dict | None = None,
+                fallback: bool = False) -> None:
     args = ["pip", "install", "--python", python]
     if compile_bytecode:
         args.append("--compile-bytecode")
@@ -130,7 +184,7 @@ def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool
     if refresh:
         args.append("--refresh")
     run(args + uv_args, what="installing the requirements", verbosity=verbosity, summary=True,
-        env_extra=env_extra)
+        env_extra=env_extra, fallback=fallback)
 
 
 def _python_env() -> dict:
