@@ -6,6 +6,7 @@ one runx line that says what runx was doing.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -140,11 +141,14 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
     env.pop("VIRTUAL_ENV", None)   # uv must act on the paths runx gives, nothing else
     started = time.monotonic()
     try:
-        proc = subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=None if show else subprocess.PIPE, env=env, text=True,
-            errors="replace",
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        if show and verbosity == 0:
+            proc = _on_terminal(cmd, env)
+        else:
+            proc = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=None if show else subprocess.PIPE, env=env, text=True,
+                errors="replace",
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     except OSError as e:
         raise RunxError(f"cannot run uv ({cmd[0]}): {e.strerror}",
                         "reinstall runx, or set RUNX_UV to a uv binary")
@@ -152,13 +156,119 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
         reason = network_reason(proc.returncode, proc.stderr or "") if fallback else ""
         if reason:
             raise Unreachable(reason)
-        if proc.stderr:
-            say(proc.stderr if proc.stderr.endswith("\n") else proc.stderr + "\n")
+        shown = "".join(ln for ln in (proc.stderr or "").splitlines(True)
+                        if not _hidden(ln)) if verbosity <= 0 else proc.stderr
+        if shown:
+            say(shown if shown.endswith("\n") else shown + "\n")
         raise RunxError(f"{what} failed (uv exited with {proc.returncode})",
                         "see uv's explanation above", EXIT_ENV)
     if summary:
         say(_summary(proc.stderr or "", time.monotonic() - started))
     return proc.stdout
+
+
+# What `uv pip install` says that `uv run --with` does not (uv's
+# SummaryResolveLogger and SummaryInstallLogger, crates/uv/src/commands/pip/
+# loggers.rs): the target environment (here an internal .tmp- path), the
+# Resolved/Prepared/Checked/Audited lines and the changelog (+ - ~ lines).
+# Kept: the spinner and bars, "Installed N packages in X", warnings, errors.
+_HIDDEN = re.compile(r"(Using \S+ \S+ environment at: |(Resolved|Prepared|Checked|Audited)"
+                     r"( \d+ packages?)? in | [+~-] \S)")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _hidden(text: str) -> bool:
+    return bool(_HIDDEN.match(_ANSI.sub("", text).strip("\r\n")))
+
+
+def _on_terminal(cmd: list, env: dict) -> subprocess.CompletedProcess:
+    """uv with its stderr on a pty of its own, the terminal's size, so that
+    it draws its progress as it does for ``uv run --with``; relayed to our
+    terminal a segment at a time (a frame ends at CR, a line at LF), without
+    the _HIDDEN ones. stdout is read too (``uv pip compile`` output)."""
+    import fcntl
+    import selectors
+    import termios
+
+    master, slave = os.openpty()
+    try:
+        size = fcntl.ioctl(2, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
+    attrs = termios.tcgetattr(slave)
+    attrs[1] &= ~termios.ONLCR          # uv's LF stays LF: our terminal adds the CR
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    try:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=slave, env=env,
+                             preexec_fn=_die_with_parent if sys.platform.startswith("linux")
+                             else None)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    assert p.stdout is not None
+    out, err, pending = [], [], b""
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ)
+    sel.register(p.stdout, selectors.EVENT_READ)
+    try:
+        while sel.get_map():
+            for key, _ in sel.select():
+                fd = key.fd
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:          # EIO: uv closed the pty
+                    data = b""
+                if not data:
+                    sel.unregister(key.fileobj)
+                elif fd == master:
+                    err.append(data)
+                    pending = _relay(pending + data)
+                else:
+                    out.append(data)
+        _relay(pending, final=True)
+    finally:
+        sel.close()
+        os.close(master)
+        p.stdout.close()
+    return subprocess.CompletedProcess(
+        cmd, p.wait(), b"".join(out).decode(errors="replace"), "")
+
+
+def _relay(buf: bytes, final: bool = False) -> bytes:
+    """Write the complete segments of ``buf`` to stderr (a hidden one as a
+    cleared line), return the incomplete rest."""
+    start = 0
+    while True:
+        cr, lf = buf.find(b"\r", start), buf.find(b"\n", start)
+        ends = [i for i in (cr, lf) if i >= 0]
+        if not ends:
+            break
+        end = min(ends)
+        if end == cr and cr + 1 < len(buf) and buf[cr + 1:cr + 2] == b"\n":
+            end += 1                  # CRLF: one line end
+        elif end == cr and cr + 1 == len(buf) and not final:
+            break                     # a CR at the end: its LF may follow
+        seg = buf[start:end + 1]
+        _write(b"\r\x1b[2K" if _hidden(seg.decode(errors="replace")) else seg)
+        start = end + 1
+    rest = buf[start:]
+    if final and rest:
+        _write(rest)
+        return b""
+    return rest
+
+
+def _write(data: bytes) -> None:
+    try:
+        sys.stderr.flush()
+        while data:
+            data = data[os.write(2, data):]
+    except OSError:
+        pass
 
 
 def _summary(uv_stderr: str, seconds: float) -> str:
