@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 
@@ -454,3 +455,36 @@ def test_systemd_unit_runs_as_a_homeless_user(wheelhouse):
         assert os.listdir(os.path.join(cache, "layers")) and os.listdir(os.path.join(cache, "uv"))
         assert not os.path.exists("/nonexistent")
         wait_until(lambda: not os.listdir(trees), 30, "the tree to be removed")
+
+
+def test_recipes_install_runx_with_a_command_that_works(tmp_path):
+    """Issue 22.6: runx is not on PyPI (`pip install runx` is another
+    project's); the Docker and Actions recipes install the wheel built from
+    this checkout, named for this version. The Actions step runs here as
+    written, with `python` a fresh venv's and vendor/ holding that wheel."""
+    from runx_env.version import __version__
+
+    wheel = f"runx_env-{__version__}-py3-none-any.whl"
+    dockerfile = recipe("Dockerfile")
+    assert re.search(rf"^COPY {re.escape(wheel)} /tmp/$", dockerfile, re.M), dockerfile
+    assert re.search(rf"^RUN python -m pip install --no-cache-dir /tmp/{re.escape(wheel)}$",
+                     dockerfile, re.M), dockerfile
+    steps = dict(s for s in workflow_steps(recipe("github-actions.yml")) if s[0])
+    step = steps["Install runx"]
+    assert wheel in step and "runx-env" not in step.split()
+    from test_packaging import build_dist
+
+    vendor = tmp_path / "vendor"
+    build_dist(vendor, tmp_path / "tree", "--wheel")
+    uv = os.path.join(os.path.dirname(RUNX), "uv")
+    assert [n for n in os.listdir(vendor) if n.endswith(".whl")] == [wheel]
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "-q", "--seed", "--python", "/usr/bin/python3"
+                    if os.path.exists("/usr/bin/python3") else sys.executable, str(venv)],
+                   check=True, timeout=120)
+    e = dict(os.environ, PATH=f"{venv}/bin:/usr/bin:/bin", VIRTUAL_ENV=str(venv))
+    r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step],
+                       cwd=str(tmp_path), env=e, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    v = subprocess.run(["runx", "--version"], env=e, capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0 and v.stdout.startswith(f"runx {__version__}"), v.stderr
