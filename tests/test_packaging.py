@@ -233,3 +233,58 @@ def test_scripts_test_never_installs_into_the_interpreter(tmp_path):
     assert os.access(os.path.join(venv, "bin", "uv"), os.X_OK)
     assert subprocess.run([python, "-c", "import uv"], capture_output=True).returncode != 0, \
         "uv was installed into the interpreter itself"
+
+
+# --- a distribution people can package (issue 22.7) ---------------------------------
+
+def test_metadata_license_and_readme_links(dist):
+    """twine check --strict on both; the wheel's metadata names the license
+    file, authors, classifiers (the supported platforms among them); the
+    README (the PyPI page) has no relative link, which PyPI would break."""
+    import re
+
+    wheel, sdist, _ = dist
+    twine = os.path.join(os.path.dirname(sys.executable), "twine")
+    r = subprocess.run([twine, "check", "--strict", wheel, sdist], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    z = zipfile.ZipFile(wheel)
+    (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+    text = z.read(meta).decode()
+    head = text.split("\n\n", 1)[0]
+    assert "License-Expression: MIT" in head and "License-File: LICENSE" in head, head
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in z.namelist())
+    assert "Author: the runx maintainers" in head or "Author-email" in head, head
+    for c in ("Operating System :: POSIX :: Linux", "Operating System :: MacOS",
+              "Programming Language :: Python :: 3.10"):
+        assert f"Classifier: {c}" in head, c
+    assert "Requires-Dist: trio" not in head, "trio is not runx's: only pyfuse3 needs it"
+    links = re.findall(r"\]\(([^)]+)\)", text.split("\n\n", 1)[1])
+    assert links and all(re.match(r"https?://", u) for u in links), links
+    with open(os.path.join(ROOT, "LICENSE")) as f:
+        assert f.read().startswith("MIT License")
+
+
+def test_the_suite_runs_from_the_unpacked_sdist(dist, tmp_path):
+    """A packager's build: unpack the sdist, install it (with the test
+    extras) into a venv of its own, run the suite's in-process tier from the
+    unpacked tree (conftest, helpers, docs/ and scripts/ are in it)."""
+    _, sdist, _ = dist
+    with tarfile.open(sdist) as t:
+        t.extractall(tmp_path, filter="data")
+        names = t.getnames()
+    (unpacked,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    for need in ("tests/conftest.py", "tests/users.py", "tests/local_index.py", "LICENSE",
+                 "scripts/test", "scripts/install", "docs/design.md", ".ci/run"):
+        assert any(n.endswith("/" + need) for n in names), need
+    venv = tmp_path / "venv"
+    subprocess.run([_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True,
+                   timeout=120)
+    py = str(venv / "bin" / "python")
+    subprocess.run([_uv(), "pip", "install", "-q", "--python", py, "-e", f"{unpacked}[test]",
+                    "--config-settings", "editable_mode=strict"], check=True, timeout=600)
+    r = subprocess.run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "fast",
+                        "--basetemp", str(tmp_path / "base")], cwd=str(unpacked),
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout.splitlines()[-1], r.stdout[-500:]
