@@ -320,7 +320,29 @@ def python_find(request: str, extra_args=()) -> tuple[str | None, str]:
     reason = lines[0] if lines else ""
     if reason.startswith("error: "):
         reason = reason[len("error: "):]
-    return None, reason
+    return None, _pyenv_shim(lines) or reason
+
+
+def _pyenv_shim(lines: list) -> str:
+    """uv's "Failed to inspect Python interpreter" when what it ran was a
+    pyenv shim that refused (the version that has the command is not the
+    selected one): said as such, with the versions that have it; else ""."""
+    said = [ln for ln in lines if ln.startswith("pyenv: ") and ln.endswith("command not found")]
+    where = [ln.split("`")[1] for ln in lines[:1] if ln.count("`") >= 2]
+    if not said or not where:
+        return ""
+    name = said[0][len("pyenv: "):].rsplit(":", 1)[0]
+    versions, after = [], False
+    for ln in lines:
+        if after and ln[:1].isdigit() or after and ln.startswith(("pypy", "miniconda", "ana")):
+            versions.append(ln)
+        elif "exists in these Python versions" in ln:
+            after = True
+        elif after:
+            break
+    has = (f"; pyenv has {name} in {', '.join(versions)}, which is not selected here"
+           if versions else "; no pyenv version has it")
+    return f"{where[0]} is a pyenv shim, and the selected pyenv version has no {name}{has}"
 
 
 def downloads_allowed(extra_args=()) -> bool:
