@@ -269,3 +269,26 @@ def test_expiry_in_every_sweep_never_breaks_a_run(cold):
     wait_until(lambda: not store.half_built(cold.cache) and not empty_dirs(cold.cache), 30,
                f"the sweeps to finish: {store.half_built(cold.cache)} "
                f"{empty_dirs(cold.cache)}")
+
+
+def test_cache_clean_empties_the_cache_and_says_so(cold):
+    """Issue 22.8: `runx cache clean` left bytecode/ behind, and `runx cache`
+    then said "0 builds of 0 environments" at 6 MiB. Now the byte-code store
+    goes too, clean says what it removed and what the cache holds, and the
+    summary agrees; "1 second", not "1 seconds"."""
+    from runx_env.runner.commands import _ago
+
+    assert (_ago(1), _ago(0), _ago(61), _ago(3600)) == (
+        "1 second", "0 seconds", "1 minute", "1 hour")
+    assert cold.run("--with", "runxdemo", "true").returncode == 0
+    cold.wait_clean()
+    frozen(cold)
+    assert os.listdir(os.path.join(cold.cache, "bytecode")), "precondition: shared byte-code"
+    r = cold.run("cache", "clean", local=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("removed 1 layer and the shared byte-code; "), r.stdout
+    assert not os.path.exists(os.path.join(cold.cache, "bytecode"))
+    s = summary(cold)
+    assert (s["builds"], s["keys"]) == (0, 0) and s["total"] < 64 * 1024, s
+    r = cold.run("cache", "clean", local=False)
+    assert r.stdout == "nothing to remove\n", r.stdout

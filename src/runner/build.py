@@ -22,15 +22,48 @@ BUILD_MIN_NOFILE = 64
 
 def build(spec, interp, cache, *, refresh, offline, verbosity, log, uv_run_args=()) -> Layer:
     """Build (or, with --refresh, rebuild) the layer for ``spec``; another
-    run building the same key meanwhile is waited for, and its layer used."""
+    run building the same key meanwhile is waited for, and its layer used.
+
+    A layer of this key older than RUNX_FRESHNESS (unpinned requirements
+    are re-resolved then) is kept to fall back on: when the re-resolution
+    fails for a reason of the network or the index (uv.Unreachable, found
+    out within uv.BOUNDS), the old layer runs, with one warning line (issue
+    22.1). Not for --refresh (asked for) or --offline (never re-resolves);
+    a change of the requirements is another key, and a set that can no
+    longer be satisfied fails as before."""
+    from . import uv
+
     k = layer_key(spec, interp)
-    log(f"layer miss: building {k}")
-    return _build(spec, interp, cache, k, refresh=refresh, offline=offline,
-                  verbosity=verbosity, log=log, uv_run_args=list(uv_run_args))
+    stale = None if refresh or offline else lookup(cache, k, allow_stale=True)
+    if stale is None:
+        log(f"layer miss: building {k}")
+    else:
+        log(f"layer miss: {stale.path} is older than RUNX_FRESHNESS: re-resolving, with it to "
+            f"fall back on if the index cannot be reached ({uv.BOUNDS_TEXT})")
+    try:
+        layer = _build(spec, interp, cache, k, refresh=refresh, offline=offline,
+                       verbosity=verbosity, log=log, uv_run_args=list(uv_run_args),
+                       fallback=stale is not None)
+    except uv.Unreachable as e:
+        assert stale is not None
+        if verbosity >= 0:
+            from ..errors import say
+
+            built = time.strftime("%Y-%m-%d %H:%M", time.localtime(stale.created))
+            say(f"runx: warning: could not refresh the environment ({e.reason}): running the "
+                f"one built {built}; the next run tries again (uv waited {uv.BOUNDS_TEXT})\n")
+        return stale
+    except BaseException:
+        if stale is not None:
+            stale.release()
+        raise
+    if stale is not None:
+        stale.release()
+    return layer
 
 
 def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
-           uv_run_args=()) -> Layer:
+           uv_run_args=(), fallback=False) -> Layer:
     from . import uv
     from ..reaper.removal import remove_tree
 
@@ -71,7 +104,7 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
             fault_point("install")
             uv.pip_install(os.path.join(bindir, "python"), spec.uv_args() + list(uv_run_args),
                            offline=offline, refresh=refresh, compile_bytecode=False,
-                           verbosity=verbosity, env_extra=spec.uv_env)
+                           verbosity=verbosity, env_extra=spec.uv_env, fallback=fallback)
             manifest = {
                 "format": FORMAT, "key": k, "created": time.time(), "pinned": spec.pinned,
                 "compiled": False,

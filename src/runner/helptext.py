@@ -9,11 +9,13 @@ usage: runx [OPTIONS] [--] COMMAND [ARG...]
        runx [OPTIONS] - [ARG...] < SCRIPT
        runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
+SUMMARY = "Run a command in a throwaway Python environment that removes itself afterwards"
+
 _HELP_HEAD = """
 
-Run COMMAND in a throwaway Python environment that removes itself when the
-command (and anything it left running) is done. runx replaces itself with
-COMMAND: same PID, same parent, signals and exit status as if started directly.
+runx replaces itself with COMMAND (same PID, same parent, signals and exit
+status as if started directly); a detached reaper removes the environment
+when the command, and anything it left running, is done.
 
   runx --with cowsay cowsay -t hello
   runx --with requests,rich python fetch.py
@@ -85,10 +87,13 @@ Exit status: the command's own once it runs. Before that, runx exits with
   127  the command was not found
 Each error is one line: 'runx: error: WHAT (HINT)'.
 
-Environment: RUNX_CACHE_DIR (layers; default ~/.cache/runx), RUNX_RUNTIME_DIR
-(live trees; default $XDG_RUNTIME_DIR/runx, else RUNX_CACHE_DIR/runs),
-RUNX_FRESHNESS (seconds before unpinned requirements are re-resolved; 86400),
-RUNX_TREE, RUNX_DEBUG=1 (a traceback instead of 'internal error').
+Environment: RUNX_CACHE_DIR (layers; default $CACHE_DIRECTORY/runx under
+systemd, else $XDG_CACHE_HOME/runx or ~/.cache/runx), RUNX_RUNTIME_DIR (live
+trees; default $RUNTIME_DIRECTORY/runx under systemd, else $XDG_RUNTIME_DIR/runx
+if it is yours, else RUNX_CACHE_DIR/runs), RUNX_FRESHNESS (seconds before
+unpinned requirements are re-resolved; 86400; if the index cannot be reached
+then, the older environment runs), RUNX_TREE, RUNX_DEBUG=1 (a traceback
+instead of 'internal error').
 """
 
 
@@ -96,7 +101,8 @@ def help_text() -> str:
     """--help, generated from the option table (runx_env.runner.options)."""
     from .options import OPTIONS
 
-    out = [USAGE, _HELP_HEAD.strip("\n").join("\n\n"), ""]
+    # As uv's: what it is, the usage, then the options; the prose after them.
+    out = [SUMMARY, "", USAGE, ""]
     category = None
     for opt in OPTIONS:
         if opt.category != category:
@@ -119,4 +125,4 @@ def help_text() -> str:
             out.append(f"  {names:22}{lines[0]}")
             out += [f"{'':24}{ln}" for ln in lines[1:]]
     out.append("")
-    return "\n".join(out) + "\n" + _HELP_TAIL
+    return "\n".join(out) + "\n" + _HELP_HEAD.strip("\n") + "\n\n" + _HELP_TAIL
