@@ -98,7 +98,7 @@ sys.exit(0 if ok else 1)
 """
 
 
-def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
+def compile_and_freeze(layer_path: str, log=lambda msg: None, *, wait: bool = False) -> bool:
     """Byte-compile a published layer and make it read-only; run by a reaper
     (detached, niced) while its payload runs. The key's lock makes one
     finisher at a time; a layer found compiled is left alone. If the
@@ -111,7 +111,10 @@ def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
     when the manifest it read is read-only (its fstat is free: lookup
     checks the file's owner with it anyway), so a kill anywhere in the
     freeze leaves the layer not compiled and the next run's finisher redoes
-    it: compileall skips up-to-date files, the chmods are idempotent."""
+    it: compileall skips up-to-date files, the chmods are idempotent.
+
+    ``wait``: wait for the key's lock instead of leaving the layer to whoever
+    holds it (``runx sync``, which must return with the layer finished)."""
     import fcntl
     import subprocess
 
@@ -122,7 +125,7 @@ def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
         return False
     try:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False                 # a builder, maintenance or another finisher is at it
         fast = os.path.join(layer_path, FAST_MANIFEST)

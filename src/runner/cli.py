@@ -42,9 +42,14 @@ def main(argv: list | None = None) -> "NoReturn":
             from . import commands
 
             raise SystemExit(commands.main(argv))
-        from .options import parse
+        if argv and argv[0] == "sync":
+            from . import prepare
 
-        o = parse(argv)
+            o = prepare.command(argv[1:])
+        else:
+            from .options import parse
+
+            o = parse(argv)
         if o.show:
             raise SystemExit(_show(*o.show))
         run(o)
@@ -264,6 +269,8 @@ def run(o: "Options") -> "NoReturn":
     if o.tool and o.command:
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
     layer = _layer(o, spec, interp, cache, cache_exists, log, got)
+    if o.prepare is not None:          # runx sync, runx kernel install: no tree, no run
+        raise SystemExit(o.prepare(o, spec, layer, cache, log))
     if not o.command:
         raise _no_command(layer)
     _check_can_run(o)

@@ -7,6 +7,7 @@ usage: runx [OPTIONS] [--] COMMAND [ARG...]
        runx [OPTIONS] SCRIPT [ARG...]
        runx [OPTIONS] -m MODULE [ARG...]
        runx [OPTIONS] - [ARG...] < SCRIPT
+       runx sync [OPTIONS] SCRIPT | TOOL | --with REQ   (prepare, run nothing)
        runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
 _HELP_HEAD = """
@@ -53,6 +54,10 @@ name. -U/--upgrade, --reinstall and their -package forms rebuild the layer now.
 """
 
 _HELP_TAIL = """Commands:
+  runx sync [OPTIONS] SCRIPT|TOOL|--with REQ [COMMAND...]
+                        prepare the environment that command line would run,
+                        and run nothing: the layer built, byte-compiled and
+                        read-only when it returns (Docker builds, CI caches)
   runx gc [--dry-run] [--kept]
                         remove environments left by runs that were killed
                         (--kept: also those kept with --keep)
