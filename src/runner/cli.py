@@ -46,6 +46,10 @@ def main(argv: list | None = None) -> "NoReturn":
             from . import prepare
 
             o = prepare.command(argv[1:])
+        elif argv and argv[0] == "kernel":
+            from . import kernel
+
+            o = kernel.command(argv[1:])
         else:
             from .options import parse
 
