@@ -376,10 +376,24 @@ def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
 
 
 
-def test_jupyter_kernel_spec(tmp_path):
+def test_jupyter_kernel_spec(tmp_path, monkeypatch):
+    """The recipe's kernel.json is what `runx kernel install --with
+    pandas,matplotlib` writes (but runx's own path and version), and
+    jupyter_client reads it as meant."""
+    from runx_env.runner import kernel
+    from runx_env.version import __version__
+
     spec = json.loads(recipe("kernel.json"))
-    assert spec["argv"] == ["runx", "--with", "ipykernel", "python", "-m", "ipykernel_launcher",
-                            "-f", "{connection_file}"]
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    monkeypatch.delenv("RUNX_CACHE_DIR", raising=False)
+    monkeypatch.setattr("sys.argv", [RUNX, "kernel"])        # as the runx command runs it
+    dest, written = kernel.command(["install", "--with", "pandas,matplotlib"]).kernelspec
+    assert dest == str(tmp_path / "jupyter" / "kernels" / "runx-pandas")
+    assert written["argv"][0] == RUNX
+    written["argv"][0] = spec["argv"][0]
+    assert written["metadata"]["runx"].pop("version") == __version__
+    spec["metadata"]["runx"].pop("version")
+    assert written == spec
     assert spec["interrupt_mode"] == "signal"
     kernelspec = pytest.importorskip("jupyter_client.kernelspec")
     d = tmp_path / "kernels" / "runx"

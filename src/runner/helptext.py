@@ -8,6 +8,8 @@ usage: runx [OPTIONS] [--] COMMAND [ARG...]
        runx [OPTIONS] -m MODULE [ARG...]
        runx [OPTIONS] - [ARG...] < SCRIPT
        runx sync [OPTIONS] SCRIPT | TOOL | --with REQ   (prepare, run nothing)
+       runx kernel install [--user|--prefix DIR] [--name N] [OPTIONS] [SCRIPT]
+       runx kernel list | runx kernel remove NAME...
        runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
 _HELP_HEAD = """
@@ -58,6 +60,13 @@ _HELP_TAIL = """Commands:
                         prepare the environment that command line would run,
                         and run nothing: the layer built, byte-compiled and
                         read-only when it returns (Docker builds, CI caches)
+  runx kernel install [--user | --sys-prefix | --prefix DIR] [--name NAME]
+        [--display-name TEXT] [--env NAME VALUE]... [OPTIONS] [SCRIPT]
+                        install a Jupyter kernel that starts through runx
+                        with what OPTIONS and SCRIPT name (ipykernel added),
+                        its environment prepared now
+  runx kernel list | remove NAME...
+                        the kernels runx installed; remove one
   runx gc [--dry-run] [--kept]
                         remove environments left by runs that were killed
                         (--kept: also those kept with --keep)

@@ -8,7 +8,7 @@ PEP 723 SCRIPT ...). It writes a kernelspec whose argv is runx, by absolute
 path, then those options, ``--with ipykernel`` unless named, and ``-m
 ipykernel_launcher -f {connection_file}``; and it prepares that command
 line's layer first (prepare.py: built, compiled, frozen), so the first start
-is warm. The spec's ``metadata.runx`` marks it as runx's: ``list`` shows
+is warm. The ``runx`` entry of the spec's ``metadata`` marks it as runx's: ``list`` shows
 only those, ``remove`` refuses any other.
 
 Where kernelspecs go, as Jupyter reads them (jupyter_core.paths, without
@@ -197,6 +197,7 @@ def install(argv: list):
     _check_free(dest, name)
     spec = _spec(kernel_args, name, display or _display_name(script, o), env)
     o.prepare = lambda o, s, layer, cache, log: _installed(o, s, layer, cache, log, dest, spec)
+    o.kernelspec = (dest, spec)          # what will be written where (shown by tests)
     return o
 
 
@@ -231,14 +232,13 @@ def _display_name(script, o) -> str:
 
 
 def _kernels_dir(where: str) -> str:
-    """The kernels directory for --user, --sys-prefix or --prefix DIR, made
-    if missing (as jupyter's own install does) when its parent exists; a
-    missing --prefix DIR or home is an error."""
+    """The kernels directory for --user, --sys-prefix or --prefix DIR (made
+    later if missing, as Jupyter's own install does); a missing --prefix DIR,
+    or a user data directory under a home that does not exist, is an error."""
     if where == "user":
         base = data_dir()
-        if not os.path.isdir(base):
-            home = os.path.dirname(base) if os.environ.get("JUPYTER_DATA_DIR") \
-                else os.path.expanduser("~")
+        if not os.path.isdir(base) and not os.environ.get("JUPYTER_DATA_DIR"):
+            home = os.path.expanduser("~")     # a home-less user: nowhere to make it
             if not os.path.isdir(home):
                 raise RunxError(f"no Jupyter data directory: {base} cannot be made ({home} "
                                 "does not exist)",
@@ -304,7 +304,7 @@ def _installed(o, s, layer, cache: str, log, dest: str, spec: dict) -> int:
         prepare.ready(layer, cache, log)
     kernels = os.path.dirname(dest)
     try:
-        os.makedirs(kernels, exist_ok=True)
+        os.makedirs(kernels, exist_ok=True)      # as jupyter's ensure_dir_exists
         tmp = os.path.join(kernels, f".{os.path.basename(dest)}.tmp-{os.getpid()}")
         os.mkdir(tmp)
         try:
