@@ -145,7 +145,10 @@ class Kernel:
         """Start ``time.sleep(100)``, interrupt it with ``how()``; the seconds
         from the signal to the KeyboardInterrupt's reply."""
         c = self.client
-        msg_id = c.execute("import time; print('sleeping', flush=True); time.sleep(100)")
+        # stop_on_error=False: the interrupted cell's error must not make the
+        # kernel abort the next request (ipykernel does, for a moment).
+        msg_id = c.execute("import time; print('sleeping', flush=True); time.sleep(100)",
+                           stop_on_error=False)
         deadline = time.monotonic() + 60
         while True:
             msg = c.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))

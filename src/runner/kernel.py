@@ -196,7 +196,8 @@ def install(argv: list):
     dest = os.path.join(kernels, name)
     _check_free(dest, name)
     spec = _spec(kernel_args, name, display or _display_name(script, o), env)
-    o.prepare = lambda o, s, layer, cache, log: _installed(o, s, layer, cache, log, dest, spec)
+    o.prepare = lambda o, s, interp, layer, cache, log: _installed(o, s, layer, cache, log, dest,
+                                                                    spec)
     o.kernelspec = (dest, spec)          # what will be written where (shown by tests)
     return o
 

@@ -77,7 +77,7 @@ def refuse(o, what: str) -> None:
                          "drop --keep")
 
 
-def finish(o, spec, layer, cache: str, log) -> int:
+def finish(o, spec, interp, layer, cache: str, log) -> int:
     """Called by cli.run with the layer found or built: compile and freeze
     it now (waiting for a background finisher that is at it), check that it
     is, and say so. 0, or a RunxError."""
@@ -112,6 +112,24 @@ def ready(layer, cache: str, log) -> None:
         raise RunxError(f"byte-compiling the environment failed ({layer.path})",
                         "run 'runx sync -v ...' to see why; a later run retries in the "
                         "background", EXIT_ENV)
+
+
+def take_flag(argv: list, flag: str) -> tuple:
+    """(whether ``flag`` is among the runx options of ``argv``, ``argv``
+    without it): before the command, values of options skipped."""
+    from .options import by_name
+
+    table = by_name()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == flag:
+            return True, argv[:i] + argv[i + 1:]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            break
+        opt = table.get(arg)
+        i += 2 if opt is not None and opt.metavar is not None else 1
+    return False, argv
 
 
 def absolute_argv(argv: list) -> list:
