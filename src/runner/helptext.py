@@ -10,6 +10,7 @@ usage: runx [OPTIONS] [--] COMMAND [ARG...]
        runx sync [OPTIONS] SCRIPT | TOOL | --with REQ   (prepare, run nothing)
        runx kernel install [--user|--prefix DIR] [--name N] [OPTIONS] [SCRIPT]
        runx kernel list | runx kernel remove NAME...
+       runx editor [--remove] [OPTIONS] SCRIPT | --with REQ   (an interpreter path)
        runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
 _HELP_HEAD = """
@@ -67,10 +68,14 @@ _HELP_TAIL = """Commands:
                         its environment prepared now
   runx kernel list | remove NAME...
                         the kernels runx installed; remove one
+  runx editor [--remove] [OPTIONS] SCRIPT|--with REQ
+                        print a stable interpreter path for an editor, over
+                        that command line's environment (prepared now); it
+                        follows the script's block; --remove removes it
   runx gc [--dry-run] [--kept]
                         remove environments left by runs that were killed
                         (--kept: also those kept with --keep)
-  runx ls               list live environments
+  runx ls               list live environments and editors' interpreters
   runx cache dir|prune|clean
                         show, prune or empty the layer cache
 
