@@ -17,9 +17,8 @@ import pytest
 
 from conftest import RUNX, one_error_line, reapers, runtime_entries, wait_until
 
-jupyter_client = pytest.importorskip("jupyter_client")
-from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
-from jupyter_client.manager import KernelManager  # noqa: E402
+from jupyter_client.kernelspec import KernelSpecManager    # the test extra: never skipped
+from jupyter_client.manager import KernelManager
 
 
 def kernel(r, jd: str, *args) -> subprocess.CompletedProcess:

@@ -277,7 +277,7 @@ def run(o: "Options") -> "NoReturn":
     if o.tool and o.command:
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
     layer = _layer(o, spec, interp, cache, cache_exists, log, got)
-    if o.prepare is not None:          # runx sync, runx kernel install: no tree, no run
+    if o.prepare is not None:          # sync, kernel install, editor: no tree, no run
         raise SystemExit(o.prepare(o, spec, interp, layer, cache, log))
     if not o.command:
         raise _no_command(layer)
