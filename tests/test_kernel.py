@@ -71,6 +71,21 @@ def test_install_writes_a_runx_kernelspec_and_prepares_its_layer(runx, jd, tmp_p
     assert os.listdir(os.path.join(jd, "kernels")) == []
 
 
+def test_install_from_a_script_gets_its_dependencies_and_python(runx, jd, tmp_path):
+    script = tmp_path / "analysis.py"
+    script.write_text('# /// script\n# requires-python = ">=3.8"\n# dependencies = ["runxdemo"]\n'
+                      '# ///\n')
+    p = kernel(runx, jd, "install", "--find-links", runx.wheelhouse, str(script))
+    assert p.returncode == 0, p.stderr
+    with open(os.path.join(jd, "kernels", "runx-analysis", "kernel.json")) as f:
+        spec = json.load(f)
+    args = spec["argv"][1:-4]
+    assert args[args.index("--with-requirements") + 1] == str(script)
+    assert args[args.index("--python") + 1] == ">=3.8"
+    assert spec["display_name"] == "Python (analysis.py, runx)"
+    runx.wait_clean()
+
+
 def test_kernel_errors_are_one_line_each(runx, jd, tmp_path):
     foreign = os.path.join(jd, "kernels", "python3")
     os.makedirs(foreign)

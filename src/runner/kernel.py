@@ -184,6 +184,15 @@ def install(argv: list):
     if script:
         kernel_args += ["--with-requirements", script]
     o = parse(kernel_args + LAUNCH)          # checks the options now, before anything is made
+    if script and o.python is None:
+        from . import pep723
+
+        # The kernel reads the script's dependencies only (--with-requirements):
+        # its requires-python becomes the interpreter request, as uv run honours it.
+        rp = pep723.read(script).requires_python
+        if rp:
+            kernel_args += ["--python", rp]
+            o = parse(kernel_args + LAUNCH)
     prepare.refuse(o, "runx kernel install")
     if o.show:
         raise UsageError(f"runx kernel install: {o.show[0]} is not an option of a kernel")
