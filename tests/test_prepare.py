@@ -119,6 +119,25 @@ def test_sync_waits_for_a_background_finisher(cold):
     cold.wait_clean()
 
 
+def test_sync_racing_runs_and_syncs_always_returns_a_finished_layer(cold, tmp_path):
+    """A run (whose reaper compiles in the background), a second sync and a
+    sync started together on a cold cache, repeatedly: each sync returns
+    with the layer compiled and frozen, whoever built or compiled it."""
+    for i in range(8):
+        r = Runx(cold.runtime, str(tmp_path / f"cache-{i}"), cold.wheelhouse)
+        procs = [r.popen("--with", "runxdemo", "python", "-c", "pass", stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)]
+        argv = [RUNX, "sync", "--find-links", r.wheelhouse, "--no-index", "--with", "runxdemo"]
+        procs += [subprocess.Popen(argv, env=r.env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+        assert all(code == 0 for code, _, _ in results), results
+        for _, _, err in results[1:]:
+            assert "runx: ready:" in err, err
+        assert_finished(the_layer(r.cache))
+        r.wait_clean()
+
+
 def test_sync_errors_are_one_line(cold):
     p = sync(cold, local=False)
     assert p.returncode == 2
