@@ -194,8 +194,18 @@ def test_github_actions_steps(runx, env, tmp_path):
         '# /// script\n# dependencies = ["rich"]\n# ///\nimport sys\nfrom rich import print\n'
         'print("[bold]# Report[/bold]", " ".join(sys.argv[1:]))\n')
     summary = tmp_path / "summary.md"
-    e = dict(env, GITHUB_STEP_SUMMARY=str(summary), CI="true")
-    for name in ("Report", "Lint"):
+    # A cache of the job's own (the session's holds other tests' layers).
+    cache = str(tmp_path / "ci-cache")
+    e = dict(env, GITHUB_STEP_SUMMARY=str(summary), CI="true", RUNX_CACHE_DIR=cache)
+    # The cache: keyed on the Python version and the inputs, restored with
+    # restore-keys, saved (with the restored key) after the prepare step.
+    names = [n for n, _ in workflow_steps(text)]
+    assert names.index("Prepare the environments") < names.index("Save the prepared cache") \
+        < names.index("Report")
+    assert re.search(r"key: runx-.*steps\.python\.outputs\.python-version.*hashFiles\(", text)
+    assert re.search(r"restore-keys: \|\n\s+runx-.*python-version \}\}-\n", text)
+    assert "key: ${{ steps.cache.outputs.cache-primary-key }}" in text
+    for name in ("Prepare the environments", "Report", "Lint"):
         # GitHub's default shell on Linux: bash --noprofile --norc -eo pipefail {0}
         r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", steps[name]],
                            cwd=str(tmp_path), env=e, capture_output=True, text=True, timeout=180,
@@ -204,11 +214,39 @@ def test_github_actions_steps(runx, env, tmp_path):
         # Nothing but its output, and on a cold build the one line that says
         # what was installed and how long it took.
         assert all(re.fullmatch(r"runx: installed \d+ packages? in [0-9.]+s \(.*\)", ln)
+                   or re.fullmatch(r"runx: ready: .*, compiled \(.*\)", ln)
                    for ln in r.stderr.splitlines()), f"step {name} logged more: {r.stderr}"
+        if name == "Prepare the environments":
+            # Done before the cache is saved: every layer compiled and frozen,
+            # nothing left running that could still write into it.
+            assert assert_layers_finished(cache) == 2
+            assert not reapers(runx.runtime)
+        else:
+            assert r.stderr == "", f"step {name} was not warm: {r.stderr}"
         if name == "Lint":
             assert "All checks passed!" in r.stdout and "check ." in r.stdout
     assert summary.read_text() == "# Report --format markdown\n"
     runx.wait_clean()
+
+
+def assert_layers_finished(cache: str) -> int:
+    """Every current layer of the cache byte-compiled and read-only (what a
+    warm run believes, see reaper/finish.py); how many there are."""
+    import marshal
+
+    root = os.path.join(cache, "layers")
+    n = 0
+    for k in os.listdir(root) if os.path.isdir(root) else []:
+        current = os.path.join(root, k, "current")
+        if not os.path.islink(current):
+            continue
+        manifest = os.path.join(current, "runx-layer.marshal")
+        with open(manifest, "rb") as f:
+            assert marshal.loads(f.read())["compiled"], current
+        assert not os.stat(manifest).st_mode & 0o222, current
+        assert not os.stat(current).st_mode & 0o222, current
+        n += 1
+    return n
 
 
 def unit(text: str, service: str) -> str:
@@ -297,11 +335,18 @@ def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
     service = tmp_path / "service.py"
     service.write_text(recipe("service.py"))
     mapped = lambda a: {"runx": RUNX, "/app/service.py": str(service)}.get(a, a)  # noqa: E731
+    env = dict(env, RUNX_CACHE_DIR=str(tmp_path / "image-cache"))     # the image's own
     # The build step that warms the layer (RUN runx ...):
     for line in re.findall(r"^RUN (runx .*)$", dockerfile, re.M):
         r = subprocess.run([mapped(a) for a in shlex.split(line)], env=env,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
+    # The step is over: the image's layer (if the script needs packages) must
+    # be finished now, and nothing of the step left running (docker kills it,
+    # and commits what is on disk).
+    assert_layers_finished(env["RUNX_CACHE_DIR"])
+    assert not reapers(runx.runtime)
+    assert not (os.path.isdir(runx.runtime) and os.listdir(runx.runtime))
     entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M).group(1))
     assert entrypoint[0] == "runx", "exec form, runx first: runx is PID 1's program"
     p = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
@@ -334,11 +379,24 @@ def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
 
 
 
-@pytest.mark.fast
-def test_jupyter_kernel_spec(tmp_path):
+def test_jupyter_kernel_spec(tmp_path, monkeypatch):
+    """The recipe's kernel.json is what `runx kernel install --with
+    pandas,matplotlib` writes (but runx's own path and version), and
+    jupyter_client reads it as meant."""
+    from runx_env.runner import kernel
+    from runx_env.version import __version__
+
     spec = json.loads(recipe("kernel.json"))
-    assert spec["argv"] == ["runx", "--with", "ipykernel", "python", "-m", "ipykernel_launcher",
-                            "-f", "{connection_file}"]
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    monkeypatch.delenv("RUNX_CACHE_DIR", raising=False)
+    monkeypatch.setattr("sys.argv", [RUNX, "kernel"])        # as the runx command runs it
+    dest, written = kernel.command(["install", "--with", "pandas,matplotlib"]).kernelspec
+    assert dest == str(tmp_path / "jupyter" / "kernels" / "runx-pandas")
+    assert written["argv"][0] == RUNX
+    written["argv"][0] = spec["argv"][0]
+    assert written["metadata"]["runx"].pop("version") == __version__
+    spec["metadata"]["runx"].pop("version")
+    assert written == spec
     assert spec["interrupt_mode"] == "signal"
     kernelspec = pytest.importorskip("jupyter_client.kernelspec")
     d = tmp_path / "kernels" / "runx"

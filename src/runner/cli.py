@@ -48,9 +48,22 @@ def main(argv: list | None = None) -> "NoReturn":
             Interrupted.doing = f"during runx {argv[0]}"
 
             raise SystemExit(commands.main(argv))
-        from .options import parse
+        if argv and argv[0] == "sync":
+            from . import prepare
 
-        o = parse(argv)
+            o = prepare.command(argv[1:])
+        elif argv and argv[0] == "kernel":
+            from . import kernel
+
+            o = kernel.command(argv[1:])
+        elif argv and argv[0] == "editor":
+            from . import editor
+
+            o = editor.command(argv[1:])
+        else:
+            from .options import parse
+
+            o = parse(argv)
         if o.show:
             raise SystemExit(_show(*o.show))
         run(o)
@@ -321,6 +334,8 @@ def run(o: "Options") -> "NoReturn":
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
     layer = _layer(o, spec, interp, cache, cache_exists, log, got)
     Interrupted.doing = "before the command started"
+    if o.prepare is not None:          # sync, kernel install, editor: no tree, no run
+        raise SystemExit(o.prepare(o, spec, interp, layer, cache, log))
     if not o.command:
         raise _no_command(layer)
     _check_can_run(o)
@@ -408,10 +423,12 @@ def _layer(o: "Options", spec, interp, cache: str, cache_exists: bool, log, got)
         layer = store.find(cache, layer_key(spec, interp), offline=o.offline, log=log)
         if layer is not None:
             return layer
-    from . import build     # a miss: never on the warm path
+    from . import build, editor     # a miss: never on the warm path
 
-    return build.build(spec, interp, cache, refresh=o.refresh, offline=o.offline,
-                       verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
+    layer = build.build(spec, interp, cache, refresh=o.refresh, offline=o.offline,
+                        verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
+    editor.follow(o, interp, layer, cache, log)      # an editor's interpreter made for it
+    return layer
 
 
 def _cold_script(o: "Options", spec, interp, cache: str, log, got) -> None:

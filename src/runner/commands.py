@@ -1,4 +1,5 @@
-"""The housekeeping commands: ``runx gc``, ``runx ls``, ``runx cache``."""
+"""The housekeeping commands: ``runx gc``, ``runx ls`` (live trees, and the
+editors' interpreters of runner/editor.py), ``runx cache``."""
 
 import os
 import shutil
@@ -149,13 +150,25 @@ def ls(args: list) -> int:
         else:
             state = t.state
         rows.append((t.path, str(pid), state, _human(_size(t.path))))
-    if not rows:
+    from . import editor
+
+    editors = editor.listing(paths.cache_dir())
+    if not rows and not editors:
         print("no live environments")
         return 0
-    widths = [max(len(r[i]) for r in rows + [("TREE", "PID", "STATE", "SIZE")]) for i in range(4)]
-    for r in [("TREE", "PID", "STATE", "SIZE")] + rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if rows:
+        _table([("TREE", "PID", "STATE", "SIZE")] + rows)
+    if editors:
+        if rows:
+            print()
+        _table([("EDITOR INTERPRETER", "FOR", "STATE")] + editors)
     return 0
+
+
+def _table(rows: list) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def _live_trees(runtime: str) -> list:

@@ -7,6 +7,10 @@ usage: runx [OPTIONS] [--] COMMAND [ARG...]
        runx [OPTIONS] SCRIPT [ARG...]
        runx [OPTIONS] -m MODULE [ARG...]
        runx [OPTIONS] - [ARG...] < SCRIPT
+       runx sync [OPTIONS] SCRIPT | TOOL | --with REQ   (prepare, run nothing)
+       runx kernel install [--user|--prefix DIR] [--name N] [OPTIONS] [SCRIPT]
+       runx kernel list | runx kernel remove NAME...
+       runx editor [--remove] [OPTIONS] SCRIPT | --with REQ   (an interpreter path)
        runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
 
 SUMMARY = "Run a command in a throwaway Python environment that removes itself afterwards"
@@ -55,11 +59,26 @@ name. -U/--upgrade, --reinstall and their -package forms rebuild the layer now.
 """
 
 _HELP_TAIL = """Commands:
+  runx sync [OPTIONS] SCRIPT|TOOL|--with REQ [COMMAND...]
+                        prepare the environment that command line would run,
+                        and run nothing: the layer built, byte-compiled and
+                        read-only when it returns (Docker builds, CI caches)
+  runx kernel install [--user | --sys-prefix | --prefix DIR] [--name NAME]
+        [--display-name TEXT] [--env NAME VALUE]... [OPTIONS] [SCRIPT]
+                        install a Jupyter kernel that starts through runx
+                        with what OPTIONS and SCRIPT name (ipykernel added),
+                        its environment prepared now
+  runx kernel list | remove NAME...
+                        the kernels runx installed; remove one
+  runx editor [--remove] [OPTIONS] SCRIPT|--with REQ
+                        print a stable interpreter path for an editor, over
+                        that command line's environment (prepared now); it
+                        follows the script's block; --remove removes it
   runx gc [--dry-run] [--kept]
                         remove environments left by runs that were killed
                         (--kept: also those kept with --keep); exits 1 if
                         one could not be removed ('kept PATH: why')
-  runx ls               list live environments
+  runx ls               list live environments and editors' interpreters
   runx cache dir|prune|clean
                         show, prune or empty the layer cache
 

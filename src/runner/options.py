@@ -333,6 +333,7 @@ class Options:
         self.command: list = []
         self.py_command = None            # a *.py name that is no file: a command of the env?
         self.show = None                  # (what, value): --help, --version, --completion
+        self.prepare = None               # runx sync: called with the layer instead of a run
 
     if TYPE_CHECKING:       # the table's runx options are attributes too (see __init__)
         def __getattr__(self, name: str) -> Any: ...
