@@ -4,14 +4,12 @@ table itself (runx_env.runner.options) laid out. Loaded only for --help.
 
 USAGE = """\
 usage: runx [OPTIONS] [--] COMMAND [ARG...]
-       runx [OPTIONS] SCRIPT [ARG...]
-       runx [OPTIONS] -m MODULE [ARG...]
-       runx [OPTIONS] - [ARG...] < SCRIPT
-       runx sync [OPTIONS] SCRIPT | TOOL | --with REQ   (prepare, run nothing)
+       runx [OPTIONS] SCRIPT [ARG...] | -m MODULE [ARG...] | - [ARG...] < SCRIPT
+       runx sync | editor [--remove] [OPTIONS] SCRIPT | TOOL | --with REQ
        runx kernel install [--user|--prefix DIR] [--name N] [OPTIONS] [SCRIPT]
-       runx kernel list | runx kernel remove NAME...
-       runx editor [--remove] [OPTIONS] SCRIPT | --with REQ   (an interpreter path)
-       runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
+       runx kernel list | kernel remove NAME... | gc | ls | cache dir|prune|clean
+       (the commands: see "Commands" below)"""
+
 
 SUMMARY = "Run a command in a throwaway Python environment that removes itself afterwards"
 

@@ -25,6 +25,7 @@ import shutil
 import sys
 
 from ..errors import UsageError, RunxError, say
+from ..reaper import watch
 from .requirements import normalize
 
 KERNEL_HELP = """\
@@ -90,7 +91,7 @@ def data_dir() -> str:
     if os.environ.get("JUPYTER_DATA_DIR"):
         return os.path.abspath(os.environ["JUPYTER_DATA_DIR"])
     home = os.path.expanduser("~")
-    if sys.platform == "darwin":
+    if watch.DARWIN:
         return os.path.join(home, "Library", "Jupyter")
     xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     return os.path.join(xdg, "jupyter")
