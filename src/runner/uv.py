@@ -91,8 +91,13 @@ def _summary(uv_stderr: str, seconds: float) -> str:
 
 
 def pip_install(python: str, uv_args: list[str], *, offline: bool, refresh: bool,
-                compile_bytecode: bool, verbosity: int, env_extra: dict | None = None) -> None:
+                compile_bytecode: bool, verbosity: int, env_extra: dict | None = None,
+                prefix: str | None = None) -> None:
+    """``uv pip install`` for ``python``: into its venv, or with ``prefix``
+    into that directory as a venv of ``python`` would have it."""
     args = ["pip", "install", "--python", python]
+    if prefix is not None:
+        args += ["--prefix", prefix]
     if compile_bytecode:
         args.append("--compile-bytecode")
     if offline:
