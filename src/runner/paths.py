@@ -2,22 +2,17 @@
 runtime directory (live trees and their locks). Both are per user, 0700."""
 
 import os
-import sys
 from stat import S_ISDIR as stat_isdir, S_ISREG as stat_isreg
 
+from .. import boot
 from ..errors import RunxError
 from ..reaper.ownership import check
 
 
 def cache_dir() -> str:
-    d = os.environ.get("RUNX_CACHE_DIR")
-    if d:
-        return os.path.abspath(d)
-    if sys.platform == "darwin":
-        base = os.path.expanduser("~/Library/Caches")
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(base, "runx")
+    # Decided in boot.py, which the runx command loads before the runner
+    # (to find runx's own byte-code in the cache) and so imports no runx module.
+    return boot.cache_dir()
 
 
 def runtime_dir() -> str:
