@@ -32,6 +32,7 @@ def _strace(c, tmp_path, *args) -> list:
             parent[int(m.group(1))] = int(pid)
         elif rest.startswith("execve(") and " = -1 " not in rest:     # done or unfinished
             execs.append((int(pid), rest))
+    assert execs, f"no execve in strace's log: {log.read_text()[:3000]!r}"
     return execs, parent
 
 
@@ -57,4 +58,22 @@ def test_cold_build_runs_nothing_from_the_new_layer(cold, tmp_path):
     # The layer still works as a venv: its console script runs, from the tree.
     r = cold.run("--with", "runxdemo", "runxdemo")
     assert r.returncode == 0 and r.stdout.startswith("runxdemo 1.0 "), r.stderr
+    cold.wait_clean()
+
+
+def test_cold_run_finds_uv_without_importing_its_finder(cold, tmp_path):
+    """uv's binary beside runx's interpreter is found with one stat: the uv
+    package's find_uv_bin imports sysconfig, and building its list of
+    places imports fnmatch (and re): about 5 ms of every cold run."""
+    env = dict(cold.env, PYTHONPROFILEIMPORTTIME="1")
+    env.pop("RUNX_UV", None)
+    r = subprocess.run(cold.argv("--with", "runxdemo", "true"), env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "installed 1 package" in r.stderr, "a cold run"
+    mods = {ln.rsplit("|", 1)[1].strip() for ln in r.stderr.splitlines()
+            if ln.startswith("import time:") and "|" in ln}
+    assert "runx_env.runner.uv" in mods
+    assert not mods & {"sysconfig", "fnmatch", "uv._find_uv", "shutil"}, \
+        sorted(mods & {"sysconfig", "fnmatch", "uv._find_uv", "shutil"})
     cold.wait_clean()
