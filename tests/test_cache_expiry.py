@@ -167,7 +167,27 @@ def test_prune_without_arguments_expires_and_leaves_nothing_empty(cold, tmp_path
     assert builds(cold.cache) == {}, r.stdout
     assert not any(os.path.exists(f) for f in files), r.stdout
     assert not empty_dirs(cold.cache), empty_dirs(cold.cache)
-    assert sorted(os.listdir(cold.cache)) in ([], ["expiry.stamp"]), os.listdir(cold.cache)
+    # runx's own byte-code (src/boot.py) stays: the prune itself just used it.
+    left = sorted(set(os.listdir(cold.cache)) - {"self-bytecode"})
+    assert left in ([], ["expiry.stamp"]), os.listdir(cold.cache)
+
+
+def test_runx_own_bytecode_not_read_for_max_age_is_removed(cold):
+    """<cache>/self-bytecode (src/boot.py) holds runx's own modules' .pyc for
+    installs without any: one not read for RUNX_CACHE_MAX_AGE goes."""
+    assert cold.run("--with", "runxdemo", "true").returncode == 0
+    cold.wait_clean()
+    store = os.path.join(cold.cache, "self-bytecode")
+    os.makedirs(store, mode=0o700, exist_ok=True)
+    old, new = os.path.join(store, "0" * 32 + ".pyc"), os.path.join(store, "1" * 32 + ".pyc")
+    for p in (old, new):
+        open(p, "wb").close()
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    cold.env["RUNX_CACHE_MAX_AGE"] = "600"
+    r = cold.run("cache", "prune", local=False)
+    assert r.returncode == 0 and f"removed {old}" in r.stdout, r.stdout
+    assert not os.path.exists(old) and os.path.exists(new)
 
 
 def test_last_use_is_recorded_on_a_frozen_layer(cold):

@@ -10,6 +10,7 @@ tree names is never touched.
 import os
 import time
 
+from .. import boot
 from ..errors import RunxError
 from . import store
 
@@ -89,6 +90,20 @@ def expire_files(cache: str, before: float, *, dry: bool) -> list:
             removed.append(path)
             if not dry:
                 _unlink(path)
+    # runx's own modules' byte-code (boot.py): read by every run of an
+    # install that has none, so its access time says when it was last used;
+    # written again by the next run that needs it.
+    d = os.path.join(cache, boot.SELF_BYTECODE)
+    for name in _names(d):
+        path = os.path.join(d, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if max(st.st_atime, st.st_mtime) < before:
+            removed.append(path)
+            if not dry:
+                _unlink(path)
     # Shared byte-code (store.BYTECODE) that no layer links any more.
     d = os.path.join(cache, store.BYTECODE)
     for sub in _names(d):
@@ -111,7 +126,7 @@ def expire_files(cache: str, before: float, *, dry: bool) -> list:
     # Nothing empty left behind: every writer makes its directory again
     # (and retries if it loses a race with this rmdir).
     for sub in (store.BYTECODE, store.INTERPRETERS, store.SCRIPT_SETTINGS, store.LAYERS,
-                store.EDITORS):
+                store.EDITORS, boot.SELF_BYTECODE):
         if not dry:
             try:
                 os.rmdir(os.path.join(cache, sub))

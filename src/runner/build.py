@@ -102,15 +102,25 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
             bindir = os.path.join(tmp, "bin")
             machinery = set(os.listdir(bindir))
             fault_point("install")
-            uv.pip_install(os.path.join(bindir, "python"), spec.uv_args() + list(uv_run_args),
+            # Into the venv as a --prefix of its base interpreter: the same
+            # layout (uv's prefix scheme is the venv scheme under the prefix)
+            # and the same packages seen as installed (only the prefix's), but
+            # uv asks the base interpreter, whose facts are in uv's cache,
+            # instead of querying this new venv's python by running it (uv
+            # caches that by path, and every build's path is new): 35-40 ms
+            # of every cold run (docs/benchmarks.md, "Cold"). Scripts get the
+            # base's #! line, which _collect_scripts replaces per tree anyway.
+            uv.pip_install(interp.executable, spec.uv_args() + list(uv_run_args),
                            offline=offline, refresh=refresh, compile_bytecode=False,
-                           verbosity=verbosity, env_extra=spec.uv_env, fallback=fallback)
+                           verbosity=verbosity, env_extra=spec.uv_env, fallback=fallback,
+                           prefix=tmp)
             manifest = {
                 "format": FORMAT, "key": k, "created": time.time(), "pinned": spec.pinned,
                 "compiled": False,
                 "python": interp.executable, "site_packages": interp.lib_dir,
                 "requirements": spec.requirements,
-                "scripts": _collect_scripts(bindir, machinery, os.path.join(bindir, "python")),
+                "scripts": _collect_scripts(bindir, machinery,
+                                            (interp.executable, os.path.join(bindir, "python"))),
                 "prefix": prefix_entries(tmp, interp.lib_dir),
                 # Whether a tree must have the layer's .pth files run (venv.entries).
                 "pth": any(n.endswith(".pth")
@@ -136,12 +146,13 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
         os.close(lock)
 
 
-def _collect_scripts(bindir: str, machinery: set, python: str) -> list:
-    """Console scripts the install added. Python ones are stored without their
-    shebang, to be re-headed with each tree's interpreter; anything else
-    (a compiled binary such as ruff's) is linked from the tree."""
+def _collect_scripts(bindir: str, machinery: set, pythons: tuple) -> list:
+    """Console scripts the install added. Python ones (their #! names one of
+    ``pythons``) are stored without their shebang, to be re-headed with each
+    tree's interpreter; anything else (a compiled binary such as ruff's) is
+    linked from the tree."""
     out = []
-    py = python.encode()
+    pys = [p.encode() for p in pythons]
     for name in sorted(os.listdir(bindir)):
         if name in machinery:
             continue
@@ -150,7 +161,8 @@ def _collect_scripts(bindir: str, machinery: set, python: str) -> list:
         if not os.path.islink(path) and os.path.getsize(path) < 1 << 20:
             with open(path, "rb") as f:
                 data = f.read()
-            body = _python_body(data, py)
+            body = next((b for b in (_python_body(data, py) for py in pys) if b is not None),
+                        None)
         mode = os.stat(path).st_mode & 0o777
         if body is not None:
             out.append({"name": name, "kind": "python", "body": body, "mode": mode})

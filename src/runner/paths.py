@@ -4,8 +4,8 @@ runtime directory (live trees and their locks). Both are per user, 0700."""
 import os
 from stat import S_ISDIR as stat_isdir, S_ISREG as stat_isreg
 
+from .. import boot
 from ..errors import RunxError
-from ..reaper import watch
 from ..reaper.ownership import check
 
 
@@ -22,61 +22,12 @@ from ..reaper.ownership import check
 _HINT = "set RUNX_RUNTIME_DIR / RUNX_CACHE_DIR to a directory of your own"
 
 
-def _unusable(path: str) -> str:
-    """Why the directory ``path`` (a systemd or XDG variable's) is not this
-    user's own and private, or "" if it is. One stat (the warm path)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return "does not exist"
-    except OSError as e:
-        return f"cannot be used ({e.strerror})"
-    if not stat_isdir(st.st_mode):
-        return "is not a directory"
-    if st.st_uid != os.geteuid():
-        return f"belongs to another user (uid {st.st_uid})"
-    if st.st_mode & 0o022:
-        return f"is writable by other users (mode {st.st_mode & 0o777:o})"
-    return ""
-
-
-def _systemd_dir(var: str) -> str | None:
-    """The first directory of systemd's ``var`` (a colon-separated list),
-    if it is set, absolute, and this user's own and private."""
-    value = os.environ.get(var)
-    if not value:
-        return None
-    first = value.split(":", 1)[0]
-    if not os.path.isabs(first) or _unusable(first):
-        return None
-    return first
-
-
-def cache_source() -> str:
-    """Which rule chose the cache: RUNX_CACHE_DIR, CACHE_DIRECTORY or
-    STATE_DIRECTORY (systemd's), XDG_CACHE_HOME, or home."""
-    if os.environ.get("RUNX_CACHE_DIR"):
-        return "RUNX_CACHE_DIR"
-    for var in ("CACHE_DIRECTORY", "STATE_DIRECTORY"):
-        if _systemd_dir(var):
-            return var
-    if not watch.DARWIN and os.environ.get("XDG_CACHE_HOME"):
-        return "XDG_CACHE_HOME"
-    return "home"
-
-
-def cache_dir() -> str:
-    d = os.environ.get("RUNX_CACHE_DIR")
-    if d:
-        return os.path.abspath(d)
-    sd = _systemd_dir("CACHE_DIRECTORY") or _systemd_dir("STATE_DIRECTORY")
-    if sd:
-        return os.path.join(os.path.abspath(sd), "runx")
-    if watch.DARWIN:
-        base = os.path.expanduser("~/Library/Caches")
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(base, "runx")
+# The cache's rules live in boot.py, which the runx command loads before the
+# runner (to find runx's own byte-code in the cache), so imports no runx module.
+_unusable = boot.unusable
+_systemd_dir = boot.systemd_dir
+cache_source = boot.cache_source
+cache_dir = boot.cache_dir
 
 
 def _runtime() -> tuple:
