@@ -75,7 +75,8 @@ def hyperfine(commands: dict, env: dict, workdir: str, *, warmup: int = 5,
         return None
     with open(out) as f:
         results = json.load(f)["results"]
-    return {r["command"]: {k: r[k] for k in ("mean", "stddev", "median", "min", "max")}
+    return {r["command"]: {k: r[k] for k in ("mean", "stddev", "median", "min", "max", "user",
+                                              "system") if k in r}
             | {"runs": len(r["times"])} | ({"times": r["times"]} if times else {})
             for r in results}
 

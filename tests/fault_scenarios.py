@@ -934,6 +934,166 @@ os.rename(out + ".tmp", out)
 """
 
 
+# --- holders whose main thread exited, or with a thread's own cwd (issue 20) ---
+
+THREADS = r"""
+import ctypes, os, sys, threading, time
+mode, ready, trigger, out = sys.argv[1:5]
+tree = os.environ.get("RUNX_ENV") or os.getcwd()     # the holder starts in the tree
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_exit = {"x86_64": 60, "aarch64": 93}[os.uname().machine]
+if mode == "thread_cwd":
+    # A process tied to the tree by one thread's own cwd only: no RUNX_ENV,
+    # the base interpreter, its main thread elsewhere.
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    subprocess.Popen([sys.argv[5], __file__, "thread_cwd_holder", ready, trigger, out], env=env,
+                     cwd=tree, start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not os.path.exists(ready):  # exit once the main thread has left the tree
+        time.sleep(0.005)
+    sys.exit(0)
+"""
+
+
+THREADS_MAIN = r"""
+if mode != "thread_cwd_holder":
+    if os.fork():
+        os._exit(0)                   # the payload exits at once
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.chdir(tree)                    # held by RUNX_ENV and cwd, both shared with the worker
+moved = threading.Event()
+
+
+def worker():
+    if mode == "thread_cwd_holder":
+        if libc.unshare(0x200) != 0:  # CLONE_FS: a cwd of its own (the tree, inherited)
+            os._exit(3)
+        moved.wait()
+    else:
+        while open("/proc/self/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.005)         # until the leader is a zombie
+    open(ready, "w").close()
+    while not os.path.exists(trigger):
+        time.sleep(0.01)
+    ok = os.path.isdir("bin") and os.path.isfile(os.path.join(tree, "pyvenv.cfg"))
+    with open(out + ".tmp", "w") as f:
+        f.write("ok" if ok else "gone")
+    os.rename(out + ".tmp", out)
+    os._exit(0)
+
+
+threading.Thread(target=worker).start()
+if mode == "thread_cwd_holder":
+    time.sleep(0.05)                  # the worker has unshared its cwd
+    os.chdir("/")
+    moved.set()
+    threading.Event().wait()
+elif mode == "pthread_exit":
+    libc.pthread_exit(None)
+else:
+    libc.syscall(SYS_exit, 0)         # the leader alone exits
+"""
+
+
+def _thread_holder(runx, mode: str, *tree):
+    """The payload leaves a process behind whose only ties to the tree go
+    through a thread other than its leader: the leader exited (a zombie
+    whose environ, cwd and maps /proc no longer shows) while a worker thread
+    runs on in the tree, or one thread unshared its cwd and stays in the
+    tree while the main thread left. The reaper must wait for it."""
+    _held_by(runx, THREADS + THREADS_MAIN, mode, *tree)
+
+
+def _held_by(runx, code: str, mode: str, *tree):
+    """Run ``code`` as the payload (``python SCRIPT MODE READY TRIGGER OUT
+    BASE_PYTHON``); it leaves a holder behind that writes READY, waits for
+    TRIGGER, then writes "ok" to OUT if the tree is still there. The tree
+    must outlive the reaper's decision and the holder."""
+    tmp = scratch(runx, "held-")
+    ready, trigger, out, log = (os.path.join(tmp, n) for n in ("ready", "go", "out", "log"))
+    script = os.path.join(tmp, "holder.py")
+    with open(script, "w") as f:
+        f.write(code)
+    run = Runx(runx.runtime, runx.cache, runx.wheelhouse)
+    run.env["RUNX_REAPER_LOG"] = log
+    base = os.path.realpath(__import__("sys").executable)
+
+    def decided():                      # the reaper waits for a holder, or removed the tree
+        text = open(log).read() if os.path.exists(log) else ""
+        return "lease holder" in text or "removed" in text or not run.trees()
+
+    try:
+        r = run.run(*tree, "--with", "runxdemo", "python", script, mode, ready, trigger, out, base)
+        assert r.returncode == 0, r.stderr
+        assert poll(lambda: os.path.exists(ready), 10), "the holder never settled"
+        assert poll(decided, 15), "the reaper never decided"
+        if not run.trees():
+            raise EarlyRemoval(f"tree removed while still in use ({mode})")
+    finally:
+        open(trigger, "w").close()
+    assert poll(lambda: os.path.exists(out), 30), "the holder never reported"
+    if open(out).read() != "ok":
+        raise EarlyRemoval(f"the tree went while still in use ({mode})")
+    settled(run)
+
+
+def leader_exited_dir(runx):
+    """A daemon whose main thread called pthread_exit; a worker thread lives on."""
+    _thread_holder(runx, "pthread_exit")
+
+
+def leader_exited_fuse(runx):
+    """The same with --tree fuse, the leader gone by SYS_exit."""
+    _thread_holder(runx, "sys_exit", "--tree", "fuse")
+
+
+def thread_cwd(runx):
+    """A thread that unshared its cwd (CLONE_FS) and stays in the tree."""
+    _thread_holder(runx, "thread_cwd")
+
+
+
+FD_HOLDER = r"""
+import os, socket, subprocess, sys, time
+mode, ready, trigger, out = sys.argv[1:5]
+if mode == "fd_socket":
+    # The payload opens its tree O_PATH, hands the descriptor over a unix
+    # socket to a process with no other tie (no RUNX_ENV, cwd /, the base
+    # interpreter), closes its own copy and exits.
+    a, b = socket.socketpair()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    subprocess.Popen([sys.argv[5], __file__, "fd_socket_holder", ready, trigger, out,
+                      str(b.fileno())], env=env, cwd="/", pass_fds=[b.fileno()],
+                     start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fd = os.open(os.environ["RUNX_ENV"], os.O_PATH | os.O_DIRECTORY)
+    socket.send_fds(a, [b"x"], [fd])
+    os.close(fd)
+    a.recv(1)                         # the holder has it
+    sys.exit(0)
+s = socket.socket(fileno=int(sys.argv[5]))
+_, fds, _, _ = socket.recv_fds(s, 1, 1)
+(fd,) = fds
+s.send(b"k")
+s.close()
+open(ready, "w").close()
+while not os.path.exists(trigger):
+    time.sleep(0.01)
+try:
+    os.stat("pyvenv.cfg", dir_fd=fd)
+    said = "ok"
+except OSError:
+    said = "gone"
+with open(out + ".tmp", "w") as f:
+    f.write(said)
+os.rename(out + ".tmp", out)
+"""
+
+
 def _report(out: str) -> None:
     assert poll(lambda: os.path.exists(out), 30), "the holder never reported"
     said = open(out).read()
@@ -998,6 +1158,48 @@ def stopped_payload(runx):
     settled(runx)
 
 
+def fd_holder(runx):
+    """A process whose only tie to the tree is a descriptor it received over
+    a unix socket (an O_PATH dirfd it later uses with *at calls)."""
+    _held_by(runx, FD_HOLDER, "fd_socket")
+
+
+BIND_HOLDER = r"""
+import os, subprocess, sys, time
+mode, ready, trigger, out = sys.argv[1:5]
+if mode == "bind_ns":
+    # A process in a mount namespace of its own that sees the tree only
+    # through a bind mount elsewhere (a container given it as a volume): no
+    # RUNX_ENV, cwd /, the base interpreter; its ties are all in that namespace.
+    mnt = os.path.join(os.path.dirname(ready), "mnt")
+    os.mkdir(mnt)
+    subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                      'mount --bind "$1" "$2" && cd / && '
+                      'exec env -i "$3" "$4" bind_ns_holder "$5" "$6" "$7" "$2"',
+                      "sh", os.environ["RUNX_ENV"], mnt, sys.argv[5], __file__, ready, trigger,
+                      out], start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not os.path.exists(ready):
+        time.sleep(0.005)
+    sys.exit(0)
+mnt = sys.argv[5]
+open(ready, "w").close()
+while not os.path.exists(trigger):
+    time.sleep(0.01)
+said = "ok" if os.path.isfile(os.path.join(mnt, "pyvenv.cfg")) else "gone"
+with open(out + ".tmp", "w") as f:
+    f.write(said)
+os.rename(out + ".tmp", out)
+"""
+
+
+def bind_mount_elsewhere(runx):
+    """The tree bind-mounted elsewhere in another mount namespace, used
+    there only (needs root: unshare -m, mount --bind)."""
+    if os.geteuid() != 0:
+        raise AssertionError("bind_mount_elsewhere needs root (a mount namespace)")
+    _held_by(runx, BIND_HOLDER, "bind_ns")
+
 SCENARIOS = {f.__name__: f for f in (
     payload_exits_0, payload_exits_3, payload_sigkilled,
     runx_killed_during_install, runx_killed_after_tree, runx_killed_before_exec,
@@ -1010,4 +1212,6 @@ SCENARIOS = {f.__name__: f for f in (
     signal_at_install_point, signal_at_random_moments_of_a_cold_run,
     payload_pid_reused_at_once, holder_pid_reused_at_once, traced_payload, traced_holder,
     stopped_holder, stopped_payload,
+    leader_exited_dir, leader_exited_fuse, thread_cwd,
+    fd_holder, bind_mount_elsewhere,
 )}

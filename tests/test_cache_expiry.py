@@ -167,7 +167,27 @@ def test_prune_without_arguments_expires_and_leaves_nothing_empty(cold, tmp_path
     assert builds(cold.cache) == {}, r.stdout
     assert not any(os.path.exists(f) for f in files), r.stdout
     assert not empty_dirs(cold.cache), empty_dirs(cold.cache)
-    assert sorted(os.listdir(cold.cache)) in ([], ["expiry.stamp"]), os.listdir(cold.cache)
+    # runx's own byte-code (src/boot.py) stays: the prune itself just used it.
+    left = sorted(set(os.listdir(cold.cache)) - {"self-bytecode"})
+    assert left in ([], ["expiry.stamp"]), os.listdir(cold.cache)
+
+
+def test_runx_own_bytecode_not_read_for_max_age_is_removed(cold):
+    """<cache>/self-bytecode (src/boot.py) holds runx's own modules' .pyc for
+    installs without any: one not read for RUNX_CACHE_MAX_AGE goes."""
+    assert cold.run("--with", "runxdemo", "true").returncode == 0
+    cold.wait_clean()
+    store = os.path.join(cold.cache, "self-bytecode")
+    os.makedirs(store, mode=0o700, exist_ok=True)
+    old, new = os.path.join(store, "0" * 32 + ".pyc"), os.path.join(store, "1" * 32 + ".pyc")
+    for p in (old, new):
+        open(p, "wb").close()
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    cold.env["RUNX_CACHE_MAX_AGE"] = "600"
+    r = cold.run("cache", "prune", local=False)
+    assert r.returncode == 0 and f"removed {old}" in r.stdout, r.stdout
+    assert not os.path.exists(old) and os.path.exists(new)
 
 
 def test_last_use_is_recorded_on_a_frozen_layer(cold):
@@ -269,3 +289,26 @@ def test_expiry_in_every_sweep_never_breaks_a_run(cold):
     wait_until(lambda: not store.half_built(cold.cache) and not empty_dirs(cold.cache), 30,
                f"the sweeps to finish: {store.half_built(cold.cache)} "
                f"{empty_dirs(cold.cache)}")
+
+
+def test_cache_clean_empties_the_cache_and_says_so(cold):
+    """Issue 22.8: `runx cache clean` left bytecode/ behind, and `runx cache`
+    then said "0 builds of 0 environments" at 6 MiB. Now the byte-code store
+    goes too, clean says what it removed and what the cache holds, and the
+    summary agrees; "1 second", not "1 seconds"."""
+    from runx_env.runner.commands import _ago
+
+    assert (_ago(1), _ago(0), _ago(61), _ago(3600)) == (
+        "1 second", "0 seconds", "1 minute", "1 hour")
+    assert cold.run("--with", "runxdemo", "true").returncode == 0
+    cold.wait_clean()
+    frozen(cold)
+    assert os.listdir(os.path.join(cold.cache, "bytecode")), "precondition: shared byte-code"
+    r = cold.run("cache", "clean", local=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("removed 1 layer and the shared byte-code; "), r.stdout
+    assert not os.path.exists(os.path.join(cold.cache, "bytecode"))
+    s = summary(cold)
+    assert (s["builds"], s["keys"]) == (0, 0) and s["total"] < 64 * 1024, s
+    r = cold.run("cache", "clean", local=False)
+    assert r.stdout == "nothing to remove\n", r.stdout

@@ -52,3 +52,57 @@ def test_uv_tool_installed_command_does_not_import_re(wheel, tmp_path):
     subprocess.run([find_uv_bin(), "tool", "install", "-q", "--offline", wheel], check=True, capture_output=True, env=env)
     seen = imports(str(tmp_path / "bin" / "runx"), "--version")
     assert "runx_env.runner.cli" in seen and "re" not in seen, seen
+
+
+def _loaded_from(stderr: str, module_file: str) -> str:
+    """How PYTHONVERBOSE says ``module_file`` was loaded: "bytecode" (a .pyc
+    matched it) or "source" (compiled from the .py in memory)."""
+    if any(ln.startswith("# ") and ln.endswith(f" matches {module_file}")
+           for ln in stderr.splitlines()):
+        return "bytecode"
+    if f"# code object from {module_file}\n" in stderr + "\n":
+        return "source"
+    return "not loaded"
+
+
+@pytest.mark.parametrize("dont_write", [True, False])
+def test_uncompiled_install_loads_runx_from_bytecode(wheel, wheelhouse, tmp_path, dont_write):
+    """`uv tool install` without --compile-bytecode leaves runx's modules
+    uncompiled; with PYTHONDONTWRITEBYTECODE=1 (or a read-only install)
+    Python never writes their .pyc, so every run compiled them again (23 ms).
+    Once the cache exists (the first run makes it), the next run writes the
+    byte-code into it and every later one loads from there; the install is
+    not written to and the payload still sees the variable."""
+    from uv import find_uv_bin
+
+    env = dict(os.environ, UV_TOOL_DIR=str(tmp_path / "tools"),
+               UV_TOOL_BIN_DIR=str(tmp_path / "bin"), RUNX_CACHE_DIR=str(tmp_path / "cache"),
+               RUNX_RUNTIME_DIR=str(tmp_path / "run"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if dont_write:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    subprocess.run([find_uv_bin(), "tool", "install", "-q", "--offline", wheel], check=True,
+                   capture_output=True, env=env)
+    runx = [str(tmp_path / "bin" / "runx"), "--find-links", wheelhouse, "--no-index",
+            "--with", "runxdemo"]
+    show = ("import os, sys; print(os.environ.get('PYTHONDONTWRITEBYTECODE'), "
+            "sys.dont_write_bytecode, sys.pycache_prefix)")
+    first = subprocess.run([*runx, "python", "-c", show], capture_output=True, text=True,
+                           env=env, check=True)
+    assert first.stdout == ("1 True None\n" if dont_write else "None False None\n")
+    subprocess.run([*runx, "true"], env=env, check=True)       # writes the byte-code
+    package = [d for d, _, files in os.walk(tmp_path / "tools") if "boot.py" in files
+               and d.endswith("runx_env")][0]
+    for _ in range(2):
+        r = subprocess.run([*runx, "python", "-c", show], capture_output=True, text=True,
+                           env=dict(env, PYTHONVERBOSE="1"), check=True)
+        assert r.stdout.splitlines()[-1] == first.stdout.strip(), "the payload sees it as given"
+        for mod in ("runner/cli.py", "runner/options.py", "reaper/store.py"):
+            assert _loaded_from(r.stderr, os.path.join(package, mod)) == "bytecode", mod
+    store = tmp_path / "cache" / "self-bytecode"
+    if dont_write:
+        assert not [d for d, _, _ in os.walk(package) if d.endswith("__pycache__")], \
+            "nothing written into the install"
+        assert os.stat(store).st_mode & 0o777 == 0o700 and len(os.listdir(store)) >= 15
+    else:       # Python wrote them beside the sources itself: runx leaves that alone
+        assert not store.exists()

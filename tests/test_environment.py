@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from conftest import RUNX, build_wheel, wait_until
+from conftest import RUNX, build_wheel, runtime_entries, wait_until
 
 FUSE = pytest.param("fuse", id="fuse")
 MODES = ["dir", FUSE]
@@ -305,7 +305,7 @@ def test_layer_is_not_writable_for_a_normal_user(tmp_path, mode):
                          for k in os.listdir(layers)]
                     return all(json.load(open(p))["compiled"] for p in m if os.path.exists(p))
                 wait_until(frozen, 120, "the layer to be compiled and frozen")
-        wait_until(lambda: not os.path.exists(runtime) or not os.listdir(runtime), 30,
+        wait_until(lambda: not runtime_entries(runtime), 30,
                    "the nobody runs' trees to be removed")
     finally:
         if fuse_mode is not None:

@@ -122,11 +122,18 @@ def test_tiny_open_file_limit(runx, tmp_path, n):
 def test_runtime_dir_is_a_file(runx, tmp_path):
     f = tmp_path / "not-a-dir"
     f.write_text("")
-    runx.env.pop("RUNX_RUNTIME_DIR")
-    runx.env["XDG_RUNTIME_DIR"] = str(f)
+    runx.env["RUNX_RUNTIME_DIR"] = f"{f}/runx"
     for args in (["python", "-c", "pass"], ["gc"], ["ls"]):
         r = runx.run(*args, local=False)
         one_line(r, 1, f"cannot use {f}/runx: Not a directory")
+    # XDG_RUNTIME_DIR is inherited, not chosen: a file there is passed over
+    # for the cache's runs/ (tests/test_places.py), and -v says why.
+    runx.env.pop("RUNX_RUNTIME_DIR")
+    runx.env["XDG_RUNTIME_DIR"] = str(f)
+    r = runx.run("-v", "python", "-c", "pass", local=False)
+    assert r.returncode == 0 and f"XDG_RUNTIME_DIR {f} is not a directory" in r.stderr, r.stderr
+    runx.runtime = os.path.join(runx.cache, "runs")
+    runx.wait_clean()
 
 
 @pytest.fixture
@@ -191,7 +198,7 @@ def test_cache_clean_counts_live_trees_not_layers(cold):
     c.wait_clean()
     # Once the layer's finisher (byte-compile) lets go of the key.
     wait_until(lambda: c.run("cache", "clean", local=False).stdout.startswith(
-        "removed 1 layer from "), 60, "clean to remove the layer")
+        "removed 1 layer and the shared byte-code; "), 60, "clean to remove the layer")
 
 
 def test_too_many_requirements_files_is_a_usage_error(runx, tmp_path):

@@ -142,3 +142,72 @@ def test_fish_completion_loads():
     assert r.returncode == 0, r.stderr
     got = [ln.split("\t")[0] for ln in r.stdout.splitlines()]
     assert "--tree" in got and "dir" in got and "fuse" in got and "gc" in got
+
+
+# --- small things (issue 22.8) -------------------------------------------------------
+
+def test_help_leads_with_usage_and_options_as_uv_does():
+    """uv's --help: one line of what it is, the usage, then the options.
+    runx's prose (examples, tool mode, exit status) comes after them."""
+    lines = help_text().splitlines()
+    assert lines[1] == "" and lines[2].startswith("usage: runx "), lines[:4]
+    first_option = next(i for i, ln in enumerate(lines) if ln.endswith(" options:"))
+    assert first_option < 10, lines[:first_option + 1]
+    assert help_text().index("runx --with cowsay") > help_text().index("-h, --help")
+
+
+def test_every_option_has_its_own_help_text():
+    """--native-tls and --system-certs shared one; none may."""
+    seen: dict = {}
+    for opt in options.OPTIONS:
+        assert opt.help not in seen, (opt.names, seen.get(opt.help))
+        seen[opt.help] = opt.names
+
+
+def test_version_names_the_uv_runx_drives(tmp_path):
+    """`runx --version` says which uv it drives, found as a run finds it
+    (RUNX_UV first), and stays cheap: no re, no subprocess module."""
+    fake = tmp_path / "uv"
+    fake.write_text("#!/bin/sh\necho 'uv 9.8.7 (fake)'\n")
+    fake.chmod(0o755)
+    r = subprocess.run([RUNX, "--version"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, RUNX_UV=str(fake)))
+    from runx_env.version import __version__
+
+    assert r.returncode == 0 and r.stdout == f"runx {__version__} (uv 9.8.7, {fake})\n", r
+    r = subprocess.run([RUNX, "--version"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, RUNX_UV=str(tmp_path / "none")))
+    assert r.returncode == 0 and "uv not found at RUNX_UV=" in r.stdout, r
+    r = subprocess.run([RUNX, "--version"],
+                       capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PYTHONPROFILEIMPORTTIME="1"))
+    loaded = {ln.rsplit("|", 1)[1].strip() for ln in r.stderr.splitlines() if "|" in ln}
+    assert "runx_env.runner.cli" in loaded and not {"re", "subprocess"} & loaded, loaded
+
+
+def test_pyenv_shim_error_says_what_is_wrong(tmp_path):
+    """--python naming a pyenv shim whose version is not selected: was uv's
+    "Failed to inspect Python interpreter" with a hint in nested
+    parentheses; now one line that says it is a pyenv shim, which version
+    has the command, and how to select it."""
+    shims = tmp_path / "pyenv" / "shims"
+    shims.mkdir(parents=True)
+    shim = shims / "python3.99"
+    shim.write_text("#!/bin/sh\ncat >&2 <<'E'\npyenv: python3.99: command not found\n\n"
+                    "The `python3.99' command exists in these Python versions:\n  3.99.1\n\n"
+                    "Note: See 'pyenv help global' for tips on allowing multiple\n"
+                    "      Python versions to be found at the same time.\nE\nexit 127\n")
+    shim.chmod(0o755)
+    env = dict(os.environ, RUNX_CACHE_DIR=str(tmp_path / "cache"), UV_PYTHON_DOWNLOADS="never")
+    r = subprocess.run([RUNX, "--python", str(shim), "python", "-c", "pass"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"runx: error: --python {shim}: {shim} is a pyenv shim"), line
+    assert "3.99.1" in line and "pyenv shell" in line, line
+    hint = line[line.index(" (") + 2:-1]
+    assert "(" not in hint and ")" not in hint, hint
+    r = subprocess.run([RUNX, "--python", "3.98", "python", "-c", "pass"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "(install it with 'uv python install 3.98', or give a path)" \
+        in r.stderr, r.stderr

@@ -143,6 +143,278 @@ def test_zombie_holder_does_not_spin(tmp_path):
         p.wait()
 
 
+
+THREADED = r"""
+import ctypes, os, sys, threading
+mode, tree = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+go = threading.Event()
+
+
+def worker():
+    if mode == "thread_cwd":
+        assert libc.unshare(0x200) == 0          # CLONE_FS
+        os.chdir(tree)
+        go.set()
+    print("up", flush=True)
+    sys.stdin.read()                             # until the test closes our stdin
+    os._exit(0)
+
+
+threading.Thread(target=worker).start()
+if mode == "thread_cwd":
+    go.wait()
+    threading.Event().wait()
+elif mode == "pthread_exit":
+    libc.pthread_exit(None)
+else:
+    libc.syscall({"x86_64": 60, "aarch64": 93}[os.uname().machine], 0)
+"""
+
+
+@pytest.mark.parametrize("mode", ["pthread_exit", "sys_exit", "thread_cwd"])
+def test_a_live_thread_holds(tmp_path, mode):
+    """A process holds while any of its threads lives and uses the tree: its
+    leader exited (a zombie, environ/cwd/maps unreadable through
+    /proc/PID) and a worker runs on with RUNX_ENV and its cwd in the tree;
+    or a thread unshared its cwd into the tree, the main thread elsewhere
+    and no RUNX_ENV. Once the last thread exits the zombie holds nothing."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    if mode != "thread_cwd":
+        env["RUNX_ENV"] = str(tree)
+    p = subprocess.Popen([sys.executable, "-c", THREADED, mode, str(tree)], env=env,
+                         cwd=str(tree) if mode != "thread_cwd" else "/",
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        if mode != "thread_cwd":
+            wait_until(lambda: proc_state(p.pid) == "Z", 10, "the leader to exit")
+        for _ in range(20):
+            assert leases.holders(str(tree)) == [p.pid]
+        p.stdin.close()
+        wait_until(lambda: len(os.listdir(f"/proc/{p.pid}/task")) <= 1, 10, "the worker to exit")
+        wait_until(lambda: proc_state(p.pid) == "Z", 10, "the process to be a zombie")
+        assert leases.Scan([str(tree)]).settle() == ({}, True), "a zombie holds nothing"
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_later_scans_read_only_holders_and_newcomers(tmp_path, monkeypatch):
+    """A Scan made after its trees' payloads exited reads a process found
+    alive and holding nothing once: it can gain a lease only afresh. Holders
+    are read every time (they may have left), and newcomers the first time."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    p = subprocess.Popen(["sleep", "60"], cwd=str(tree), env=env)
+    try:
+        scan = leases.Scan([str(tree)])
+        wait_until(lambda: scan.once()[0] == {str(tree): [p.pid]}, 10, "the holder to be seen")
+        quiet = {pid for pid, (_, held, _) in scan.memo.items() if held == frozenset()}
+        assert len(quiet) > 5
+        read = []
+        real = leases._proc_check
+        monkeypatch.setattr(leases, "_proc_check",
+                            lambda pid, m, ident: (read.append(pid), real(pid, m, ident))[1])
+        found, _ = scan.once()
+        assert found == {str(tree): [p.pid]}
+        assert p.pid in read
+        assert not quiet & set(read), "known non-holders were read again"
+    finally:
+        p.kill()
+        p.wait()
+
+
+FD_KINDS = r"""
+import ctypes, os, socket, sys
+kind, tree = sys.argv[1], sys.argv[2]
+if kind == "o_path":
+    fd = os.open(tree, os.O_PATH)
+elif kind == "dirfd":
+    fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+    os.stat("bin", dir_fd=fd)
+elif kind == "inotify":
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(0)
+    assert libc.inotify_add_watch(fd, tree.encode(), 0x100) >= 0      # IN_CREATE
+else:
+    s = socket.socket(fileno=int(sys.argv[3]))
+    _, (fd,), _, _ = socket.recv_fds(s, 1, 1)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("kind", ["o_path", "dirfd", "inotify", "socket"])
+def test_a_descriptor_holds(tmp_path, kind):
+    """A process whose only tie to the tree is a descriptor (no RUNX_ENV, cwd
+    /): an O_PATH fd, a directory fd used with *at calls, an inotify watch on
+    the tree, a descriptor received over a unix socket."""
+    import socket
+
+    tree = tmp_path / "tree"
+    (tree / "bin").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    a, b = socket.socketpair()
+    p = subprocess.Popen([sys.executable, "-c", FD_KINDS, kind, str(tree), str(b.fileno())],
+                         env=env, cwd="/", pass_fds=[b.fileno()], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        if kind == "socket":
+            fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+            socket.send_fds(a, [b"x"], [fd])
+            os.close(fd)
+        assert p.stdout.readline() == "held\n"
+        assert leases.holders(str(tree)) == [p.pid]
+        p.stdin.close()
+        p.wait(timeout=10)
+        assert leases.holders(str(tree)) == []
+    finally:
+        a.close()
+        b.close()
+        p.kill()
+        p.wait()
+
+
+def test_reapers_share_verdicts_of_processes_that_hold_nothing(tmp_path, monkeypatch):
+    """A reaper's rounds write RUNTIME/.leases (the processes found alive and
+    holding nothing in the runtime directory); the next reaper's first scan
+    reads only their stat. A process in another tree of the same runtime
+    directory holds nothing of ours but is not shared: that tree's reaper
+    must find it."""
+    import marshal
+
+    runtime = tmp_path / "run"
+    ours, other = runtime / "aaaa", runtime / "bbbb"
+    ours.mkdir(parents=True)
+    other.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    p = subprocess.Popen(["sleep", "60"], cwd=str(other), env=env)
+    try:
+        wait_until(lambda: os.readlink(f"/proc/{p.pid}/cwd") == str(other), 10, "the holder")
+        assert next(leases.rounds(str(ours)), None) is None
+        shared = runtime / ".leases"
+        ns, quiet = marshal.loads(shared.read_bytes())
+        assert ns == os.readlink("/proc/self/ns/pid")
+        assert len(quiet) > 5 and p.pid not in quiet, "a holder of another tree was shared"
+        assert shared.stat().st_mode & 0o777 == 0o600
+        read = []
+        real = leases._proc_check
+        monkeypatch.setattr(leases, "_proc_check",
+                            lambda pid, m, ident: (read.append(pid), real(pid, m, ident))[1])
+        scan = leases.Scan([str(other)], shared=True)
+        assert scan.once()[0] == {str(other): [p.pid]}
+        assert p.pid in read
+        assert not set(quiet) & set(read), "shared verdicts were not used"
+        assert sorted(runtime_entries(str(runtime))) == ["aaaa", "bbbb"]
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("bad", ["writable", "namespace", "garbage", "symlink"])
+def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
+    """RUNTIME/.leases is believed only if it is a regular file of ours, not
+    writable by others, from this PID namespace, and what we write."""
+    import marshal
+
+    runtime = tmp_path / "run"
+    tree = runtime / "aaaa"
+    tree.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    p = subprocess.Popen(["sleep", "60"], cwd=str(tree), env=env)
+    try:
+        wait_until(lambda: os.readlink(f"/proc/{p.pid}/cwd") == str(tree), 10, "the holder")
+        start = int(open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[19])
+        ns = os.readlink("/proc/self/ns/pid")
+        lie = marshal.dumps((ns if bad != "namespace" else "pid:[1]", {p.pid: start}))
+        shared = runtime / ".leases"
+        if bad == "symlink":
+            (tmp_path / "elsewhere").write_bytes(lie)
+            shared.symlink_to(tmp_path / "elsewhere")
+        else:
+            shared.write_bytes(lie if bad != "garbage" else b"\xff" + lie)
+            shared.chmod(0o622 if bad == "writable" else 0o600)
+        assert leases.Scan([str(tree)], shared=True).once()[0] == {str(tree): [p.pid]}
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_the_exited_payload_costs_no_second_scan(tmp_path, monkeypatch):
+    """The reaper knows its payload exited before the rounds began: its zombie
+    (reaped late by the caller) does not make the first scan inconclusive.
+    Any other zombie first seen still does."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    p = subprocess.Popen(["true"], env=dict(os.environ, RUNX_ENV=str(tree)))
+    try:
+        wait_until(lambda: proc_state(p.pid) == "Z", 10, "the child to become a zombie")
+        monkeypatch.setattr(leases, "_pids", lambda: [p.pid])
+        assert leases.Scan([str(tree)]).once() == ({}, False)
+        scan = leases.Scan([str(tree)])
+        scan.exited([p.pid, None])
+        assert scan.once() == ({}, True)
+    finally:
+        p.wait()
+
+
+def test_a_namespace_made_during_a_fuse_run_does_not_hold_it(runx):
+    """A mount namespace made while a --tree fuse tree is mounted has a copy
+    of that mount at the same path: that is no use of the tree (else any
+    container started meanwhile would keep it). Only a bind mount elsewhere
+    holds (fault scenario bind_mount_elsewhere)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (a mount namespace)")
+    code = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(['unshare', '-m', '--propagation', 'private', 'sleep', '60'],\n"
+            "                     env={'PATH': '/usr/bin:/bin'}, cwd='/', start_new_session=True,\n"
+            "                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,\n"
+            "                     stderr=subprocess.DEVNULL)\n"
+            "import time\n"
+            "while os.readlink(f'/proc/{p.pid}/ns/mnt') == os.readlink('/proc/self/ns/mnt'):\n"
+            "    time.sleep(0.005)\n"
+            "print(p.pid)\n")
+    r = runx.run("--tree", "fuse", "python", "-c", code)
+    assert r.returncode == 0, r.stderr
+    sleeper = int(r.stdout)
+    try:
+        runx.wait_clean(15)
+        assert alive(sleeper)
+    finally:
+        os.kill(sleeper, signal.SIGKILL)
+
+
+def test_a_namespace_binding_another_tree_is_not_shared(tmp_path):
+    """A process in a mount namespace where another tree of the runtime
+    directory is bind-mounted elsewhere holds nothing of ours, but it must
+    not be shared as holding nothing: that tree's reaper must find it."""
+    import marshal
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (a mount namespace)")
+    runtime = tmp_path / "run"
+    ours, other, mnt = runtime / "aaaa", runtime / "bbbb", tmp_path / "mnt"
+    for d in (ours, other, mnt):
+        d.mkdir(parents=True)
+    p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                          'mount --bind "$1" "$2" && echo up && exec sleep 60', "sh",
+                          str(other), str(mnt)], env={"PATH": "/usr/bin:/bin"}, cwd="/",
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        wait_until(lambda: os.readlink(f"/proc/{p.pid}/exe").endswith("sleep"), 10, "exec")
+        assert next(leases.rounds(str(ours)), None) is None
+        _, quiet = marshal.loads((runtime / ".leases").read_bytes())
+        assert p.pid not in quiet
+        assert leases.Scan([str(other)], shared=True).once()[0] == {str(other): [p.pid]}
+    finally:
+        p.kill()
+        p.wait()
+
 def test_daemonize_at_exit_keeps_the_tree(runx):
     """The fault matrix's daemonize_at_exit, repeated: its hops land in the
     reaper's scan at random moments."""

@@ -34,13 +34,60 @@ def run_on_pty(argv, env, timeout=120) -> tuple:
     return p.wait(timeout=timeout), out.decode(errors="replace")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def shown_lines(out: str) -> list:
+    """What stays on the terminal: each line's last CR-separated frame,
+    without colours, timings as N."""
+    lines = []
+    for line in out.split("\n"):
+        frames = [f for f in (_ANSI.sub("", f).strip() for f in line.split("\r")) if f]
+        if frames:
+            lines.append(re.sub(r"in [0-9.]+m?s\b", "in N", frames[-1]))
+    return lines
+
+
+def test_first_build_on_a_terminal_shows_what_uv_run_shows(runx, tmp_path):
+    """Issue 22.5: on a terminal a first build shows uv's progress and then
+    the one line `uv run --with` leaves (`Installed 1 package in 4ms`), run
+    side by side with uv on a pty each; never runx's internal .tmp- path or
+    uv pip's per-package lines. A failure: uv's full explanation, then
+    runx's line, still without the path."""
+    code = "print('payload-ran')"
+    runx.env["RUNX_CACHE_DIR"] = runx.cache = str(tmp_path / "c1")
+    rc, out = run_on_pty(runx.argv("--with", "runxdemo", "python", "-c", code), runx.env)
+    assert rc == 0, out
+    uv = os.path.join(os.path.dirname(RUNX), "uv")
+    uv_env = dict(runx.env, UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    urc, uv_out = run_on_pty([uv, "run", "--no-project", "--find-links", runx.wheelhouse,
+                              "--no-index", "--with", "runxdemo", "python", "-c", code], uv_env)
+    assert urc == 0, uv_out
+    assert shown_lines(out) == shown_lines(uv_out) == ["Installed 1 package in N",
+                                                       "payload-ran"], (out, uv_out)
+    assert "Resolving dependencies" in out or "Installing wheels" in out, "progress was drawn"
+    assert ".tmp-" not in out and "environment at" not in out, out
+    rc, out = run_on_pty(runx.argv("--with", "nosuchpkg", "python", "-c", code), runx.env)
+    assert rc == 1, out
+    lines = shown_lines(out)
+    assert lines[0] == "error: No solution found when resolving dependencies", out
+    assert lines[1].startswith("cause: Because nosuchpkg was not found"), out
+    assert lines[-1].startswith("runx: error: installing the requirements failed"), out
+    assert ".tmp-" not in out and "environment at" not in out, out
+    # Off a terminal too, the explanation comes without the path.
+    r = runx.run("--with", "nosuchpkg", "python", "-c", code)
+    assert r.returncode == 1 and "No solution found" in r.stderr
+    assert ".tmp-" not in r.stderr and "environment at" not in r.stderr, r.stderr
+    runx.wait_clean()
+
+
 def test_cold_build_progress_only_on_a_terminal(runx, tmp_path):
     code = "print('payload-ran')"
     # On a terminal: uv's progress.
     runx.env["RUNX_CACHE_DIR"] = runx.cache = str(tmp_path / "c1")
     rc, out = run_on_pty(runx.argv("--with", "runxdemo", "python", "-c", code), runx.env)
     assert rc == 0, out
-    assert "Installed" in out and "runxdemo" in out and "payload-ran" in out
+    assert shown_lines(out) == ["Installed 1 package in N", "payload-ran"], out
     # -q on a terminal: nothing but the payload.
     runx.env["RUNX_CACHE_DIR"] = runx.cache = str(tmp_path / "c2")
     rc, out = run_on_pty(runx.argv("-q", "--with", "runxdemo", "python", "-c", code), runx.env)

@@ -19,6 +19,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -192,8 +194,18 @@ def test_github_actions_steps(runx, env, tmp_path):
         '# /// script\n# dependencies = ["rich"]\n# ///\nimport sys\nfrom rich import print\n'
         'print("[bold]# Report[/bold]", " ".join(sys.argv[1:]))\n')
     summary = tmp_path / "summary.md"
-    e = dict(env, GITHUB_STEP_SUMMARY=str(summary), CI="true")
-    for name in ("Report", "Lint"):
+    # A cache of the job's own (the session's holds other tests' layers).
+    cache = str(tmp_path / "ci-cache")
+    e = dict(env, GITHUB_STEP_SUMMARY=str(summary), CI="true", RUNX_CACHE_DIR=cache)
+    # The cache: keyed on the Python version and the inputs, restored with
+    # restore-keys, saved (with the restored key) after the prepare step.
+    names = [n for n, _ in workflow_steps(text)]
+    assert names.index("Prepare the environments") < names.index("Save the prepared cache") \
+        < names.index("Report")
+    assert re.search(r"key: runx-.*steps\.python\.outputs\.python-version.*hashFiles\(", text)
+    assert re.search(r"restore-keys: \|\n\s+runx-.*python-version \}\}-\n", text)
+    assert "key: ${{ steps.cache.outputs.cache-primary-key }}" in text
+    for name in ("Prepare the environments", "Report", "Lint"):
         # GitHub's default shell on Linux: bash --noprofile --norc -eo pipefail {0}
         r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", steps[name]],
                            cwd=str(tmp_path), env=e, capture_output=True, text=True, timeout=180,
@@ -202,11 +214,39 @@ def test_github_actions_steps(runx, env, tmp_path):
         # Nothing but its output, and on a cold build the one line that says
         # what was installed and how long it took.
         assert all(re.fullmatch(r"runx: installed \d+ packages? in [0-9.]+s \(.*\)", ln)
+                   or re.fullmatch(r"runx: ready: .*, compiled \(.*\)", ln)
                    for ln in r.stderr.splitlines()), f"step {name} logged more: {r.stderr}"
+        if name == "Prepare the environments":
+            # Done before the cache is saved: every layer compiled and frozen,
+            # nothing left running that could still write into it.
+            assert assert_layers_finished(cache) == 2
+            assert not reapers(runx.runtime)
+        else:
+            assert r.stderr == "", f"step {name} was not warm: {r.stderr}"
         if name == "Lint":
             assert "All checks passed!" in r.stdout and "check ." in r.stdout
     assert summary.read_text() == "# Report --format markdown\n"
     runx.wait_clean()
+
+
+def assert_layers_finished(cache: str) -> int:
+    """Every current layer of the cache byte-compiled and read-only (what a
+    warm run believes, see reaper/finish.py); how many there are."""
+    import marshal
+
+    root = os.path.join(cache, "layers")
+    n = 0
+    for k in os.listdir(root) if os.path.isdir(root) else []:
+        current = os.path.join(root, k, "current")
+        if not os.path.islink(current):
+            continue
+        manifest = os.path.join(current, "runx-layer.marshal")
+        with open(manifest, "rb") as f:
+            assert marshal.loads(f.read())["compiled"], current
+        assert not os.stat(manifest).st_mode & 0o222, current
+        assert not os.stat(current).st_mode & 0o222, current
+        n += 1
+    return n
 
 
 def unit(text: str, service: str) -> str:
@@ -295,11 +335,18 @@ def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
     service = tmp_path / "service.py"
     service.write_text(recipe("service.py"))
     mapped = lambda a: {"runx": RUNX, "/app/service.py": str(service)}.get(a, a)  # noqa: E731
+    env = dict(env, RUNX_CACHE_DIR=str(tmp_path / "image-cache"))     # the image's own
     # The build step that warms the layer (RUN runx ...):
     for line in re.findall(r"^RUN (runx .*)$", dockerfile, re.M):
         r = subprocess.run([mapped(a) for a in shlex.split(line)], env=env,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
+    # The step is over: the image's layer (if the script needs packages) must
+    # be finished now, and nothing of the step left running (docker kills it,
+    # and commits what is on disk).
+    assert_layers_finished(env["RUNX_CACHE_DIR"])
+    assert not reapers(runx.runtime)
+    assert not (os.path.isdir(runx.runtime) and os.listdir(runx.runtime))
     entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M).group(1))
     assert entrypoint[0] == "runx", "exec form, runx first: runx is PID 1's program"
     p = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
@@ -332,11 +379,24 @@ def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
 
 
 
-@pytest.mark.fast
-def test_jupyter_kernel_spec(tmp_path):
+def test_jupyter_kernel_spec(tmp_path, monkeypatch):
+    """The recipe's kernel.json is what `runx kernel install --with
+    pandas,matplotlib` writes (but runx's own path and version), and
+    jupyter_client reads it as meant."""
+    from runx_env.runner import kernel
+    from runx_env.version import __version__
+
     spec = json.loads(recipe("kernel.json"))
-    assert spec["argv"] == ["runx", "--with", "ipykernel", "python", "-m", "ipykernel_launcher",
-                            "-f", "{connection_file}"]
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    monkeypatch.delenv("RUNX_CACHE_DIR", raising=False)
+    monkeypatch.setattr("sys.argv", [RUNX, "kernel"])        # as the runx command runs it
+    dest, written = kernel.command(["install", "--with", "pandas,matplotlib"]).kernelspec
+    assert dest == str(tmp_path / "jupyter" / "kernels" / "runx-pandas")
+    assert written["argv"][0] == RUNX
+    written["argv"][0] = spec["argv"][0]
+    assert written["metadata"]["runx"].pop("version") == __version__
+    spec["metadata"]["runx"].pop("version")
+    assert written == spec
     assert spec["interrupt_mode"] == "signal"
     kernelspec = pytest.importorskip("jupyter_client.kernelspec")
     d = tmp_path / "kernels" / "runx"
@@ -354,3 +414,137 @@ def test_jupyter_kernel_spec(tmp_path):
     cmd = km.format_kernel_cmd()
     assert cmd[-2:] == ["-f", str(tmp_path / "kernel-1.json")]
     assert os.path.basename(cmd[0]) == "runx"
+
+
+def _notify_socket(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sock.bind(path)
+    os.chmod(path, 0o777)            # systemd's is reachable by the service's user
+    sock.settimeout(60)
+    return sock
+
+
+def _receive(sock: socket.socket, p: subprocess.Popen) -> tuple:
+    """(message, sender pid, sender uid) as the kernel reports them; fails
+    with the service's stderr if it exits first."""
+    ucred = array.array("i", [0, 0, 0])      # struct ucred: pid, uid, gid
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            msg, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(ucred.itemsize * 3))
+            break
+        except TimeoutError:
+            if p.poll() is not None:
+                pytest.fail(f"the service exited ({p.returncode}): {p.stderr.read()}")
+            assert time.monotonic() < deadline, "no notification within 60 s"
+    pid = uid = None
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            ucred = array.array("i", data[:ucred.itemsize * 3])
+            pid, uid = ucred[0], ucred[1]
+    return msg.decode(), pid, uid
+
+
+def test_systemd_unit_runs_as_a_homeless_user(wheelhouse):
+    """The recipe's unit as systemd runs it for User= a system user whose
+    home is /nonexistent (issue 22.3), emulated: that user made for real,
+    the unit's CacheDirectory= and RuntimeDirectory= made 0755 for it and
+    named in $CACHE_DIRECTORY / $RUNTIME_DIRECTORY, systemd's own PATH,
+    NOTIFY_SOCKET bound with SO_PASSCRED; ExecStartPre, then ExecStart,
+    whose READY=1 must come from the PID started, as that user. Layers and
+    uv's cache land in the cache directory, trees in the runtime one, and
+    nothing anywhere else (uv could not make ~/.cache/uv, runx ~/.cache/runx)."""
+    from users import clean_env, launcher, second_user, shared_dir
+
+    text = recipe("app.service")
+    assert not re.search(r"^Environment=.*RUNX_", text, re.M), "the simplest unit sets no RUNX_*"
+    with second_user() as pw, shared_dir() as d:
+        runx = launcher(d)
+        service = os.path.join(d, "service.py")
+        with open(service, "w") as f:
+            f.write(recipe("service.py"))
+        made = {}
+        for key, top in (("CacheDirectory", "cache"), ("RuntimeDirectory", "run")):
+            path = os.path.join(d, top, unit_value(text, key))
+            os.makedirs(path, mode=0o755)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+            made[key] = path
+        wheels = os.path.join(d, "wheels")
+        shutil.copytree(wheelhouse, wheels)
+        os.chmod(wheels, 0o755)
+        sock = _notify_socket(os.path.join(d, "notify"))
+        env = clean_env(HOME="/nonexistent", USER=pw.pw_name, LOGNAME=pw.pw_name,
+                        PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin",
+                        CACHE_DIRECTORY=made["CacheDirectory"],
+                        RUNTIME_DIRECTORY=made["RuntimeDirectory"])
+        as_user = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], cwd="/")
+        lines = unit(text, service).replace(RUNX, runx)
+        pre = subprocess.run(shlex.split(unit_value(lines, "ExecStartPre")), env=env,
+                             capture_output=True, text=True, timeout=120, **as_user)
+        assert pre.returncode == 0, pre.stderr
+        p = subprocess.Popen(shlex.split(unit_value(lines, "ExecStart")),
+                             env=dict(env, NOTIFY_SOCKET=sock.getsockname()),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL, **as_user)
+        trees = os.path.join(made["RuntimeDirectory"], "runx")
+        try:
+            msg, pid, uid = _receive(sock, p)
+            assert (msg, pid, uid) == ("READY=1", p.pid, pw.pw_uid), \
+                "NotifyAccess=main: the sender must be the PID systemd started"
+            assert p.stdout.readline() == f"service: ready, pid {p.pid}\n"
+            assert [n for n in os.listdir(trees) if not n.endswith(".lock")], \
+                "the run's tree is in $RUNTIME_DIRECTORY/runx"
+            p.send_signal(signal.SIGTERM)            # systemctl stop
+            assert _receive(sock, p)[:2] == ("STOPPING=1", p.pid)
+            out, err = p.communicate(timeout=30)
+            assert p.returncode == 0, err
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            sock.close()
+        wait_until(lambda: not os.listdir(trees), 30, "the service's tree to be removed")
+        # A layer (uv runs): built into $CACHE_DIRECTORY/runx, uv's cache beside it.
+        r = subprocess.run([runx, "--find-links", wheels, "--no-index", "--with", "runxdemo",
+                            "python", "-c", "import runxdemo"], env=env, capture_output=True,
+                           text=True, timeout=120, **as_user)
+        assert r.returncode == 0, r.stderr
+        cache = os.path.join(made["CacheDirectory"], "runx")
+        assert os.listdir(os.path.join(cache, "layers")) and os.listdir(os.path.join(cache, "uv"))
+        assert not os.path.exists("/nonexistent")
+        wait_until(lambda: not os.listdir(trees), 30, "the tree to be removed")
+
+
+def test_recipes_install_runx_with_a_command_that_works(tmp_path):
+    """Issue 22.6: runx is not on PyPI (`pip install runx` is another
+    project's); the Docker and Actions recipes install the wheel built from
+    this checkout, named for this version. The Actions step runs here as
+    written, with `python` a fresh venv's and vendor/ holding that wheel."""
+    from runx_env.version import __version__
+
+    wheel = f"runx_env-{__version__}-py3-none-any.whl"
+    dockerfile = recipe("Dockerfile")
+    assert re.search(rf"^COPY {re.escape(wheel)} /tmp/$", dockerfile, re.M), dockerfile
+    assert re.search(rf"^RUN python -m pip install --no-cache-dir /tmp/{re.escape(wheel)}$",
+                     dockerfile, re.M), dockerfile
+    steps = dict(s for s in workflow_steps(recipe("github-actions.yml")) if s[0])
+    step = steps["Install runx"]
+    assert wheel in step and "runx-env" not in step.split()
+    from test_packaging import build_dist
+
+    vendor = tmp_path / "vendor"
+    build_dist(vendor, tmp_path / "tree", "--wheel")
+    uv = os.path.join(os.path.dirname(RUNX), "uv")
+    assert [n for n in os.listdir(vendor) if n.endswith(".whl")] == [wheel]
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "-q", "--seed", "--python", "/usr/bin/python3"
+                    if os.path.exists("/usr/bin/python3") else sys.executable, str(venv)],
+                   check=True, timeout=120)
+    e = dict(os.environ, PATH=f"{venv}/bin:/usr/bin:/bin", VIRTUAL_ENV=str(venv))
+    r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step],
+                       cwd=str(tmp_path), env=e, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    v = subprocess.run(["runx", "--version"], env=e, capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0 and v.stdout.startswith(f"runx {__version__}"), v.stderr

@@ -307,12 +307,15 @@ WATCH = "runx_env.reaper.watch"
 # its probe does in another interpreter: the tag is a fact about the
 # interpreter (hashed into the layer key), not a branch on the OS.
 INTERPRETER = ("runx_env.runner.interpreter",)
+# boot.py decides where the cache is before any runx module is loaded (the
+# byte-code of runx's own modules lives there), so it cannot import the facade.
+BOOT = ("runx_env.boot",)
 OWNERS = {
     "the key lock's file name": (("name", "KEY_LOCK"), "runx_env.reaper.store", ()),
     "the mount table's reader": (("str", "/proc/self/mountinfo"), "runx_env.reaper.removal", ()),
     "the FUSE mount tool": (("str", "fusermount"), "runx_env.reaper.fuse_tree", ()),
     "PR_SET_PDEATHSIG": (("name", "prctl"), WATCH, ()),
-    "which OS (sys.platform)": (("name", "sys.platform"), WATCH, INTERPRETER),
+    "which OS (sys.platform)": (("name", "sys.platform"), WATCH, INTERPRETER + BOOT),
     "which OS (os.uname)": (("name", "os.uname"), WATCH, INTERPRETER),
     "whether /proc has what the lease scan reads": (("str", "/proc/self/environ"), WATCH, ()),
 }

@@ -21,7 +21,7 @@ from localproj import make_project
 
 # runx's own modules a warm run may load, and the standard library's.
 ALLOWED = {
-    "runx_env", "runx_env.errors", "runx_env.faults",
+    "runx_env", "runx_env.boot", "runx_env.errors", "runx_env.faults",
     "runx_env.runner", "runx_env.runner.cli", "runx_env.runner.options",
     "runx_env.runner.requirements", "runx_env.runner.identity", "runx_env.runner.paths",
     "runx_env.runner.interpreter", "runx_env.runner.launch", "runx_env.runner.trees",

@@ -174,7 +174,7 @@ def run(job: Job, log) -> None:
         if job.keep:
             log("--keep: leaving the tree")
             return
-        wait_for_leases(tree.path, log)
+        wait_for_leases(tree.path, log, (getattr(w, "pid", None),))
     # For a FUSE tree, after the unmount: the mountpoint has its own inode
     # again (still mounted, it has not, and stays).
     try:
@@ -218,10 +218,11 @@ def start_layer_compiler(job: Job, layer: str, log) -> None:
         os._exit(0)
 
 
-def wait_for_leases(tree: str, log) -> None:
+def wait_for_leases(tree: str, log, exited=()) -> None:
     """Wait until no live process uses ``tree``; after every round the scan
-    runs again, since holders may have started others."""
-    for watches in leases.rounds(tree, log):
+    runs again, since holders may have started others. ``exited``: the
+    payload, gone already."""
+    for watches in leases.rounds(tree, log, exited):
         watch.wait_all(watches)
 
 

@@ -10,6 +10,7 @@ tree names is never touched.
 import os
 import time
 
+from .. import boot
 from ..errors import RunxError
 from . import store
 
@@ -89,6 +90,20 @@ def expire_files(cache: str, before: float, *, dry: bool) -> list:
             removed.append(path)
             if not dry:
                 _unlink(path)
+    # runx's own modules' byte-code (boot.py): read by every run of an
+    # install that has none, so its access time says when it was last used;
+    # written again by the next run that needs it.
+    d = os.path.join(cache, boot.SELF_BYTECODE)
+    for name in _names(d):
+        path = os.path.join(d, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if max(st.st_atime, st.st_mtime) < before:
+            removed.append(path)
+            if not dry:
+                _unlink(path)
     # Shared byte-code (store.BYTECODE) that no layer links any more.
     d = os.path.join(cache, store.BYTECODE)
     for sub in _names(d):
@@ -107,14 +122,67 @@ def expire_files(cache: str, before: float, *, dry: bool) -> list:
                 os.rmdir(os.path.join(d, sub))
             except OSError:
                 pass        # not empty, or a finisher is linking into it (it retries)
+    removed += _expire_editors(cache, before, dry=dry)
     # Nothing empty left behind: every writer makes its directory again
     # (and retries if it loses a race with this rmdir).
-    for sub in (store.BYTECODE, store.INTERPRETERS, store.SCRIPT_SETTINGS, store.LAYERS):
+    for sub in (store.BYTECODE, store.INTERPRETERS, store.SCRIPT_SETTINGS, store.LAYERS,
+                store.EDITORS, boot.SELF_BYTECODE):
         if not dry:
             try:
                 os.rmdir(os.path.join(cache, sub))
             except OSError:
                 pass        # not empty, or not there
+    return removed
+
+
+def _expire_editors(cache: str, before: float, *, dry: bool) -> list:
+    """Editors' interpreters (runner/editor.py) whose layer is gone: each
+    lives as long as its key has a current build. Also what a killed
+    rewrite left: a venv or link beside them that no editor names, older
+    than ``before``."""
+    import json
+
+    from .removal import remove_tree
+
+    d = os.path.join(cache, store.EDITORS)
+    removed = []
+    names = _names(d)
+    named = set()
+    for n in names:
+        link = os.path.join(d, n)
+        if n.startswith(".") or not os.path.islink(link):
+            continue
+        target = os.readlink(link)
+        try:
+            with open(os.path.join(link, "runx-editor.json")) as f:
+                key = json.load(f).get("key")
+            gone = key is not None and not os.path.exists(
+                os.path.join(store.layers_dir(cache), key, store.CURRENT))
+        except (OSError, ValueError, AttributeError):
+            gone = True
+        if not gone:
+            named.add(target)
+            continue
+        removed.append(link)
+        if not dry:
+            _unlink(link)
+            if target.startswith(".") and "/" not in target:
+                remove_tree(d, target)
+    for n in names:
+        path = os.path.join(d, n)
+        if not n.startswith(".") or n in named:
+            continue
+        try:
+            if os.lstat(path).st_mtime >= before:
+                continue
+        except OSError:
+            continue
+        removed.append(path)
+        if not dry:
+            if os.path.islink(path):
+                _unlink(path)
+            else:
+                remove_tree(d, n)
     return removed
 
 

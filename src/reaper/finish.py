@@ -93,7 +93,7 @@ sys.exit(0 if ok else 1)
 """
 
 
-def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
+def compile_and_freeze(layer_path: str, log=lambda msg: None, *, wait: bool = False) -> bool:
     """Byte-compile a published layer and make it read-only; run by a reaper
     (detached, niced) while its payload runs. The key's lock makes one
     finisher at a time; a layer found compiled is left alone. If the
@@ -106,13 +106,16 @@ def compile_and_freeze(layer_path: str, log=lambda msg: None) -> bool:
     when the manifest it read is read-only (its fstat is free: lookup
     checks the file's owner with it anyway), so a kill anywhere in the
     freeze leaves the layer not compiled and the next run's finisher redoes
-    it: compileall skips up-to-date files, the chmods are idempotent."""
+    it: compileall skips up-to-date files, the chmods are idempotent.
+
+    ``wait``: wait for the key's lock instead of leaving the layer to whoever
+    holds it (``runx sync``, which must return with the layer finished)."""
     import subprocess
 
     kdir = os.path.dirname(layer_path)
     # Held, or no longer the key's lock (moved aside by `runx cache clean`):
     # a builder, maintenance or another finisher is at it.
-    lock = try_lock(key_lock_path(kdir))
+    lock = try_lock(key_lock_path(kdir), wait=wait)
     if lock is None:
         return False
     try:

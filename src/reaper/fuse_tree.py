@@ -243,7 +243,7 @@ async def _serve(pyfuse3, loop, job, w, log) -> None:
             log("payload exited")
             if job.keep:
                 log("--keep has no meaning for a FUSE tree; removing it")
-            await _leases(loop, job.tree.path, log)
+            await _leases(loop, job.tree.path, log, (getattr(w, "pid", None),))
         finally:
             pyfuse3.terminate()
 
@@ -275,13 +275,13 @@ async def _exited(loop, w) -> None:
             delay = min(delay * 2, 0.5)
 
 
-async def _leases(loop, tree: str, log) -> None:
+async def _leases(loop, tree: str, log, exited=()) -> None:
     """The lease rounds of runx_env.reaper.leases.rounds. Each scan runs in a worker
     thread: reading a process's /proc entries can wait on its memory map
     lock, which a page fault on this very mount may hold."""
     from . import leases
 
-    rounds = leases.rounds(tree, log)
+    rounds = leases.rounds(tree, log, exited)
     try:
         while True:
             watches = await loop.in_thread(next, rounds, None)

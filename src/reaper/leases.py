@@ -20,6 +20,7 @@ zombie in the previous scan. Otherwise the caller scans again.
 """
 
 import os
+import stat
 import time
 
 from . import watch
@@ -57,6 +58,90 @@ class _Match:
                 self.path[spelling] = t
                 roots.add(os.path.dirname(spelling).rstrip(b"/") + b"/")
         self.roots = sorted(roots)
+        self.tops: dict | None = None       # (st_dev, st_ino) of each tree, when first needed
+        # Set when a path or RUNX_ENV lay in a runtime directory but named no
+        # tree of this set (another run's tree): such a process is no holder
+        # of ours, but not "holding nothing" for the shared verdicts either.
+        self.stray = False
+        self.binds: tuple | None = None     # see of_namespace
+        self.namespaces: dict = {}          # mount namespace -> (trees bound there, stray)
+
+    def of_namespace(self, base: bytes) -> set:
+        """The trees bind-mounted elsewhere in ``base``'s mount namespace, if
+        it is not ours: a container given the tree as a volume sees it under
+        another path, which its processes' cwd, exe and maps then show. Such
+        a namespace holds the tree (each of its processes, in turn). One read
+        of mountinfo per distinct namespace and scan; the namespace link
+        alone for every other process. A copy of a mount at the tree's own
+        path (a namespace made while a --tree fuse tree was mounted) is not
+        a use."""
+        try:
+            ns = os.readlink(base + b"ns/mnt")
+        except OSError:
+            return set()
+        if self.binds is None:
+            self.binds = _binds(self.trees)
+        if ns == self.binds[0] or not self.binds[1]:
+            return set()
+        seen = self.namespaces.get(ns)
+        if seen is None:
+            held, stray = set(), False
+            try:
+                info = _read(base + b"mountinfo")
+            except OSError:
+                info = b""
+            for line in info.split(b"\n"):
+                f = line.split(b" ")
+                if len(f) < 5:
+                    continue
+                root, point = _unescape(f[3]), _unescape(f[4])
+                for dev, rel, tree, path in self.binds[1]:
+                    top = rel.rstrip(b"/")
+                    if f[2] == dev and (root == rel or root.startswith(top + b"/")) \
+                            and point != path + (b"" if root == rel else root[len(top):]):
+                        if tree is None:        # inside a runtime directory: another tree?
+                            stray = True
+                        else:
+                            held.add(tree)
+            seen = self.namespaces[ns] = (held, stray)
+        if seen[1]:
+            self.stray = True
+        return seen[0]
+
+    def of_env(self, value: bytes):
+        t = self.env.get(value)
+        if t is None and not self.stray:
+            self.stray = any(value.startswith(r) for r in self.roots)
+        return t
+
+    def of_inotify(self, fdinfo: bytes) -> set:
+        """The trees whose top directory an inotify descriptor watches:
+        its fdinfo names each watch's inode and device, not a path, so only
+        a watch on the tree itself is recognised."""
+        if self.tops is None:
+            self.tops = {}
+            for t in self.trees:
+                try:
+                    st = os.lstat(t)
+                except OSError:
+                    continue
+                self.tops[(st.st_dev, st.st_ino)] = t
+        held: set = set()
+        try:
+            info = _read(fdinfo)
+        except OSError:
+            return held
+        for line in info.split(b"\n"):
+            if line.startswith(b"inotify "):
+                f = dict(kv.split(b":", 1) for kv in line.split()[1:] if b":" in kv)
+                try:
+                    dev = int(f[b"sdev"], 16)                  # the kernel's dev_t
+                    key = (os.makedev(dev >> 20, dev & 0xfffff), int(f[b"ino"], 16))
+                except (KeyError, ValueError):
+                    continue
+                if key in self.tops:
+                    held.add(self.tops[key])
+        return held
 
     def of_path(self, p: bytes):
         for r in self.roots:
@@ -65,22 +150,97 @@ class _Match:
                 t = self.path.get(p if end < 0 else p[:end])
                 if t is not None:
                     return t
+                name = p[len(r):] if end < 0 else p[len(r):end]
+                if not (name.startswith(b".") or name.endswith(b".lock")):
+                    self.stray = True       # another tree; a lock file is in none
         return None
 
 
-def _ident(pid: int):
-    """(start time, state, kernel thread) of a PID, or None if it is gone. The start time
-    (clock ticks since boot) tells a reused PID from the process it names."""
-    if not _PROC:
-        return _psutil_ident(pid)
+_RD = os.O_RDONLY | os.O_CLOEXEC
+
+
+def _unescape(field: bytes) -> bytes:
+    """mountinfo's octal escapes (space, tab, newline, backslash)."""
+    if b"\\" not in field:
+        return field
+    out, i = bytearray(), 0
+    while i < len(field):
+        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
+            out.append(int(field[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += field[i:i + 1]
+            i += 1
+    return bytes(out)
+
+
+def _binds(trees) -> tuple:
+    """(our mount namespace, [(device, the tree's path within its file
+    system, tree, the tree's resolved path)]) from /proc/self/mountinfo; and
+    the same for each tree's runtime directory, with tree None (anything
+    bound from inside it may be another run's tree)."""
     try:
-        with open(f"{PROC}/{pid}/stat", "rb") as f:
-            data = f.read()
+        ns = os.readlink(b"/proc/self/ns/mnt")
+        info = _read(b"/proc/self/mountinfo")
+    except OSError:
+        return None, []
+    mounts = []
+    for line in info.split(b"\n"):
+        f = line.split(b" ")
+        if len(f) >= 5:
+            mounts.append((_unescape(f[4]), _unescape(f[3]), f[2]))
+    out = []
+    places = []
+    for t in trees:
+        tb = os.fsencode(t.rstrip("/") or "/")
+        parent, name = os.path.split(tb)
+        places.append((t, os.path.join(os.path.realpath(parent), name)))
+    for parent in {os.path.dirname(path) for _, path in places}:
+        places.append((None, parent))
+    for t, path in places:
+        best = None
+        for point, root, dev in mounts:     # the last mount at the longest prefix wins
+            if path == point or path.startswith(point.rstrip(b"/") + b"/"):
+                if best is None or len(point) >= len(best[0]):
+                    best = (point, root, dev)
+        if best is not None:
+            point, root, dev = best
+            rel = root.rstrip(b"/") + path[len(point.rstrip(b"/")):]
+            out.append((dev, rel or b"/", t, path))
+    return ns, out
+
+
+def _read(path: bytes, whole: bool = True) -> bytes:
+    """A /proc file's contents, with bare os calls: a scan reads three files
+    per process, and Python's buffered file objects cost more than the
+    reads themselves. seq_file files (maps) come a page or so per read;
+    ``whole=False`` reads once (stat: one line, far below a page)."""
+    fd = os.open(path, _RD)
+    try:
+        data = os.read(fd, 65536)
+        if not whole or not data:
+            return data
+        chunks = [data]
+        while data:
+            data = os.read(fd, 65536)
+            chunks.append(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _stat(path: bytes):
+    """(start time, state, kernel thread, number of threads) from a stat file,
+    or None if it is gone. The start time (clock ticks since boot) tells a
+    reused PID from the process it names."""
+    try:
+        data = _read(path, whole=False)
     except OSError:
         return None
     fields = data[data.rfind(b")") + 2:].split()
     try:
-        return int(fields[19]), fields[0], bool(int(fields[6]) & 0x00200000)  # PF_KTHREAD
+        return (int(fields[19]), fields[0], bool(int(fields[6]) & 0x00200000),  # PF_KTHREAD
+                int(fields[17]))
     except (IndexError, ValueError):
         return None
 
@@ -88,18 +248,54 @@ def _ident(pid: int):
 _DEAD = (b"Z", b"X", "zombie", "dead")
 
 
-def _proc_check(pid: int, m: _Match, kthread: bool = False):
-    """(the trees ``pid`` holds, whether that answer can be trusted).
+def _ident(pid: int):
+    """(start time, state, kernel thread, threads, where to read it) of a PID,
+    or None if it is gone.
 
-    Not trusted: an exiting process whose memory is already gone (empty
-    environ and maps) but which is not a zombie yet; it may have forked a
-    successor after the listdir. Unreadable (another user's process, not
+    A process lives while any of its threads does. When the thread-group
+    leader has exited on its own (``pthread_exit`` from main, ``SYS_exit``)
+    it is a zombie whose environ, cwd, exe, maps and fds /proc no longer
+    shows, while its other threads run on: then the state is a live
+    thread's and the process is read through ``/proc/PID/task/TID/``. A
+    zombie leader's stat counts the threads still attached (itself
+    included: 1 for a plain zombie), so only then is ``task/`` listed."""
+    if not _PROC:
+        return _psutil_ident(pid)
+    base = PROC.encode() + b"/%d/" % pid
+    st = _stat(base + b"stat")
+    if st is None:
+        return None
+    start, state, kthread, threads = st
+    if state in _DEAD and threads > 1:
+        try:
+            tids = os.listdir(base + b"task")
+        except OSError:
+            tids = []
+        for tid in tids:
+            if tid == b"%d" % pid:
+                continue
+            task = base + b"task/" + tid + b"/"
+            t = _stat(task + b"stat")
+            if t is not None and t[1] not in _DEAD:
+                return start, t[1], kthread, threads, task
+    return start, state, kthread, threads, base
+
+
+def _proc_check(pid: int, m: _Match, ident):
+    """(the trees ``pid`` holds, whether that answer can be trusted), read
+    through ``ident``'s place (the leader, or a live thread if the leader
+    has exited).
+
+    Not trusted (False): an exiting process whose memory is already gone
+    (empty environ and maps) but which is not a zombie yet; it may have
+    forked a successor after the listdir. Not trusted either (None): one
+    that gained a thread while its threads' cwds were read (see
+    ``_thread_cwds``); it lives on. Unreadable (another user's process, not
     root): trusted as a non-holder, a documented limitation."""
-    base = f"{PROC}/{pid}/".encode()
+    _, _, kthread, threads, base = ident
     held = set()
     try:
-        with open(base + b"environ", "rb") as f:
-            env = f.read()
+        env = _read(base + b"environ")
     except OSError:
         env = b""
     env = b"\0" + env
@@ -107,7 +303,7 @@ def _proc_check(pid: int, m: _Match, kthread: bool = False):
     while i >= 0:
         start = i + 1 + len(_ENV)
         end = env.find(b"\0", start)
-        t = m.env.get(env[start:] if end < 0 else env[start:end])
+        t = m.of_env(env[start:] if end < 0 else env[start:end])
         if t is not None:
             held.add(t)
         i = env.find(b"\0" + _ENV, start)
@@ -119,8 +315,7 @@ def _proc_check(pid: int, m: _Match, kthread: bool = False):
         if t is not None:
             held.add(t)
     try:
-        with open(base + b"maps", "rb") as f:
-            maps = f.read()
+        maps = _read(base + b"maps")
         ok = bool(maps) or kthread
     except OSError:
         maps, ok = b"", True
@@ -131,7 +326,61 @@ def _proc_check(pid: int, m: _Match, kthread: bool = False):
                 t = m.of_path(line[j + 1:])
                 if t is not None:
                     held.add(t)
+    _fds(base, m, held)
+    held |= m.of_namespace(base)
+    if threads > 1 and not _thread_cwds(pid, m, held):
+        return frozenset(held), None
     return frozenset(held), ok
+
+
+def _fds(base: bytes, m: _Match, held: set) -> None:
+    """Add the trees ``base``'s open descriptors are in to ``held``: a file
+    or directory opened in the tree (``O_PATH`` included, a dirfd used with
+    ``openat``, one received over a unix socket: /proc shows each resolved,
+    " (deleted)" appended to a removed file), and an inotify watch on the
+    tree itself."""
+    fdir = base + b"fd/"
+    try:
+        fds = os.listdir(fdir)
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            link = os.readlink(fdir + fd)
+        except OSError:
+            continue
+        if link[:1] == b"/":
+            t = m.of_path(link)
+            if t is not None:
+                held.add(t)
+        elif link == b"anon_inode:inotify":
+            held |= m.of_inotify(base + b"fdinfo/" + fd)
+
+
+def _thread_cwds(pid: int, m: _Match, held: set) -> bool:
+    """Add the trees the cwds of ``pid``'s threads are in to ``held`` (a
+    thread that called ``unshare(CLONE_FS)`` has a cwd of its own; the
+    others share the leader's). Read only for a process that has more than
+    one thread (stat says how many, before the check; a single-threaded
+    process whose thread count grew during the check is not trusted, see
+    ``Scan.once``). False if a thread appeared while they were read: it may
+    carry a cwd its creator has since left."""
+    task = PROC.encode() + b"/%d/task/" % pid
+    try:
+        tids = os.listdir(task)
+    except OSError:
+        return True                     # gone: the caller's identity check sees it
+    for tid in tids:
+        try:
+            t = m.of_path(os.readlink(task + tid + b"/cwd"))
+        except OSError:
+            continue
+        if t is not None:
+            held.add(t)
+    try:
+        return set(os.listdir(task)) <= set(tids)
+    except OSError:
+        return True
 
 
 def _psutil_ident(pid: int):
@@ -139,7 +388,7 @@ def _psutil_ident(pid: int):
 
     try:
         p = psutil.Process(pid)
-        return p.create_time(), p.status(), False
+        return p.create_time(), p.status(), False, 1, None
     except psutil.Error:
         return None
 
@@ -170,9 +419,13 @@ def _psutil_holds(pid: int, tree: str) -> bool:
         return False
 
 
-def _check(pid: int, m: _Match, kthread: bool = False):
+def _check(pid: int, m: _Match, ident=None):
     if _PROC:
-        return _proc_check(pid, m, kthread)
+        if ident is None:
+            ident = _ident(pid)
+            if ident is None:
+                return frozenset(), True
+        return _proc_check(pid, m, ident)
     return frozenset(t for t in m.trees if _psutil_holds(pid, t.rstrip("/"))), True
 
 
@@ -192,18 +445,45 @@ class Scan:
     conclusive). When ``conclusive`` is True, a tree without holders in the
     answer has none (short of a process that starts using it afresh, with
     no holder among its ancestors). When False, trees without holders may
-    still have some: scan again (``settle``)."""
+    still have some: scan again (``settle``).
 
-    def __init__(self, trees, exclude=frozenset()):
+    Make a Scan only once its trees can gain no holder but by inheritance:
+    after their payloads have exited (a runner becomes its tree's holder by
+    its exec), or their locks were found free (the runner has exec'd or
+    died). A process it found alive and holding none of them is not read
+    again by later scans (see ``once``)."""
+
+    def __init__(self, trees, exclude=frozenset(), shared: bool = False):
         self.match = _Match(trees)
         self.exclude = frozenset(exclude) | {os.getpid()}
-        self.memo = {}        # pid -> (start, trees held | None if unknown, zombie)
+        self.memo: dict = {}  # pid -> (start, trees held | None if unknown, zombie)
+        # pid -> start of the processes known to hold nothing in the runtime
+        # directory at all (not only none of these trees): what ``shared``
+        # Scans read from and write to the directory's verdict file.
+        self.quiet: dict = {}
+        self.shared = _shared_file(self.match) if shared and _PROC else None
+        if self.shared:
+            self.quiet = _load(self.shared)
+            self.memo = {pid: (start, frozenset(), False) for pid, start in self.quiet.items()}
 
     def retarget(self, trees) -> None:
         """Watch a different set of trees; forget the verdicts (they were
         about the old set)."""
         self.match = _Match(trees)
         self.memo = {}
+        self.quiet = {}
+        self.shared = None
+
+    def exited(self, pids) -> None:
+        """``pids`` have exited (their pidfds said so) before this call: a
+        zombie of theirs found now died before any listing to come, so the
+        first scan need not see it twice (a zombie first seen makes a scan
+        inconclusive). Its start time identifies it: a zombie's PID is not
+        reused before it is reaped."""
+        for pid in pids:
+            ident = _ident(pid) if pid is not None else None
+            if ident is not None and ident[1] in _DEAD:
+                self.memo[pid] = (ident[0], None, True)
 
     def check(self, pid: int) -> frozenset:
         return _check(pid, self.match)[0]
@@ -211,6 +491,8 @@ class Scan:
     def once(self):
         pids = [p for p in _pids() if p not in self.exclude]
         prev, memo = self.memo, {}
+        quiet, known = {}, self.quiet
+        self.match.namespaces = {}          # mounts change: read each namespace once a scan
         found: dict = {}
         sure = True
 
@@ -230,7 +512,7 @@ class Scan:
             if ident is None:
                 sure = False               # gone before we learnt who it was
                 continue
-            start, state, kthread = ident
+            start, state = ident[0], ident[1]
             old = remembered(pid, start)
             if state in _DEAD:
                 # A zombie forks nothing more; what it forked before it died
@@ -240,20 +522,44 @@ class Scan:
                 if not (old and (old[2] or old[1] == frozenset())):
                     sure = False
                 continue
-            held, ok = _check(pid, self.match, kthread)
+            if old is not None and old[1] == frozenset():
+                # Checked alive and holding none of these trees by an earlier
+                # scan of this Scan, made after the trees' payloads had exited
+                # (or their locks were found free): a process gains a lease
+                # only by inheriting it at its fork, which a process that is
+                # already alive cannot, or afresh (cd, exec, mmap, open into a
+                # tree; "Leases"): it holds nothing still. Only holders and
+                # processes not seen yet are read again.
+                memo[pid] = (start, old[1], False)
+                if known.get(pid) == start:
+                    quiet[pid] = start
+                continue
+            self.match.stray = False
+            held, ok = _check(pid, self.match, ident)
+            stray = self.match.stray
             after = _ident(pid)
-            if not ok or after is None or after[0] != start or after[1] in _DEAD:
-                # It died during the check: what we read may be partial, and
-                # it may have forked a successor after the listdir.
-                zombie = after is not None and after[0] == start
+            if (not ok or after is None or after[0] != start or after[1] in _DEAD
+                    or after[4] != ident[4] or after[3] > 1 >= ident[3]):
+                # It died during the check (or its leader did, or it gained
+                # a thread whose cwd was not read): what we read may be
+                # partial, and it may have forked a successor after the listdir.
+                # Remembered as dead (it forks nothing more) only if it is a
+                # zombie now, or a single thread whose memory is gone.
+                zombie = after is not None and after[0] == start and (
+                    after[1] in _DEAD or (ok is False and after[3] == 1 == ident[3]))
                 memo[pid] = (start, old[1] if old else None, zombie)
                 if not (old and old[1] == frozenset() and not held):
                     sure = False
                 continue
             memo[pid] = (start, held, False)
+            if not held and not stray and ok is True:
+                quiet[pid] = start
             for t in held:
                 found.setdefault(t, []).append(pid)
         self.memo = memo
+        self.quiet = quiet
+        if self.shared:
+            _store(self.shared, quiet)
         return found, sure
 
     def settle(self, timeout: float = 5.0):
@@ -270,6 +576,87 @@ class Scan:
                 return found, sure
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+# --- verdicts shared by the reapers of one runtime directory -------------------
+#
+# A process found alive and holding nothing in a runtime directory (no
+# RUNX_ENV, cwd, exe, map or descriptor in any tree of it) holds nothing
+# there for as long as it lives, but afresh (see docs/reliability.md,
+# "Verdicts shared between reapers", for the argument and its limits). So
+# the reapers of one runtime directory share those verdicts, as (pid, start
+# time) in RUNTIME/.leases: a reaper reads them before its first scan and
+# checks only the processes not in it. Only a reaper's own lease rounds use
+# them (they start after its payload exited); sweeps, adoption and `runx
+# ls` check everything themselves.
+
+_SHARED = ".leases"
+_SHARED_MAX = 8 << 20
+
+
+def _shared_file(m: _Match):
+    """RUNTIME/.leases if every tree of ``m`` is in one runtime directory."""
+    parents = {os.path.dirname(os.fsencode(t.rstrip("/"))) for t in m.trees}
+    if len(parents) != 1:
+        return None
+    try:
+        ns = os.readlink("/proc/self/ns/pid")   # PIDs mean nothing in another namespace
+    except OSError:
+        return None
+    return os.path.join(parents.pop(), _SHARED.encode()), ns
+
+
+def _load(shared) -> dict:
+    """The verdicts of RUNTIME/.leases (empty if missing, not ours, or not
+    what we write)."""
+    path, ns = shared
+    try:
+        fd = os.open(path, _RD | os.O_NOFOLLOW)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022
+                or st.st_size > _SHARED_MAX):
+            return {}
+        import marshal
+
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+        data = marshal.loads(b"".join(chunks))
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    finally:
+        os.close(fd)
+    if not (isinstance(data, tuple) and len(data) == 2 and data[0] == ns
+            and isinstance(data[1], dict)):
+        return {}
+    return {k: v for k, v in data[1].items() if type(k) is int and type(v) is int}
+
+
+def _store(shared, quiet: dict) -> None:
+    """Write the verdicts (atomically: a temporary file renamed over)."""
+    import marshal
+
+    path, ns = shared
+    tmp = path + b".%d" % os.getpid()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            os.write(fd, marshal.dumps((ns, quiet)))
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def holds(pid: int, tree: str) -> bool:
@@ -309,7 +696,7 @@ def watch_holders(tree: str) -> list:
     return _watch(scan, tree, found.get(tree, []))
 
 
-def rounds(tree: str, log=lambda msg: None):
+def rounds(tree: str, log=lambda msg: None, exited=()):
     """The lease rounds, shared by the plain and the FUSE reaper, which only
     differ in how they wait (blocking poll, or trio): yields the watches of
     every current holder; once the caller has waited for all of them, scans
@@ -317,8 +704,10 @@ def rounds(tree: str, log=lambda msg: None):
     no holder. The watches of a round are closed when the next round is
     asked for. A scan that found holders which all vanished before they
     could be watched, or that is not conclusive, is not "no holder": scan
-    again after a short back-off (their successors are in the next listdir)."""
-    scan = Scan([tree])
+    again after a short back-off (their successors are in the next listdir).
+    ``exited``: the payload's PID (it has exited: see ``Scan.exited``)."""
+    scan = Scan([tree], shared=True)
+    scan.exited(exited)
     delay = 0.001
     while True:
         found, sure = scan.once()

@@ -91,15 +91,16 @@ def create(runtime: str) -> tuple:
     raise OSError(errno.EBUSY, "eight new tree locks in a row were taken by a sweep")
 
 
-def try_lock(path: str) -> int | None:
-    """Open and flock ``path`` without waiting: the fd if it was free (so no
-    one owns what it guards), None if held or gone."""
+def try_lock(path: str, *, wait: bool = False) -> int | None:
+    """Open and flock ``path`` without waiting (``wait``: waiting for whoever
+    holds it): the fd if it was free (so no one owns what it guards), None if
+    held or gone."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         if same_file(fd, path):
             return fd
     except OSError:

@@ -15,6 +15,9 @@ is the one module that knows the layout::
     <cache>/bytecode/                   byte-code shared by layers (runx_env.reaper.finish)
     <cache>/interpreters/               cached interpreter answers (runx_env.runner.interpreter)
     <cache>/script-settings/            a script's [tool.uv] settings (runx_env.runner.pep723)
+    <cache>/uv/                         uv's own cache, when runx chooses it (runx_env.runner.uv)
+    <cache>/editors/<name>              an editor's interpreter: a symlink to a venv beside it
+                                        over a key's `current` (runx_env.runner.editor)
 
 Byte-compiling is deferred: uv installs without it (as `uv run` does), the
 layer is published at once, and the run's reaper compiles it in the
@@ -54,6 +57,8 @@ LAYERS = "layers"
 BYTECODE = "bytecode"                 # byte-code shared by layers (finish.py)
 INTERPRETERS = "interpreters"         # interpreter answers (runner/interpreter.py)
 SCRIPT_SETTINGS = "script-settings"   # scripts' [tool.uv] settings (runner/pep723.py)
+UV_CACHE = "uv"                       # uv's cache, when runx chooses it (runner/uv.py)
+EDITORS = "editors"                   # editors' interpreters (runner/editor.py)
 
 
 class Layer:

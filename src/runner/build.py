@@ -22,15 +22,48 @@ BUILD_MIN_NOFILE = 64
 
 def build(spec, interp, cache, *, refresh, offline, verbosity, log, uv_run_args=()) -> Layer:
     """Build (or, with --refresh, rebuild) the layer for ``spec``; another
-    run building the same key meanwhile is waited for, and its layer used."""
+    run building the same key meanwhile is waited for, and its layer used.
+
+    A layer of this key older than RUNX_FRESHNESS (unpinned requirements
+    are re-resolved then) is kept to fall back on: when the re-resolution
+    fails for a reason of the network or the index (uv.Unreachable, found
+    out within uv.BOUNDS), the old layer runs, with one warning line (issue
+    22.1). Not for --refresh (asked for) or --offline (never re-resolves);
+    a change of the requirements is another key, and a set that can no
+    longer be satisfied fails as before."""
+    from . import uv
+
     k = layer_key(spec, interp)
-    log(f"layer miss: building {k}")
-    return _build(spec, interp, cache, k, refresh=refresh, offline=offline,
-                  verbosity=verbosity, log=log, uv_run_args=list(uv_run_args))
+    stale = None if refresh or offline else lookup(cache, k, allow_stale=True)
+    if stale is None:
+        log(f"layer miss: building {k}")
+    else:
+        log(f"layer miss: {stale.path} is older than RUNX_FRESHNESS: re-resolving, with it to "
+            f"fall back on if the index cannot be reached ({uv.BOUNDS_TEXT})")
+    try:
+        layer = _build(spec, interp, cache, k, refresh=refresh, offline=offline,
+                       verbosity=verbosity, log=log, uv_run_args=list(uv_run_args),
+                       fallback=stale is not None)
+    except uv.Unreachable as e:
+        assert stale is not None
+        if verbosity >= 0:
+            from ..errors import say
+
+            built = time.strftime("%Y-%m-%d %H:%M", time.localtime(stale.created))
+            say(f"runx: warning: could not refresh the environment ({e.reason}): running the "
+                f"one built {built}; the next run tries again (uv waited {uv.BOUNDS_TEXT})\n")
+        return stale
+    except BaseException:
+        if stale is not None:
+            stale.release()
+        raise
+    if stale is not None:
+        stale.release()
+    return layer
 
 
 def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
-           uv_run_args=()) -> Layer:
+           uv_run_args=(), fallback=False) -> Layer:
     from . import uv
     from ..reaper.removal import remove_tree
 
@@ -69,15 +102,25 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
             bindir = os.path.join(tmp, "bin")
             machinery = set(os.listdir(bindir))
             fault_point("install")
-            uv.pip_install(os.path.join(bindir, "python"), spec.uv_args() + list(uv_run_args),
+            # Into the venv as a --prefix of its base interpreter: the same
+            # layout (uv's prefix scheme is the venv scheme under the prefix)
+            # and the same packages seen as installed (only the prefix's), but
+            # uv asks the base interpreter, whose facts are in uv's cache,
+            # instead of querying this new venv's python by running it (uv
+            # caches that by path, and every build's path is new): 35-40 ms
+            # of every cold run (docs/benchmarks.md, "Cold"). Scripts get the
+            # base's #! line, which _collect_scripts replaces per tree anyway.
+            uv.pip_install(interp.executable, spec.uv_args() + list(uv_run_args),
                            offline=offline, refresh=refresh, compile_bytecode=False,
-                           verbosity=verbosity, env_extra=spec.uv_env)
+                           verbosity=verbosity, env_extra=spec.uv_env, fallback=fallback,
+                           prefix=tmp)
             manifest = {
                 "format": FORMAT, "key": k, "created": time.time(), "pinned": spec.pinned,
                 "compiled": False,
                 "python": interp.executable, "site_packages": interp.lib_dir,
                 "requirements": spec.requirements,
-                "scripts": _collect_scripts(bindir, machinery, os.path.join(bindir, "python")),
+                "scripts": _collect_scripts(bindir, machinery,
+                                            (interp.executable, os.path.join(bindir, "python"))),
                 "prefix": prefix_entries(tmp, interp.lib_dir),
                 # Whether a tree must have the layer's .pth files run (venv.entries).
                 "pth": any(n.endswith(".pth")
@@ -103,12 +146,13 @@ def _build(spec, interp, cache, k, *, refresh, offline, verbosity, log,
         os.close(lock)
 
 
-def _collect_scripts(bindir: str, machinery: set, python: str) -> list:
-    """Console scripts the install added. Python ones are stored without their
-    shebang, to be re-headed with each tree's interpreter; anything else
-    (a compiled binary such as ruff's) is linked from the tree."""
+def _collect_scripts(bindir: str, machinery: set, pythons: tuple) -> list:
+    """Console scripts the install added. Python ones (their #! names one of
+    ``pythons``) are stored without their shebang, to be re-headed with each
+    tree's interpreter; anything else (a compiled binary such as ruff's) is
+    linked from the tree."""
     out = []
-    py = python.encode()
+    pys = [p.encode() for p in pythons]
     for name in sorted(os.listdir(bindir)):
         if name in machinery:
             continue
@@ -117,7 +161,8 @@ def _collect_scripts(bindir: str, machinery: set, python: str) -> list:
         if not os.path.islink(path) and os.path.getsize(path) < 1 << 20:
             with open(path, "rb") as f:
                 data = f.read()
-            body = _python_body(data, py)
+            body = next((b for b in (_python_body(data, py) for py in pys) if b is not None),
+                        None)
         mode = os.stat(path).st_mode & 0o777
         if body is not None:
             out.append({"name": name, "kind": "python", "body": body, "mode": mode})

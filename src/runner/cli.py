@@ -48,9 +48,22 @@ def main(argv: list | None = None) -> "NoReturn":
             Interrupted.doing = f"during runx {argv[0]}"
 
             raise SystemExit(commands.main(argv))
-        from .options import parse
+        if argv and argv[0] == "sync":
+            from . import prepare
 
-        o = parse(argv)
+            o = prepare.command(argv[1:])
+        elif argv and argv[0] == "kernel":
+            from . import kernel
+
+            o = kernel.command(argv[1:])
+        elif argv and argv[0] == "editor":
+            from . import editor
+
+            o = editor.command(argv[1:])
+        else:
+            from .options import parse
+
+            o = parse(argv)
         if o.show:
             raise SystemExit(_show(*o.show))
         run(o)
@@ -104,12 +117,49 @@ def _show(what: str, value) -> int:
     elif what == "version":
         from ..version import __version__
 
-        print(f"runx {__version__}")
+        print(f"runx {__version__} ({_uv_version()})")
     else:
         from .completion import script
 
         sys.stdout.write(script(value))
     return 0
+
+
+def _uv_version() -> str:
+    """'uv 0.13.9, /path/to/uv': the uv runx drives, found as uv.binary()
+    finds it (RUNX_UV, the uv package's binary beside this Python, PATH) and
+    asked with one posix_spawn; without runner/uv.py, subprocess or re, so
+    that --version stays as cheap as the launcher it is used to measure
+    (tests/test_console_script.py)."""
+    override = os.environ.get("RUNX_UV")
+    dirs = [os.path.dirname(sys.executable)] + os.environ.get("PATH", "").split(os.pathsep)
+    candidates = [override] if override else [os.path.join(d, "uv") for d in dirs if d]
+    uv = next((c for c in candidates if os.access(c, os.X_OK)), None)
+    if uv is None:
+        return f"uv not found at RUNX_UV={override}" if override else \
+            "uv not found: install uv, or set RUNX_UV"
+    r, w = os.pipe()
+    try:
+        pid = os.posix_spawn(uv, [uv, "--version"], os.environ, file_actions=[
+            (os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)])
+    except OSError as e:
+        os.close(r)
+        os.close(w)
+        return f"uv at {uv} cannot run: {e.strerror}"
+    os.close(w)
+    out = b""
+    while len(out) < 4096:
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        out += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    words = out.decode(errors="replace").split()
+    if len(words) < 2 or words[0] != "uv":
+        return f"uv at {uv} gave no version"
+    return f"uv {words[1]}, {uv}"
 
 
 class _Inputs:
@@ -284,6 +334,8 @@ def run(o: "Options") -> "NoReturn":
         log(f"tool mode: {o.tool[0]} provides {o.command[0]}")
     layer = _layer(o, spec, interp, cache, cache_exists, log, got)
     Interrupted.doing = "before the command started"
+    if o.prepare is not None:          # sync, kernel install, editor: no tree, no run
+        raise SystemExit(o.prepare(o, spec, interp, layer, cache, log))
     if not o.command:
         raise _no_command(layer)
     _check_can_run(o)
@@ -371,10 +423,12 @@ def _layer(o: "Options", spec, interp, cache: str, cache_exists: bool, log, got)
         layer = store.find(cache, layer_key(spec, interp), offline=o.offline, log=log)
         if layer is not None:
             return layer
-    from . import build     # a miss: never on the warm path
+    from . import build, editor     # a miss: never on the warm path
 
-    return build.build(spec, interp, cache, refresh=o.refresh, offline=o.offline,
-                       verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
+    layer = build.build(spec, interp, cache, refresh=o.refresh, offline=o.offline,
+                        verbosity=o.verbosity, log=log, uv_run_args=o.uv_run_args)
+    editor.follow(o, interp, layer, cache, log)      # an editor's interpreter made for it
+    return layer
 
 
 def _cold_script(o: "Options", spec, interp, cache: str, log, got) -> None:
@@ -425,7 +479,7 @@ def _tree(o: "Options", interp, layer, log) -> tuple:
     from . import paths, trees, venv
     from ..reaper import watch
 
-    runtime = paths.private_dir(paths.runtime_dir())
+    runtime = paths.make_runtime_dir(log)
     try:
         tree = trees.create(runtime, mode=o.tree, meta={
             "layer": layer.path if layer else None, "command": o.command[:8], "keep": o.keep})

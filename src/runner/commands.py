@@ -1,4 +1,5 @@
-"""The housekeeping commands: ``runx gc``, ``runx ls``, ``runx cache``."""
+"""The housekeeping commands: ``runx gc``, ``runx ls`` (live trees, and the
+editors' interpreters of runner/editor.py), ``runx cache``."""
 
 import os
 import shutil
@@ -149,13 +150,25 @@ def ls(args: list) -> int:
         else:
             state = t.state
         rows.append((t.path, str(pid), state, _human(_size(t.path))))
-    if not rows:
+    from . import editor
+
+    editors = editor.listing(paths.cache_dir())
+    if not rows and not editors:
         print("no live environments")
         return 0
-    widths = [max(len(r[i]) for r in rows + [("TREE", "PID", "STATE", "SIZE")]) for i in range(4)]
-    for r in [("TREE", "PID", "STATE", "SIZE")] + rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if rows:
+        _table([("TREE", "PID", "STATE", "SIZE")] + rows)
+    if editors:
+        if rows:
+            print()
+        _table([("EDITOR INTERPRETER", "FOR", "STATE")] + editors)
     return 0
+
+
+def _table(rows: list) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def _live_trees(runtime: str) -> list:
@@ -216,12 +229,21 @@ def _summary(root: str) -> int:
     return 0
 
 
+def _disk_usage(root: str) -> int:
+    """Bytes on disk under ``root``, each file once (hardlinks)."""
+    seen: dict = {}
+    for _, st, _ in _walk(root):
+        seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return sum(seen.values())
+
+
 def _ago(seconds: float) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             n = int(seconds // size)
             return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{int(seconds)} seconds"
+    n = int(seconds)
+    return f"{n} second{'s' if n != 1 else ''}"
 
 
 def cache(args: list) -> int:
@@ -280,17 +302,28 @@ def cache(args: list) -> int:
             n = len(live)
             raise UsageError(f"{n} live environment{'s' if n != 1 else ''} use the cache",
                              "wait for them, or use 'runx cache clean --force'")
-        removed, kept = _prune(root, lambda *_: True, dry=False)
         from ..reaper import store
 
+        had_pyc = os.path.isdir(os.path.join(root, store.BYTECODE))
+        removed, kept = _prune(root, lambda *_: True, dry=False)
         shutil.rmtree(os.path.join(root, store.INTERPRETERS), ignore_errors=True)
         # Settings files of script blocks' [tool.uv] (see pep723.tool_uv):
         # rewritten on the next run that needs one.
         shutil.rmtree(os.path.join(root, store.SCRIPT_SETTINGS), ignore_errors=True)
+        # The shared byte-code, once no layer is left (one kept may be
+        # compiling into it right now); the next compile writes it anew.
+        if not kept:
+            shutil.rmtree(os.path.join(root, store.BYTECODE), ignore_errors=True)
+        had_pyc = had_pyc and not kept
         for p, why in kept:
             print(f"kept {p}: {why}")
         n = len(removed)
-        print(f"removed {n} layer{'s' if n != 1 else ''} from {os.path.join(root, 'layers')}"
-              if n else "nothing to remove")
+        print(f"removed {n} layer{'s' if n != 1 else ''}"
+              + (" and the shared byte-code" if had_pyc else "")
+              + f"; {root} now holds {_human(_disk_usage(root))}"
+              if n or had_pyc else "nothing to remove")
+        if os.path.isdir(os.path.join(root, store.UV_CACHE)):
+            print(f"left uv's cache in {os.path.join(root, store.UV_CACHE)} "
+                  "(uv cache clean empties it)")
         return 0
     raise UsageError(f"unknown cache command {cmd}", CACHE_HELP)

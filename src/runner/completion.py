@@ -6,7 +6,7 @@
 
 Completes runx's options and their values (--tree dir|fuse, files for
 --with-requirements/--env-file, directories for --find-links), the
-subcommands (gc, ls, cache), and then the command: a command name or a
+subcommands (sync, kernel, editor, gc, ls, cache), and then the command: a command name or a
 script file, and after it whatever the shell completes for that command.
 """
 
@@ -20,7 +20,10 @@ SHELLS = ("bash", "zsh", "fish")
 OPTIONS = [(opt.names, None if opt.metavar is None else (opt.kind or "text"), opt.help)
            for opt in _TABLE]
 REPEATABLE = {n for opt in _TABLE if opt.repeat for n in opt.names} | {"-v", "--verbose"}
-SUBCOMMANDS = [("gc", "remove environments left by killed runs"),
+SUBCOMMANDS = [("sync", "prepare an environment, run nothing"),
+               ("kernel", "install, list or remove Jupyter kernels that start through runx"),
+               ("editor", "print a stable interpreter path for an editor"),
+               ("gc", "remove environments left by killed runs"),
                ("ls", "list live environments"),
                ("cache", "show, prune or clean the layer cache")]
 SUB_ARGS = {"gc": "--dry-run --kept", "ls": "", "cache": "dir prune clean"}

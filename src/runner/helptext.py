@@ -4,16 +4,20 @@ table itself (runx_env.runner.options) laid out. Loaded only for --help.
 
 USAGE = """\
 usage: runx [OPTIONS] [--] COMMAND [ARG...]
-       runx [OPTIONS] SCRIPT [ARG...]
-       runx [OPTIONS] -m MODULE [ARG...]
-       runx [OPTIONS] - [ARG...] < SCRIPT
-       runx gc [--dry-run] [--kept] | runx ls | runx cache dir|prune|clean"""
+       runx [OPTIONS] SCRIPT [ARG...] | -m MODULE [ARG...] | - [ARG...] < SCRIPT
+       runx sync | editor [--remove] [OPTIONS] SCRIPT | TOOL | --with REQ
+       runx kernel install [--user|--prefix DIR] [--name N] [OPTIONS] [SCRIPT]
+       runx kernel list | kernel remove NAME... | gc | ls | cache dir|prune|clean
+       (the commands: see "Commands" below)"""
+
+
+SUMMARY = "Run a command in a throwaway Python environment that removes itself afterwards"
 
 _HELP_HEAD = """
 
-Run COMMAND in a throwaway Python environment that removes itself when the
-command (and anything it left running) is done. runx replaces itself with
-COMMAND: same PID, same parent, signals and exit status as if started directly.
+runx replaces itself with COMMAND (same PID, same parent, signals and exit
+status as if started directly); a detached reaper removes the environment
+when the command, and anything it left running, is done.
 
   runx --with cowsay cowsay -t hello
   runx --with requests,rich python fetch.py
@@ -53,11 +57,26 @@ name. -U/--upgrade, --reinstall and their -package forms rebuild the layer now.
 """
 
 _HELP_TAIL = """Commands:
+  runx sync [OPTIONS] SCRIPT|TOOL|--with REQ [COMMAND...]
+                        prepare the environment that command line would run,
+                        and run nothing: the layer built, byte-compiled and
+                        read-only when it returns (Docker builds, CI caches)
+  runx kernel install [--user | --sys-prefix | --prefix DIR] [--name NAME]
+        [--display-name TEXT] [--env NAME VALUE]... [OPTIONS] [SCRIPT]
+                        install a Jupyter kernel that starts through runx
+                        with what OPTIONS and SCRIPT name (ipykernel added),
+                        its environment prepared now
+  runx kernel list | remove NAME...
+                        the kernels runx installed; remove one
+  runx editor [--remove] [OPTIONS] SCRIPT|--with REQ
+                        print a stable interpreter path for an editor, over
+                        that command line's environment (prepared now); it
+                        follows the script's block; --remove removes it
   runx gc [--dry-run] [--kept]
                         remove environments left by runs that were killed
                         (--kept: also those kept with --keep); exits 1 if
                         one could not be removed ('kept PATH: why')
-  runx ls               list live environments
+  runx ls               list live environments and editors' interpreters
   runx cache dir|prune|clean
                         show, prune or empty the layer cache
 
@@ -85,10 +104,13 @@ Exit status: the command's own once it runs. Before that, runx exits with
   127  the command was not found
 Each error is one line: 'runx: error: WHAT (HINT)'.
 
-Environment: RUNX_CACHE_DIR (layers; default ~/.cache/runx), RUNX_RUNTIME_DIR
-(live trees; default $XDG_RUNTIME_DIR/runx, else RUNX_CACHE_DIR/runs),
-RUNX_FRESHNESS (seconds before unpinned requirements are re-resolved; 86400),
-RUNX_TREE, RUNX_DEBUG=1 (a traceback instead of 'internal error').
+Environment: RUNX_CACHE_DIR (layers; default $CACHE_DIRECTORY/runx under
+systemd, else $XDG_CACHE_HOME/runx or ~/.cache/runx), RUNX_RUNTIME_DIR (live
+trees; default $RUNTIME_DIRECTORY/runx under systemd, else $XDG_RUNTIME_DIR/runx
+if it is yours, else RUNX_CACHE_DIR/runs), RUNX_FRESHNESS (seconds before
+unpinned requirements are re-resolved; 86400; if the index cannot be reached
+then, the older environment runs), RUNX_TREE, RUNX_DEBUG=1 (a traceback
+instead of 'internal error').
 """
 
 
@@ -96,7 +118,8 @@ def help_text() -> str:
     """--help, generated from the option table (runx_env.runner.options)."""
     from .options import OPTIONS
 
-    out = [USAGE, _HELP_HEAD.strip("\n").join("\n\n"), ""]
+    # As uv's: what it is, the usage, then the options; the prose after them.
+    out = [SUMMARY, "", USAGE, ""]
     category = None
     for opt in OPTIONS:
         if opt.category != category:
@@ -119,4 +142,4 @@ def help_text() -> str:
             out.append(f"  {names:22}{lines[0]}")
             out += [f"{'':24}{ln}" for ln in lines[1:]]
     out.append("")
-    return "\n".join(out) + "\n" + _HELP_TAIL
+    return "\n".join(out) + "\n" + _HELP_HEAD.strip("\n") + "\n\n" + _HELP_TAIL

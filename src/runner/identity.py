@@ -348,7 +348,7 @@ def read_small(path: str) -> bytes | None:
                 break
             chunks.append(chunk)
             total += len(chunk)
-            if total > MAX_INPUT:   # growing for ever (or a /proc file): stop, refuse
+            if total > MAX_INPUT:    # growing for ever (or a /proc file): stop, refuse
                 break
             size = 1 << 16
         data = b"".join(chunks)

@@ -289,13 +289,20 @@ def _resolve(choice: Choice, uv_python_args: tuple, script: str | None) -> dict:
         else:
             found, err = uv.python_find(request, uv_python_args)
     if not found:
+        if "is a pyenv shim" in err:
+            hint = ("select that version with 'pyenv shell VERSION' or 'pyenv local VERSION', "
+                    "or give the interpreter's own path: versions/VERSION/bin/ under pyenv's root")
+        elif choice.source == "requires-python":
+            hint = (f"install one with 'uv python install \"{request}\"', "
+                    "or choose one with --python")
+        elif "/" in request:
+            hint = "give the path of a working Python executable, or a version like 3.12"
+        else:
+            hint = f"install it with 'uv python install {request}', or give a path"
         if choice.source == "requires-python":
             raise RunxError(f"{script} requires Python {request}: {err or 'none found'}",
-                            f"install one (e.g. 'uv python install \"{request}\"') "
-                            "or choose one with --python", EXIT_ENV)
-        raise RunxError(f"{what}: {err or 'no such Python found'}",
-                        f"install it (e.g. 'uv python install {request}') or give a path",
-                        EXIT_ENV)
+                            hint, EXIT_ENV)
+        raise RunxError(f"{what}: {err or 'no such Python found'}", hint, EXIT_ENV)
     real = os.path.realpath(found)
     facts = current() if real == _base_of_current() else _probe(real, what)
     # Re-validated on every use: what uv named, where its links lead, and the

@@ -289,8 +289,9 @@ OPTIONS = [
         kind="file"),
     Opt(("--allow-insecure-host",), "HOST", "allow insecure connections to HOST "
         "(repeatable)", OUT, "uv", kind="text", repeat=True),
-    Opt(("--native-tls",), None, "use the platform's certificate store", OUT, "uv"),
-    Opt(("--system-certs",), None, "use the platform's certificate store", OUT, "uv"),
+    Opt(("--native-tls",), None, "the older name of --system-certs (uv hides it)", OUT, "uv"),
+    Opt(("--system-certs",), None, "load TLS certificates from the platform's native store "
+        "instead of uv's bundled ones (UV_SYSTEM_CERTS)", OUT, "uv"),
     Opt(("--color",), "WHEN", "colour in uv's output", OUT, "uv",
         kind=("auto", "always", "never")),
     Opt(("--no-progress",), None, "no progress bars from uv", OUT, "uv"),
@@ -300,7 +301,8 @@ OPTIONS = [
         "reaper (-vv: uv's detail too)", OUT, "runx", dest="verbosity", action=_verbose),
     Opt(("--completion",), "SHELL", "print a completion script for bash, zsh or fish", OUT,
         "runx", kind="shell", action=_show),
-    Opt(("-V", "--version"), None, "print runx's version", OUT, "runx", action=_show),
+    Opt(("-V", "--version"), None, "print runx's version and the uv it drives", OUT, "runx",
+        action=_show),
     Opt(("-h", "--help"), None, "this help", OUT, "runx", action=_show),
 ]
 
@@ -331,6 +333,7 @@ class Options:
         self.command: list = []
         self.py_command = None            # a *.py name that is no file: a command of the env?
         self.show = None                  # (what, value): --help, --version, --completion
+        self.prepare = None               # runx sync: called with the layer instead of a run
 
     if TYPE_CHECKING:       # the table's runx options are attributes too (see __init__)
         def __getattr__(self, name: str) -> Any: ...
