@@ -760,8 +760,8 @@ def reap():
             return
 
 def trees():
-    try:
-        return [n for n in os.listdir(runtime) if not n.endswith(".lock")]
+    try:   # not the locks, nor the reapers' shared .leases
+        return [n for n in os.listdir(runtime) if not n.endswith(".lock") and n[0] != "."]
     except FileNotFoundError:
         return []
 
