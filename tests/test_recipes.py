@@ -285,6 +285,7 @@ def test_systemd_notify_comes_from_the_main_pid(runx, env, tmp_path):
     pre = subprocess.run(shlex.split(unit_value(text, "ExecStartPre")), env=e,
                          capture_output=True, text=True, timeout=120)
     assert pre.returncode == 0, pre.stderr
+    assert "runx: ready:" in pre.stderr, pre.stderr     # prepared: compiled and frozen
     sock_path = str(tmp_path / "notify")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
