@@ -753,7 +753,8 @@ def reap():
 
 def trees():
     try:
-        return [n for n in os.listdir(runtime) if not n.endswith(".lock")]
+        return [n for n in os.listdir(runtime)
+                if not n.endswith(".lock") and not n.startswith(".leases")]
     except FileNotFoundError:
         return []
 
