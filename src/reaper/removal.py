@@ -37,38 +37,24 @@ def unescape_mountinfo(field: bytes) -> bytes:
     return bytes(out)
 
 
-def mount_table(path: bytes = b"/proc/self/mountinfo") -> list | None:
-    """(mount point, root within its file system, device, file system type)
-    of every mount in a mountinfo file (this process's by default: the one
-    reader of /proc/self/mountinfo; the lease scan passes another mount
-    namespace's), as bytes; None where there is none (not Linux, gone)."""
+def mounts() -> list | None:
+    """(mount point, file system type) of every mount this process sees, as
+    bytes, from /proc/self/mountinfo (its one reader); None where there is
+    no mountinfo (not Linux)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
+        with open("/proc/self/mountinfo", "rb") as f:
+            data = f.read()
     except OSError:
         return None
     out = []
-    for line in b"".join(chunks).splitlines():
+    for line in data.splitlines():
         # ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE ...
         left, _, right = line.partition(b" - ")
         fields = left.split(b" ", 5)
         if len(fields) < 5:
             continue
-        out.append((unescape_mountinfo(fields[4]), unescape_mountinfo(fields[3]), fields[2],
-                    right.split(b" ", 1)[0]))
+        out.append((unescape_mountinfo(fields[4]), right.split(b" ", 1)[0]))
     return out
-
-
-def mounts() -> list | None:
-    """(mount point, file system type) of every mount this process sees, as
-    bytes; None where there is no mountinfo (not Linux)."""
-    table = mount_table()
-    return None if table is None else [(point, fstype) for point, _, _, fstype in table]
 
 
 def mounts_under(path: str) -> list | None:
