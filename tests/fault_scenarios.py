@@ -112,13 +112,21 @@ def payload_sigkilled(runx):
     settled(runx)
 
 
+def default_signals() -> None:
+    """preexec: the signals the scenarios send at their default, whatever
+    the caller of the suite ignores (`nohup`, `cmd &` ignore HUP, INT, QUIT)."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
+                signal.SIGALRM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _stopped_at(run: Runx, point: str, code: str) -> subprocess.Popen:
     """``runx --with runxdemo python -c CODE`` with ``run``'s directories,
     stopped (SIGSTOP) at fault point ``point``."""
     stop = Runx(run.runtime, run.cache, run.wheelhouse)
     stop.env["RUNX_FAULT_STOP"] = point
     p = stop.popen("--with", "runxdemo", "python", "-c", code,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_signals)
     assert poll(lambda: stopped(p.pid), 60), f"runx never reached fault point {point}"
     return p
 
@@ -723,8 +731,8 @@ def signal_at_random_moments_of_a_cold_run(runx):
     for sig in COLD_SIGNALS:
         for _ in range(5):
             cold = fresh(runx)
-            p = cold.popen("--with", "runxdemo", "sleep", "0.3",
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            p = cold.popen("--with", "runxdemo", "sleep", "0.3", stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, preexec_fn=default_signals)
             time.sleep(rng.uniform(0, span))
             if p.poll() is None:
                 os.kill(p.pid, sig)

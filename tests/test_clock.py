@@ -34,6 +34,7 @@ def test_an_expiry_stamp_from_the_future_does_not_stop_expiry(cold):
     until the clock caught up."""
     assert cold.run("--with", "runxdemo", "python", "-c", "pass").returncode == 0
     frozen(cold)
+    cold.wait_clean()                        # its tree names the layer until it goes
     ((a,),) = builds(cold.cache).values()
     cold.env["RUNX_CACHE_MAX_AGE"] = "600"
     stamp = os.path.join(cold.cache, "expiry.stamp")
@@ -55,6 +56,7 @@ def test_a_last_use_from_the_future_is_now_and_ages_from_now(cold):
     seconds, not a negative age."""
     assert cold.run("--with", "runxdemo", "python", "-c", "pass").returncode == 0
     frozen(cold)
+    cold.wait_clean()                        # its tree names the layer until it goes
     ((a,),) = builds(cold.cache).values()
     manifest = os.path.join(a, "runx-layer.marshal")
     ahead(manifest)
@@ -96,6 +98,7 @@ def test_a_layer_created_far_in_the_future_is_re_resolved(cold):
     an ordinary hit."""
     assert cold.run("--with", "runxdemo", "python", "-c", "pass").returncode == 0
     frozen(cold)
+    cold.wait_clean()                        # its tree names the layer until it goes
     ((a,),) = builds(cold.cache).values()
     fast = os.path.join(a, "runx-layer.marshal")
 
