@@ -171,8 +171,8 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
 # base interpreter with --prefix), the Resolved/Prepared/Checked/Audited
 # lines and the changelog (+ - ~ lines).
 # Kept: the spinner and bars, "Installed N packages in X", warnings, errors.
-_HIDDEN = re.compile(r"(Using \S+ \S+ (environment|interpreter) at: |(Resolved|Prepared|Checked|Audited)"
-                     r"( \d+ packages?)? in | [+~-] \S)")
+_HIDDEN = re.compile(r"(Using \S+ \S+ (environment|interpreter) at: "
+                     r"|(Resolved|Prepared|Checked|Audited)( \d+ packages?)? in | [+~-] \S)")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
