@@ -760,8 +760,9 @@ def reap():
             return
 
 def trees():
-    try:   # not the locks, nor the reapers' shared .leases
-        return [n for n in os.listdir(runtime) if not n.endswith(".lock") and n[0] != "."]
+    try:
+        return [n for n in os.listdir(runtime)
+                if not n.endswith(".lock") and not n.startswith(".leases")]
     except FileNotFoundError:
         return []
 

@@ -27,6 +27,7 @@ def _strace(c, tmp_path, *args) -> list:
     parent, execs = {}, []
     for line in log.read_text().splitlines():
         pid, _, rest = line.partition(" ")
+        rest = rest.lstrip()        # strace pads the pid column: "5535  execve(...)"
         m = re.match(r"(?:<\.\.\. )?(?:clone3?|v?fork)\b.*= (\d+)$", rest)
         if m:
             parent[int(m.group(1))] = int(pid)

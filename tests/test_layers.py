@@ -79,6 +79,20 @@ def test_refresh_rebuilds_and_old_build_serves_running_trees(cold):
         r = cold.run("cache", "prune", local=False)
         assert "nothing to prune" in r.stdout, "prune must not remove a build a live tree uses"
     cold.wait_clean()
+
+    def finished():                 # the refreshed build's finisher (runx-compile) is done
+        import fcntl
+
+        fd = os.open(os.path.join(cold.cache, "layers", key, "lock"), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    wait_until(finished, 60, "the refreshed build to be compiled (its key lock free)")
     r = cold.run("cache", "prune", local=False)
     assert r.stdout.startswith("removed "), r.stdout
     assert len(layer_builds(cold.cache)[key]) == 1

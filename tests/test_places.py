@@ -7,7 +7,7 @@ puts runx there for real: a second user made by the test (tests/users.py)."""
 import os
 import subprocess
 
-from conftest import RUNX, one_error_line, wait_until
+from conftest import RUNX, one_error_line, runtime_entries, wait_until
 from users import clean_env, launcher, run_as, second_user, shared_dir
 
 TREE = ["python", "-c", "import os; print(os.environ['RUNX_ENV'])"]
@@ -22,7 +22,7 @@ def _dir(path: str, owner=None, mode: int = 0o700) -> str:
 
 
 def _emptied(path: str, timeout: float = 30) -> None:
-    wait_until(lambda: not os.path.exists(path) or not os.listdir(path), timeout,
+    wait_until(lambda: not runtime_entries(path), timeout,
                f"the trees under {path} to be removed")
 
 
@@ -121,7 +121,7 @@ def test_precedence_runx_then_systemd_then_xdg_then_home(tmp_path):
     directory; a systemd directory that is not this user's is passed over."""
     with second_user() as pw:
         d = {n: _dir(str(tmp_path / n)) for n in ("runx", "cachedir", "statedir", "xdg",
-                                                   "home", "rundir", "xdgrun")}
+                                                   "home", "runxrun", "rundir", "xdgrun")}
         theirs = _dir(str(tmp_path / "theirs"), pw, 0o755)
         full = dict(RUNX_CACHE_DIR=d["runx"], CACHE_DIRECTORY=d["cachedir"],
                     STATE_DIRECTORY=d["statedir"], XDG_CACHE_HOME=d["xdg"], HOME=d["home"])
@@ -142,8 +142,10 @@ def test_precedence_runx_then_systemd_then_xdg_then_home(tmp_path):
         assert r.stdout.strip() == os.path.join(d["xdg"], "runx"), "another user's CacheDirectory"
         cache = str(tmp_path / "c")
         for env, expect in (
-                (dict(RUNX_RUNTIME_DIR=d["runx"], RUNTIME_DIRECTORY=d["rundir"],
-                      XDG_RUNTIME_DIR=d["xdgrun"]), d["runx"]),
+                # Not the cache's d["runx"]: runx keeps its own byte-code in
+                # a cache it found (boot.py), which is then not empty.
+                (dict(RUNX_RUNTIME_DIR=d["runxrun"], RUNTIME_DIRECTORY=d["rundir"],
+                      XDG_RUNTIME_DIR=d["xdgrun"]), d["runxrun"]),
                 (dict(RUNTIME_DIRECTORY=d["rundir"] + ":/elsewhere", XDG_RUNTIME_DIR=d["xdgrun"]),
                  os.path.join(d["rundir"], "runx")),
                 (dict(RUNTIME_DIRECTORY=theirs, XDG_RUNTIME_DIR=d["xdgrun"]),

@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import RUNX, alive, build_wheel, reapers, wait_until
+from conftest import RUNX, alive, build_wheel, reapers, runtime_entries, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = os.path.join(ROOT, "docs", "recipes.md")
@@ -346,7 +346,7 @@ def test_docker_entrypoint_payload_is_pid1(runx, env, tmp_path):
     # and commits what is on disk).
     assert_layers_finished(env["RUNX_CACHE_DIR"])
     assert not reapers(runx.runtime)
-    assert not (os.path.isdir(runx.runtime) and os.listdir(runx.runtime))
+    assert not runtime_entries(runx.runtime)
     entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M).group(1))
     assert entrypoint[0] == "runx", "exec form, runx first: runx is PID 1's program"
     p = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
@@ -505,7 +505,7 @@ def test_systemd_unit_runs_as_a_homeless_user(wheelhouse):
                 p.kill()
                 p.wait()
             sock.close()
-        wait_until(lambda: not os.listdir(trees), 30, "the service's tree to be removed")
+        wait_until(lambda: not runtime_entries(trees), 30, "the service's tree to be removed")
         # A layer (uv runs): built into $CACHE_DIRECTORY/runx, uv's cache beside it.
         r = subprocess.run([runx, "--find-links", wheels, "--no-index", "--with", "runxdemo",
                             "python", "-c", "import runxdemo"], env=env, capture_output=True,
@@ -514,7 +514,7 @@ def test_systemd_unit_runs_as_a_homeless_user(wheelhouse):
         cache = os.path.join(made["CacheDirectory"], "runx")
         assert os.listdir(os.path.join(cache, "layers")) and os.listdir(os.path.join(cache, "uv"))
         assert not os.path.exists("/nonexistent")
-        wait_until(lambda: not os.listdir(trees), 30, "the tree to be removed")
+        wait_until(lambda: not runtime_entries(trees), 30, "the tree to be removed")
 
 
 def test_recipes_install_runx_with_a_command_that_works(tmp_path):

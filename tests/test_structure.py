@@ -274,8 +274,8 @@ def test_each_constant_is_defined_in_one_module():
 @functools.cache
 def _code_facts(path: str) -> list:
     """(kind, value) of what ``path``'s code names: every attribute and name
-    ("name", "sys.platform" / "KEY_LOCK"), and every string constant that is
-    not a docstring ("str", its text)."""
+    ("name", "sys.platform" / "KEY_LOCK"), and every string or bytes constant
+    that is not a docstring ("str", its text)."""
     with open(path) as f:
         tree = ast.parse(f.read(), path)
     docstrings = set()
@@ -293,9 +293,10 @@ def _code_facts(path: str) -> list:
                 out.append(("name", f"{base}.{node.attr}"))
         elif isinstance(node, ast.Name):
             out.append(("name", node.id))
-        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))
               and id(node) not in docstrings):
-            out.append(("str", node.value))
+            text = node.value
+            out.append(("str", text.decode("latin-1") if isinstance(text, bytes) else text))
     return out
 
 

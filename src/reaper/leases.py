@@ -23,7 +23,7 @@ import os
 import stat
 import time
 
-from . import watch
+from . import removal, watch
 
 _PROC = watch.procfs()
 # Where the scan reads processes from: a fake one in the fast tier's tests.
@@ -90,14 +90,10 @@ class _Match:
                 info = _read(base + b"mountinfo")
             except OSError:
                 info = b""
-            for line in info.split(b"\n"):
-                f = line.split(b" ")
-                if len(f) < 5:
-                    continue
-                root, point = _unescape(f[3]), _unescape(f[4])
+            for point, root, mdev, _ in removal.parse_mountinfo(info):
                 for dev, rel, tree, path in self.binds[1]:
                     top = rel.rstrip(b"/")
-                    if f[2] == dev and (root == rel or root.startswith(top + b"/")) \
+                    if mdev == dev and (root == rel or root.startswith(top + b"/")) \
                             and point != path + (b"" if root == rel else root[len(top):]):
                         if tree is None:        # inside a runtime directory: another tree?
                             stray = True
@@ -159,21 +155,6 @@ class _Match:
 _RD = os.O_RDONLY | os.O_CLOEXEC
 
 
-def _unescape(field: bytes) -> bytes:
-    """mountinfo's octal escapes (space, tab, newline, backslash)."""
-    if b"\\" not in field:
-        return field
-    out, i = bytearray(), 0
-    while i < len(field):
-        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
-            out.append(int(field[i + 1:i + 4], 8))
-            i += 4
-        else:
-            out += field[i:i + 1]
-            i += 1
-    return bytes(out)
-
-
 def _binds(trees) -> tuple:
     """(our mount namespace, [(device, the tree's path within its file
     system, tree, the tree's resolved path)]) from /proc/self/mountinfo; and
@@ -181,14 +162,12 @@ def _binds(trees) -> tuple:
     bound from inside it may be another run's tree)."""
     try:
         ns = os.readlink(b"/proc/self/ns/mnt")
-        info = _read(b"/proc/self/mountinfo")
     except OSError:
         return None, []
-    mounts = []
-    for line in info.split(b"\n"):
-        f = line.split(b" ")
-        if len(f) >= 5:
-            mounts.append((_unescape(f[4]), _unescape(f[3]), f[2]))
+    table = removal.mounts()
+    if table is None:
+        return None, []
+    mounts = [(point, root, dev) for point, root, dev, _ in table]
     out = []
     places = []
     for t in trees:

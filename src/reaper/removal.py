@@ -37,15 +37,10 @@ def unescape_mountinfo(field: bytes) -> bytes:
     return bytes(out)
 
 
-def mounts() -> list | None:
-    """(mount point, file system type) of every mount this process sees, as
-    bytes, from /proc/self/mountinfo (its one reader); None where there is
-    no mountinfo (not Linux)."""
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
+def parse_mountinfo(data: bytes) -> list:
+    """(mount point, root, major:minor, file system type) of each mount in a
+    mountinfo file's bytes, unescaped: the one parser (removal, the sweep,
+    the lease scan's other mount namespaces)."""
     out = []
     for line in data.splitlines():
         # ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE ...
@@ -53,8 +48,21 @@ def mounts() -> list | None:
         fields = left.split(b" ", 5)
         if len(fields) < 5:
             continue
-        out.append((unescape_mountinfo(fields[4]), right.split(b" ", 1)[0]))
+        out.append((unescape_mountinfo(fields[4]), unescape_mountinfo(fields[3]), fields[2],
+                    right.split(b" ", 1)[0]))
     return out
+
+
+def mounts() -> list | None:
+    """``parse_mountinfo`` of every mount this process sees, from
+    /proc/self/mountinfo (its one reader); None where there is no mountinfo
+    (not Linux)."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return parse_mountinfo(data)
 
 
 def mounts_under(path: str) -> list | None:
@@ -65,7 +73,7 @@ def mounts_under(path: str) -> list | None:
     found = mounts()
     if found is None:
         return None
-    return [os.fsdecode(mp) for mp, _ in found if mp == want or mp.startswith(prefix)]
+    return [os.fsdecode(mp) for mp, *_ in found if mp == want or mp.startswith(prefix)]
 
 
 def mount_id(fd: int) -> int | None:

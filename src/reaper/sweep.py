@@ -48,7 +48,7 @@ def _fuse_mountpoint(path: str) -> bool | None:
     found = mounts()
     if found is None:
         return None
-    return any(mp == want and kind.startswith(b"fuse") for mp, kind in found)
+    return any(mp == want and kind.startswith(b"fuse") for mp, _, _, kind in found)
 
 
 def unmount_if_dead(path: str) -> None:

@@ -9,8 +9,8 @@ from ..errors import RunxError
 from ..reaper.ownership import check
 
 
-# Where each directory comes from, first found wins (README "Where runx
-# keeps things", docs/design.md "Where things live"): runx's own variable;
+# Where each directory comes from, first found wins (README and
+# docs/design.md, "Where things live"): runx's own variable;
 # systemd's directory for the service (CacheDirectory=, StateDirectory=,
 # RuntimeDirectory=: made for this user, removed or kept by the service
 # manager); XDG; the home directory. A systemd or XDG directory that is not
@@ -55,7 +55,7 @@ def runtime_dir(log=None) -> str:
     ``log`` (-v) hears why XDG_RUNTIME_DIR was passed over."""
     path, why = _runtime()
     if why and log is not None:
-        log(f"{why}: not this user's own, trees go to {path} instead")
+        log(f"{why}: passed over, trees go to {path} instead")
     return path
 
 

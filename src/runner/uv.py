@@ -167,11 +167,12 @@ def run(args: list[str], *, what: str, verbosity: int = 0, summary: bool = False
 
 # What `uv pip install` says that `uv run --with` does not (uv's
 # SummaryResolveLogger and SummaryInstallLogger, crates/uv/src/commands/pip/
-# loggers.rs): the target environment (here an internal .tmp- path), the
-# Resolved/Prepared/Checked/Audited lines and the changelog (+ - ~ lines).
+# loggers.rs): the target environment (here an internal .tmp- path, or the
+# base interpreter with --prefix), the Resolved/Prepared/Checked/Audited
+# lines and the changelog (+ - ~ lines).
 # Kept: the spinner and bars, "Installed N packages in X", warnings, errors.
-_HIDDEN = re.compile(r"(Using \S+ \S+ environment at: |(Resolved|Prepared|Checked|Audited)"
-                     r"( \d+ packages?)? in | [+~-] \S)")
+_HIDDEN = re.compile(r"(Using \S+ \S+ (environment|interpreter) at: "
+                     r"|(Resolved|Prepared|Checked|Audited)( \d+ packages?)? in | [+~-] \S)")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
