@@ -50,26 +50,15 @@ def command(argv: list):
     """The Options of ``runx editor ARGS``, marked to write the editor's venv
     once the layer is ready (cli.run calls ``made``); --remove exits here."""
     from . import prepare
-    from .options import parse
 
-    if not argv or argv[0] in ("-h", "--help"):
-        if not argv:
-            raise UsageError("runx editor: no script or requirements named",
-                             "e.g. runx editor app.py, or runx editor --with pandas")
+    nothing = UsageError("runx editor: no script or requirements named",
+                         "e.g. runx editor app.py, or runx editor --with pandas")
+    if argv and argv[0] in ("-h", "--help"):
         print(EDITOR_HELP, end="")
         raise SystemExit(0)
     remove, args = prepare.take_flag(argv, "--remove")
-    try:
-        o = parse(args)
-    except UsageError as e:
-        if e.message == "no command given":
-            raise UsageError("runx editor: no script or requirements named",
-                             "e.g. runx editor app.py, or runx editor --with pandas")
-        raise
+    o = prepare.parse_command(args, EDITOR_HELP, nothing)
     if o.show:
-        if o.show[0] == "help":
-            print(EDITOR_HELP, end="")
-            raise SystemExit(0)
         return o
     prepare.refuse(o, "runx editor")
     if remove:

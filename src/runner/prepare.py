@@ -36,31 +36,39 @@ built or compiled, 2: usage).
 """
 
 
-def command(argv: list):
-    """The Options of ``runx sync ARGS`` (``argv`` without "sync"), marked to
-    stop after the layer (cli.run calls ``finish``)."""
+def parse_command(argv: list, help_text: str, nothing: UsageError):
+    """The Options of a subcommand that takes a run's command line (sync,
+    editor): no arguments, or a line that names nothing to install, is
+    ``nothing``; -h/--help prints ``help_text`` and exits 0."""
     from .options import parse
 
     if not argv or argv[0] in ("-h", "--help"):
         if not argv:
-            raise UsageError("nothing to prepare",
-                             "name a script, a tool or --with REQ: runx sync --with cowsay")
-        print(SYNC_HELP, end="")
+            raise nothing
+        print(help_text, end="")
         raise SystemExit(0)
     try:
         o = parse(argv)
     except UsageError as e:
-        if e.message == "no command given" and ("-n" in argv or "--no-cache" in argv):
-            raise UsageError("sync: --no-cache keeps nothing to prepare",
-                             "drop --no-cache: the prepared layer is what later runs use")
         if e.message == "no command given":
-            raise UsageError("nothing to prepare",
-                             "name a script, a tool or --with REQ: runx sync --with cowsay")
+            raise nothing from None
         raise
+    if o.show and o.show[0] == "help":
+        print(help_text, end="")
+        raise SystemExit(0)
+    return o
+
+
+def command(argv: list):
+    """The Options of ``runx sync ARGS`` (``argv`` without "sync"), marked to
+    stop after the layer (cli.run calls ``finish``)."""
+    nothing = UsageError("nothing to prepare",
+                         "name a script, a tool or --with REQ: runx sync --with cowsay")
+    if argv and ("-n" in argv or "--no-cache" in argv):
+        nothing = UsageError("sync: --no-cache keeps nothing to prepare",
+                             "drop --no-cache: the prepared layer is what later runs use")
+    o = parse_command(argv, SYNC_HELP, nothing)
     if o.show:
-        if o.show[0] == "help":
-            print(SYNC_HELP, end="")
-            raise SystemExit(0)
         return o
     refuse(o, "sync")
     o.prepare = finish
