@@ -592,6 +592,38 @@ def test_sweep_scans_proc_once(runx, monkeypatch):
     assert len(calls) <= 10, f"{len(calls)} scans of /proc for one sweep of 50 trees"
 
 
+def test_a_lock_without_its_tree_goes_without_a_scan(runx, monkeypatch):
+    """What a run leaves when a sweep took its new lock between its open and
+    its flock (it takes another id), or a reaper killed between removing the
+    tree and the lock: the sweep removes the lock and scans nothing (at 128
+    runs at once such locks made a third of the sweeps scan /proc). A
+    present tree beside it is still scanned for, and kept while it is used."""
+    os.makedirs(runx.runtime, mode=0o700, exist_ok=True)
+    lonely = os.path.join(runx.runtime, "0123456789ab.lock")
+    with open(lonely, "w") as f:
+        json.dump({"pid": 0}, f)
+    scanned = []
+    real = leases.Scan
+
+    def scan(trees, *a, **kw):
+        scanned.append(list(trees))
+        return real(trees, *a, **kw)
+
+    monkeypatch.setattr(leases, "Scan", scan)
+    assert sweep(runx.runtime) == [os.path.join(runx.runtime, "0123456789ab")]
+    assert not os.path.exists(lonely) and scanned == []
+    held = stale_tree(runx.runtime, "ba9876543210")
+    user = subprocess.Popen(["sleep", "60"], cwd=held)
+    try:
+        wait_until(lambda: os.readlink(f"/proc/{user.pid}/cwd") == held, 10, "the user's cwd")
+        assert sweep(runx.runtime) == [] and scanned == [[held]]
+        assert os.path.isdir(held)
+    finally:
+        user.kill()
+        user.wait()
+    assert sweep(runx.runtime) == [held]
+
+
 def test_non_utf8_names_do_not_break_sweeps(runx):
     odd = stale_tree(runx.runtime, b"\xff")
     foreign = os.path.join(os.fsencode(runx.runtime), b"\xfe-foreign")   # no lock: not ours

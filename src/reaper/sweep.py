@@ -134,12 +134,20 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
             os.close(fd)
         cands.append((tid, lock_path, os.path.join(runtime, tid)))
     removed = []
+    # A lock without its tree (a run that lost its new lock to this very
+    # sweep, between its open and its flock, and took another id; a reaper
+    # killed between the tree's removal and the lock's) needs no scan:
+    # nothing can use a directory that is not there, and none will be made
+    # while the lock is ours. Many runs at once make these by the dozen.
+    found, sure = {}, True
+    present = {path for _, _, path in cands if not _absent(path)}
+    if present:
+        found, sure = leases.Scan(sorted(present)).settle()
     if cands:
-        found, sure = leases.Scan([path for _, _, path in cands]).settle()
         for tid, lock_path, path in cands:
             try:
-                removed += _sweep_one(runtime, tid, lock_path, path, found.get(path), sure,
-                                      dry_run, adopt, log, failed)
+                removed += _sweep_one(runtime, tid, lock_path, path, found.get(path),
+                                      sure or path not in present, dry_run, adopt, log, failed)
             except Exception as e:         # noqa: BLE001 - one tree never stops the sweep
                 _failed(failed, log, path, e)
     if cache:
@@ -155,6 +163,18 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
             except Exception as e:         # noqa: BLE001
                 _failed(failed, log, cache, e)
     return removed
+
+
+def _absent(path: str) -> bool:
+    """Certainly no directory entry at ``path`` (not: unreadable, or a dead
+    FUSE mount point answering ENOTCONN)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 def failure(e: BaseException) -> str:
