@@ -44,12 +44,24 @@ def test_pip_installed_command_does_not_import_re(wheel, tmp_path):
     assert "re" not in seen, "the command's launcher imports re"
 
 
-def test_uv_tool_installed_command_does_not_import_re(wheel, tmp_path):
+def tool_install(wheel: str, env: dict) -> None:
+    """``uv tool install`` of the wheel, from uv's cache when that holds runx's
+    own dependencies (uv, psutil), else from the index: when pip installed
+    the test venv's uv (scripts/test does, where uv was missing), uv's cache
+    never saw the uv wheel, and --offline alone cannot resolve."""
     from uv import find_uv_bin
+
+    cmd = [find_uv_bin(), "tool", "install", "-q", wheel]
+    r = subprocess.run([*cmd, "--offline"], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+
+
+def test_uv_tool_installed_command_does_not_import_re(wheel, tmp_path):
 
     env = dict(os.environ, UV_TOOL_DIR=str(tmp_path / "tools"),
                UV_TOOL_BIN_DIR=str(tmp_path / "bin"))
-    subprocess.run([find_uv_bin(), "tool", "install", "-q", "--offline", wheel], check=True, capture_output=True, env=env)
+    tool_install(wheel, env)
     seen = imports(str(tmp_path / "bin" / "runx"), "--version")
     assert "runx_env.runner.cli" in seen and "re" not in seen, seen
 
@@ -73,7 +85,6 @@ def test_uncompiled_install_loads_runx_from_bytecode(wheel, wheelhouse, tmp_path
     Once the cache exists (the first run makes it), the next run writes the
     byte-code into it and every later one loads from there; the install is
     not written to and the payload still sees the variable."""
-    from uv import find_uv_bin
 
     env = dict(os.environ, UV_TOOL_DIR=str(tmp_path / "tools"),
                UV_TOOL_BIN_DIR=str(tmp_path / "bin"), RUNX_CACHE_DIR=str(tmp_path / "cache"),
@@ -81,8 +92,7 @@ def test_uncompiled_install_loads_runx_from_bytecode(wheel, wheelhouse, tmp_path
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if dont_write:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-    subprocess.run([find_uv_bin(), "tool", "install", "-q", "--offline", wheel], check=True,
-                   capture_output=True, env=env)
+    tool_install(wheel, env)
     runx = [str(tmp_path / "bin" / "runx"), "--find-links", wheelhouse, "--no-index",
             "--with", "runxdemo"]
     show = ("import os, sys; print(os.environ.get('PYTHONDONTWRITEBYTECODE'), "

@@ -6,6 +6,10 @@ moments are the fault scenario signal_at_random_moments_of_a_cold_run."""
 import os
 import signal
 import subprocess
+import sys
+import time
+
+import pytest
 
 from conftest import Runx
 from fault_scenarios import _interrupted_cleanly, _stopped_at, fresh, settled
@@ -79,3 +83,34 @@ def test_a_signal_the_caller_ignores_still_does_nothing(runx):
     assert p.returncode == 0, err
     assert b"interrupted" not in err
     settled(cold)
+
+
+
+@pytest.mark.fast
+def test_a_signal_inside_a_finaliser_is_not_lost():
+    """CI's random-moment fault: SIGUSR1 came while the collector ran a
+    finished uv's Popen.__del__; the handler's Interrupted was dropped there
+    ("Exception ignored in") and the cold run went on as if never
+    signalled. It is raised again outside the finaliser."""
+    from runx_env.errors import Interrupted
+    from runx_env.runner import interrupt
+
+    class Finished:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            for _ in range(100):        # the handler runs here, inside the finaliser
+                pass
+
+    before = signal.getsignal(signal.SIGUSR1), sys.unraisablehook
+    interrupt.arm("while building the environment")
+    try:
+        with pytest.raises(Interrupted) as e:
+            Finished()
+            deadline = time.monotonic() + 10          # the run goes on: uv, the tree...
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert e.value.signum == signal.SIGUSR1
+    finally:
+        interrupt.disarm()
+        Interrupted.caught = None
+    assert (signal.getsignal(signal.SIGUSR1), sys.unraisablehook) == before
