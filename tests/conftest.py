@@ -210,9 +210,10 @@ def one_error_line(stderr: str, *words, alone: bool = True, hint: bool = False) 
 
 def runtime_entries(runtime: str) -> list:
     """What runs left in the runtime dir: its trees and locks (not the
-    reapers' shared lease verdicts, ``.leases``: see runx_env.reaper.leases)."""
+    reapers' shared scans, ``.scan``, and the older ``.leases``: see
+    runx_env.reaper.leases)."""
     try:
-        return sorted(n for n in os.listdir(runtime) if not n.startswith(".leases"))
+        return sorted(n for n in os.listdir(runtime) if not n.startswith((".leases", ".scan")))
     except FileNotFoundError:
         return []
 

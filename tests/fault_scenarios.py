@@ -762,7 +762,7 @@ def reap():
 def trees():
     try:
         return [n for n in os.listdir(runtime)
-                if not n.endswith(".lock") and not n.startswith(".leases")]
+                if not n.endswith(".lock") and not n.startswith((".leases", ".scan"))]
     except FileNotFoundError:
         return []
 

@@ -190,3 +190,74 @@ def test_excluded_pids_and_retarget(proc, trees):
     scan.retarget([b])
     assert scan.once() == ({b: [91]}, True)
     assert leases.holders(b) == [91]
+
+
+# --- the shared scan's pieces (leases.Board; docs/reliability.md, "One scan
+# for every waiting reaper")
+
+def test_a_dying_process_casts_doubt_only_on_the_trees_it_could_hold(proc, trees):
+    """A zombie first seen may have forked, before the listing, a successor
+    that holds what it held: if an earlier scan knew it alive holding only b,
+    only b is in doubt, and a scan seeking a alone is conclusive."""
+    a, b, _ = trees
+    proc.add(100, cwd=b)
+    proc.add(101)
+    scan = leases.Scan([a, b])
+    assert scan.once() == ({b: [100]}, True)
+    proc.add(100, state="Z")                 # same start: the same process, dead now
+    seen = dict(scan.memo)
+    assert scan.once() == ({}, False) and scan.unsure == {b}
+    only_a = leases.Scan([a, b], targets=[a])
+    only_a.memo = seen
+    assert only_a.once() == ({}, True)
+    unknown = leases.Scan([a, b], targets=[a])
+    assert unknown.once() == ({}, False) and unknown.unsure is None, \
+        "a zombie nobody knew may have held anything"
+
+
+def test_a_process_known_free_of_the_targets_is_not_read_again(proc, trees, monkeypatch):
+    """Only processes that held a target, or were not known, are read again:
+    one known to hold b is not read by a scan for a."""
+    a, b, _ = trees
+    proc.add(110, cwd=b)
+    proc.add(111)
+    scan = leases.Scan([a, b])
+    scan.once()
+    read = []
+    real = leases._proc_check
+    monkeypatch.setattr(leases, "_proc_check",
+                        lambda pid, m, ident: (read.append(pid), real(pid, m, ident))[1])
+    for_a = leases.Scan([a, b], targets=[a])
+    for_a.memo = dict(scan.memo)
+    assert for_a.once() == ({}, True) and read == []
+    for_b = leases.Scan([a, b], targets=[b])
+    for_b.memo = dict(scan.memo)
+    assert for_b.once() == ({b: [110]}, True) and read == [110]
+
+
+def test_a_verdict_naming_an_unknown_tree_is_not_kept(proc, trees):
+    """A shared scan's verdicts serve later scans of trees it did not know:
+    a process that held a tree outside its set (a newer one) is remembered
+    as not known, so that tree's scan reads it."""
+    a, b, _ = trees
+    c = a.rsplit("/", 1)[0] + "/tree-c"
+    proc.add(120, env={"RUNX_ENV": c})
+    shared = leases.Scan([a, b])
+    shared.complete = True
+    assert shared.once() == ({}, True)
+    assert shared.memo[120][1] is None
+    private = leases.Scan([a, b])
+    private.once()
+    assert private.memo[120][1] == frozenset(), "a private scan's verdict is about its set"
+
+
+def test_the_waiting_reapers_are_not_counted(proc, trees):
+    """The reapers a shared scan serves hold nothing of their trees (they
+    wait for the scan): ``skip`` leaves them out, by PID and start time."""
+    a = trees[0]
+    proc.add(130, env={"RUNX_ENV": a}, start=777)
+    scan = leases.Scan([a])
+    scan.skip = frozenset({(130, 777)})
+    assert scan.once() == ({}, True)
+    scan.skip = frozenset({(130, 778)})      # another process with that PID
+    assert scan.once() == ({a: [130]}, True)

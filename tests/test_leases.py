@@ -279,14 +279,22 @@ def test_a_descriptor_holds(tmp_path, kind):
         p.wait()
 
 
-def test_reapers_share_verdicts_of_processes_that_hold_nothing(tmp_path, monkeypatch):
-    """A reaper's rounds write RUNTIME/.leases (the processes found alive and
-    holding nothing in the runtime directory); the next reaper's first scan
-    reads only their stat. A process in another tree of the same runtime
-    directory holds nothing of ours but is not shared: that tree's reaper
-    must find it."""
-    import marshal
+def _board_state(runtime):
+    """(verdicts, answers) of RUNTIME/.scan/state.NS, as the board reads it."""
+    board = leases.Board.open(str(runtime / "any"))
+    try:
+        data = board._load()
+    finally:
+        board.close()
+    assert data is not None and data[0] == leases._VERSION
+    return data[1], data[2]
 
+
+def test_reapers_share_one_scan_and_its_verdicts(tmp_path, monkeypatch):
+    """A reaper's rounds go through RUNTIME/.scan: the scan names what every
+    process holds in the runtime directory (a holder of another tree
+    included: it is that tree's), and the next reaper's scan reads again only
+    the processes no earlier scan knew."""
     runtime = tmp_path / "run"
     ours, other = runtime / "aaaa", runtime / "bbbb"
     ours.mkdir(parents=True)
@@ -296,29 +304,37 @@ def test_reapers_share_verdicts_of_processes_that_hold_nothing(tmp_path, monkeyp
     try:
         wait_until(lambda: os.readlink(f"/proc/{p.pid}/cwd") == str(other), 10, "the holder")
         assert next(leases.rounds(str(ours)), None) is None
-        shared = runtime / ".leases"
-        ns, quiet = marshal.loads(shared.read_bytes())
-        assert ns == os.readlink("/proc/self/ns/pid")
-        assert len(quiet) > 5 and p.pid not in quiet, "a holder of another tree was shared"
-        assert shared.stat().st_mode & 0o777 == 0o600
+        verdicts, answers = _board_state(runtime)
+        assert answers["aaaa"][1:] == ((), True)
+        assert verdicts[p.pid][1] == ("bbbb",), "the holder of the other tree is named"
+        quiet = {pid for pid, (_, held, _) in verdicts.items() if held == ()}
+        assert len(quiet) > 5
+        board_dir = runtime / ".scan"
+        assert board_dir.stat().st_mode & 0o777 == 0o700
+        assert [n for n in os.listdir(board_dir) if n.startswith("want.")] == [], \
+            "a served want is removed"
         read = []
         real = leases._proc_check
         monkeypatch.setattr(leases, "_proc_check",
                             lambda pid, m, ident: (read.append(pid), real(pid, m, ident))[1])
-        scan = leases.Scan([str(other)], shared=True)
-        assert scan.once()[0] == {str(other): [p.pid]}
-        assert p.pid in read
-        assert not set(quiet) & set(read), "shared verdicts were not used"
+        board = leases.Board.open(str(other))
+        try:
+            assert board.ask(str(other)) == ([p.pid], True)
+        finally:
+            board.close()
+        assert not quiet & set(read), "shared verdicts were not used"
         assert sorted(runtime_entries(str(runtime))) == ["aaaa", "bbbb"]
     finally:
         p.kill()
         p.wait()
 
 
-@pytest.mark.parametrize("bad", ["writable", "namespace", "garbage", "symlink"])
+@pytest.mark.parametrize("bad", ["writable", "version", "garbage", "symlink", "open-board"])
 def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
-    """RUNTIME/.leases is believed only if it is a regular file of ours, not
-    writable by others, from this PID namespace, and what we write."""
+    """The board's state is believed only if it is a regular file of ours, not
+    writable by others, and what we write; the board only if it is a
+    directory of ours that only we can enter. A lie (the holder holds
+    nothing) is then never an answer."""
     import marshal
 
     runtime = tmp_path / "run"
@@ -329,16 +345,31 @@ def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
     try:
         wait_until(lambda: os.readlink(f"/proc/{p.pid}/cwd") == str(tree), 10, "the holder")
         start = int(open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[19])
-        ns = os.readlink("/proc/self/ns/pid")
-        lie = marshal.dumps((ns if bad != "namespace" else "pid:[1]", {p.pid: start}))
-        shared = runtime / ".leases"
+        lie = marshal.dumps((leases._VERSION if bad != "version" else 99,
+                             {p.pid: (start, (), False)}, {}))
+        board_dir = runtime / ".scan"
+        board_dir.mkdir(mode=0o755 if bad == "open-board" else 0o700)
+        if bad == "open-board":
+            board_dir.chmod(0o755)
+        state = board_dir / f"state.{leases._pid_namespace()}"
         if bad == "symlink":
             (tmp_path / "elsewhere").write_bytes(lie)
-            shared.symlink_to(tmp_path / "elsewhere")
+            state.symlink_to(tmp_path / "elsewhere")
         else:
-            shared.write_bytes(lie if bad != "garbage" else b"\xff" + lie)
-            shared.chmod(0o622 if bad == "writable" else 0o600)
-        assert leases.Scan([str(tree)], shared=True).once()[0] == {str(tree): [p.pid]}
+            state.write_bytes(lie if bad != "garbage" else b"\xff" + lie)
+            state.chmod(0o622 if bad == "writable" else 0o600)
+        if bad == "open-board":
+            assert leases.Board.open(str(tree)) is None
+        else:
+            board = leases.Board.open(str(tree))
+            try:
+                assert board.ask(str(tree)) == ([p.pid], True)
+            finally:
+                board.close()
+        rounds = leases.rounds(str(tree))
+        watches = next(rounds)
+        assert [w.pid for w in watches] == [p.pid]
+        rounds.close()
     finally:
         p.kill()
         p.wait()
@@ -392,8 +423,6 @@ def test_a_namespace_binding_another_tree_is_not_shared(tmp_path):
     """A process in a mount namespace where another tree of the runtime
     directory is bind-mounted elsewhere holds nothing of ours, but it must
     not be shared as holding nothing: that tree's reaper must find it."""
-    import marshal
-
     if os.geteuid() != 0:
         pytest.skip("needs root (a mount namespace)")
     runtime = tmp_path / "run"
@@ -408,12 +437,19 @@ def test_a_namespace_binding_another_tree_is_not_shared(tmp_path):
         assert p.stdout.readline() == "up\n"
         wait_until(lambda: os.readlink(f"/proc/{p.pid}/exe").endswith("sleep"), 10, "exec")
         assert next(leases.rounds(str(ours)), None) is None
-        _, quiet = marshal.loads((runtime / ".leases").read_bytes())
-        assert p.pid not in quiet
-        assert leases.Scan([str(other)], shared=True).once()[0] == {str(other): [p.pid]}
+        verdicts, _ = _board_state(runtime)
+        # Named as bbbb's, or not known (the runtime directory's own bind
+        # entry matches too): either way read again, never "holds nothing".
+        assert verdicts[p.pid][1] in (("bbbb",), None)
+        board = leases.Board.open(str(other))
+        try:
+            assert board.ask(str(other)) == ([p.pid], True)
+        finally:
+            board.close()
     finally:
         p.kill()
         p.wait()
+
 
 def test_daemonize_at_exit_keeps_the_tree(runx):
     """The fault matrix's daemonize_at_exit, repeated: its hops land in the
@@ -686,3 +722,37 @@ def test_adopted_trees_are_waited_for_at_once(runx, tmp_path):
         open(first_stop, "w").close()
         first_p.wait(timeout=30)
     runx.wait_clean()
+
+
+DAEMON_AT_EXIT = r"""
+cd "$RUNX_ENV"
+setsid sh -c 'sleep 1; if [ -d "$RUNX_ENV/bin" ]; then echo kept; else echo gone; fi > "$1"' \
+    sh "$1" </dev/null >/dev/null 2>&1 &
+"""
+
+
+@pytest.mark.parametrize("repeat", range(3))
+def test_runs_at_once_share_scans_and_keep_their_daemons_trees(runx, tmp_path, repeat):
+    """Sixteen runs at once, half leaving a daemon in their tree: the reapers
+    whose payloads exit together are served by one board scan, and no
+    scan's answer for one tree may forget another tree's holder (each
+    daemon finds its tree whole a second later); then every tree goes."""
+    assert runx.run("--with", "runxdemo", "true").returncode == 0      # warm
+    runx.wait_clean(15)
+    out = tmp_path / "out"
+    out.mkdir()
+    procs = []
+    for i in range(16):
+        if i % 2:
+            procs.append(runx.popen("--with", "runxdemo", "sh", "-c", DAEMON_AT_EXIT, "sh",
+                                    str(out / str(i))))
+        else:
+            procs.append(runx.popen("--with", "runxdemo", "true"))
+    assert [p.wait(timeout=60) for p in procs] == [0] * 16
+    wait_until(lambda: len(os.listdir(out)) == 8, 30, "every daemon's word")
+    words = {n: (out / n).read_text() for n in os.listdir(out)}
+    assert set(words.values()) == {"kept\n"}, words
+    board = os.path.join(runx.runtime, ".scan")
+    assert any(n.startswith("state.") for n in os.listdir(board)), "no shared scan was made"
+    runx.wait_clean(30)
+    assert [n for n in os.listdir(board) if n.startswith("want.")] == []

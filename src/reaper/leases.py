@@ -49,10 +49,13 @@ class _Match:
         self.env = {}
         self.path = {}
         roots = set()
+        resolved: dict = {}             # parent -> its realpath: trees share one
         for t in self.trees:
             tb = os.fsencode(t.rstrip("/") or "/")
             parent, name = os.path.split(tb)
-            real = os.path.join(os.path.realpath(parent), name)
+            if parent not in resolved:
+                resolved[parent] = os.path.realpath(parent)
+            real = os.path.join(resolved[parent], name)
             for spelling in (tb, real):
                 self.env[spelling] = t
                 self.path[spelling] = t
@@ -137,6 +140,10 @@ class _Match:
                     continue
                 if key in self.tops:
                     held.add(self.tops[key])
+                else:
+                    # Perhaps another tree's top (a tree this set does not
+                    # know): never a verdict another scan may trust.
+                    self.stray = True
         return held
 
     def of_path(self, p: bytes):
@@ -424,41 +431,46 @@ class Scan:
     conclusive). When ``conclusive`` is True, a tree without holders in the
     answer has none (short of a process that starts using it afresh, with
     no holder among its ancestors). When False, trees without holders may
-    still have some: scan again (``settle``).
+    still have some: scan again (``settle``). ``unsure`` then says which
+    targets (None: all of them).
 
-    Make a Scan only once its trees can gain no holder but by inheritance:
+    ``targets``: the trees whose holders are sought (default: all of
+    ``trees``); the others only name what a process holds, so that its
+    verdict serves later scans for other targets (``Board``).
+
+    Make a Scan only once its targets can gain no holder but by inheritance:
     after their payloads have exited (a runner becomes its tree's holder by
     its exec), or their locks were found free (the runner has exec'd or
-    died). A process it found alive and holding none of them is not read
-    again by later scans (see ``once``)."""
+    died). A process it found alive and holding none of the targets is not
+    read again by later scans (see ``once``)."""
 
-    def __init__(self, trees, exclude=frozenset(), shared: bool = False):
+    def __init__(self, trees, exclude=frozenset(), targets=None):
         self.match = _Match(trees)
         self.exclude = frozenset(exclude) | {os.getpid()}
         self.memo: dict = {}  # pid -> (start, trees held | None if unknown, zombie)
-        # pid -> start of the processes known to hold nothing in the runtime
-        # directory at all (not only none of these trees): what ``shared``
-        # Scans read from and write to the directory's verdict file.
-        self.quiet: dict = {}
-        self.shared = _shared_file(self.match) if shared and _PROC else None
-        if self.shared:
-            self.quiet = _load(self.shared)
-            self.memo = {pid: (start, frozenset(), False) for pid, start in self.quiet.items()}
+        self.targets = frozenset(self.match.trees if targets is None else targets)
+        # (pid, start) of processes not counted at all: the reapers a shared
+        # scan serves (they wait for it, and hold nothing of their trees).
+        self.skip: frozenset = frozenset()
+        # A shared scan's verdicts outlive its set of trees: a process that
+        # named a tree the set does not know (a newer one) is not remembered.
+        self.complete = False
+        self.unsure: set | None = set()
 
     def retarget(self, trees) -> None:
         """Watch a different set of trees; forget the verdicts (they were
         about the old set)."""
         self.match = _Match(trees)
+        self.targets = frozenset(self.match.trees)
         self.memo = {}
-        self.quiet = {}
-        self.shared = None
 
     def exited(self, pids) -> None:
         """``pids`` have exited (their pidfds said so) before this call: a
         zombie of theirs found now died before any listing to come, so the
         first scan need not see it twice (a zombie first seen makes a scan
         inconclusive). Its start time identifies it: a zombie's PID is not
-        reused before it is reaped."""
+        reused before it is reaped (and any zombie seen before the listing
+        forked nothing after it)."""
         for pid in pids:
             ident = _ident(pid) if pid is not None else None
             if ident is not None and ident[1] in _DEAD:
@@ -470,10 +482,20 @@ class Scan:
     def once(self):
         pids = [p for p in _pids() if p not in self.exclude]
         prev, memo = self.memo, {}
-        quiet, known = {}, self.quiet
+        targets = self.targets
         self.match.namespaces = {}          # mounts change: read each namespace once a scan
         found: dict = {}
-        sure = True
+        unsure: set | None = set()
+
+        def doubt(trees) -> None:
+            """The targets among ``trees`` (None: every target) may have a
+            holder this scan did not see."""
+            nonlocal unsure
+            if unsure is not None:
+                if trees is None:
+                    unsure = None
+                else:
+                    unsure.update(trees & targets)
 
         def remembered(pid, start):
             old = prev.get(pid)
@@ -489,29 +511,31 @@ class Scan:
         for pid in order:
             ident = _ident(pid)
             if ident is None:
-                sure = False               # gone before we learnt who it was
+                doubt(None)                # gone before we learnt who it was
                 continue
             start, state = ident[0], ident[1]
+            if (pid, start) in self.skip:
+                continue
             old = remembered(pid, start)
             if state in _DEAD:
                 # A zombie forks nothing more; what it forked before it died
                 # is in this listdir only if it died before the listdir,
-                # which is certain only if it was a zombie in the last scan.
+                # which is certain only if it was a zombie in the last scan;
+                # or it forked nothing that holds a target, if it was
+                # checked alive holding none of them.
                 memo[pid] = (start, old[1] if old else None, True)
-                if not (old and (old[2] or old[1] == frozenset())):
-                    sure = False
+                if not (old and old[2]):
+                    doubt(old[1] if old else None)
                 continue
-            if old is not None and old[1] == frozenset():
-                # Checked alive and holding none of these trees by an earlier
-                # scan of this Scan, made after the trees' payloads had exited
-                # (or their locks were found free): a process gains a lease
-                # only by inheriting it at its fork, which a process that is
-                # already alive cannot, or afresh (cd, exec, mmap, open into a
-                # tree; "Leases"): it holds nothing still. Only holders and
-                # processes not seen yet are read again.
+            if old is not None and old[1] is not None and not old[1] & targets:
+                # Checked alive and holding none of the targets by an earlier
+                # scan, made after the targets' payloads had exited (or their
+                # locks were found free): a process gains a lease only by
+                # inheriting it at its fork, which a process that is already
+                # alive cannot, or afresh (cd, exec, mmap, open into a tree;
+                # "Leases"): it holds none still. Only holders and processes
+                # not seen yet are read again.
                 memo[pid] = (start, old[1], False)
-                if known.get(pid) == start:
-                    quiet[pid] = start
                 continue
             self.match.stray = False
             held, ok = _check(pid, self.match, ident)
@@ -527,19 +551,14 @@ class Scan:
                 zombie = after is not None and after[0] == start and (
                     after[1] in _DEAD or (ok is False and after[3] == 1 == ident[3]))
                 memo[pid] = (start, old[1] if old else None, zombie)
-                if not (old and old[1] == frozenset() and not held):
-                    sure = False
+                doubt(old[1] | held if old and old[1] is not None else None)
                 continue
-            memo[pid] = (start, held, False)
-            if not held and not stray and ok is True:
-                quiet[pid] = start
+            memo[pid] = (start, None if stray and self.complete else held, False)
             for t in held:
                 found.setdefault(t, []).append(pid)
         self.memo = memo
-        self.quiet = quiet
-        if self.shared:
-            _store(self.shared, quiet)
-        return found, sure
+        self.unsure = unsure
+        return found, unsure == set()
 
     def settle(self, timeout: float = 5.0):
         """Scan until the answer is conclusive or ``timeout`` passes (then
@@ -557,85 +576,302 @@ class Scan:
             delay = min(delay * 2, 0.05)
 
 
-# --- verdicts shared by the reapers of one runtime directory -------------------
+# --- one scan for every reaper waiting at once ---------------------------------
 #
-# A process found alive and holding nothing in a runtime directory (no
-# RUNX_ENV, cwd, exe, map or descriptor in any tree of it) holds nothing
-# there for as long as it lives, but afresh (see docs/reliability.md,
-# "Verdicts shared between reapers", for the argument and its limits). So
-# the reapers of one runtime directory share those verdicts, as (pid, start
-# time) in RUNTIME/.leases: a reaper reads them before its first scan and
-# checks only the processes not in it. Only a reaper's own lease rounds use
-# them (they start after its payload exited); sweeps, adoption and `runx
-# ls` check everything themselves.
+# Many runs at once used to cost a /proc scan per reaper, each reading every
+# process, the other runs' included: N runs, N² reads. The reapers of one
+# runtime directory share their scans instead, on a board, RUNTIME/.scan/:
+#
+#   want.NS.TOKEN   a reaper whose payload has exited asks for a scan of its
+#                   tree (its name, its own pid and start time, the payload's
+#                   pid), TOKEN fresh for each round;
+#   state.NS        what the scans know: each process's verdict (pid ->
+#                   start time, the names of the trees it held or None if not
+#                   known, zombie) and each tree's last answer (name -> the
+#                   TOKEN it answered, holders, conclusive); written to a
+#                   temporary file renamed over;
+#
+# NS is the PID namespace (PIDs mean nothing in another). Whoever takes the
+# board's flock (the directory's own) first scans for every want file there,
+# with the verdicts of all earlier scans; the others wait, watching the state
+# file, and find their answer under their TOKEN. Why an answer given that
+# way is as certain as the reaper's own scan: docs/reliability.md, "One scan
+# for every waiting reaper". A reaper that gets no answer in _WAIT seconds
+# (a scanner stopped with SIGSTOP, a full disk) scans alone, as before.
 
-_SHARED = ".leases"
-_SHARED_MAX = 8 << 20
+_BOARD = ".scan"
+_STATE_MAX = 8 << 20
+_VERSION = 1
+_WAIT = 5.0
+_RESCANS = 6             # scans in one turn of the board, at most (about 25 ms)
 
 
-def _shared_file(m: _Match):
-    """RUNTIME/.leases if every tree of ``m`` is in one runtime directory."""
-    parents = {os.path.dirname(os.fsencode(t.rstrip("/"))) for t in m.trees}
-    if len(parents) != 1:
-        return None
+def _pid_namespace() -> str | None:
     try:
-        ns = os.readlink("/proc/self/ns/pid")   # PIDs mean nothing in another namespace
+        link = os.readlink("/proc/self/ns/pid")
     except OSError:
         return None
-    return os.path.join(parents.pop(), _SHARED.encode()), ns
+    tag = link[link.find("[") + 1:link.rfind("]")]
+    return tag if tag.isdigit() else None
 
 
-def _load(shared) -> dict:
-    """The verdicts of RUNTIME/.leases (empty if missing, not ours, or not
-    what we write)."""
-    path, ns = shared
-    try:
-        fd = os.open(path, _RD | os.O_NOFOLLOW)
-    except OSError:
-        return {}
-    try:
+class Board:
+    """The shared scans of one runtime directory (see above)."""
+
+    def __init__(self, runtime: str, fd: int, ns: str):
+        self.runtime = runtime
+        self.fd = fd                    # the board directory: its flock elects the scanner
+        self.ns = ns
+        self.state = f"state.{ns}"
+        self.seen: tuple | None = None  # the state file last read (inode, mtime, size)
+        self.answers: dict = {}
+
+    @classmethod
+    def open(cls, tree: str) -> "Board | None":
+        """The board of ``tree``'s runtime directory, made if missing; None
+        where /proc is not read or the board is not trustworthy (not a
+        directory of ours that only we can enter)."""
+        ns = _pid_namespace() if _PROC else None
+        if ns is None:
+            return None
+        runtime = os.path.dirname(tree.rstrip("/"))
+        path = os.path.join(runtime, _BOARD)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
         st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022
-                or st.st_size > _SHARED_MAX):
-            return {}
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            os.close(fd)
+            return None
+        return cls(runtime, fd, ns)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def ask(self, tree: str, payload: int | None = None):
+        """(holders of ``tree``, conclusive) from a scan whose listing of
+        /proc came after this call; None if no answer came in time, or the
+        board cannot be used (then scan alone). Call it only once the tree
+        can gain holders by inheritance alone (its payload has exited);
+        ``payload``: the payload's PID, for its zombie (``Scan.exited``)."""
+        name = os.path.basename(tree.rstrip("/"))
+        token = os.urandom(6).hex()
+        want = f"want.{self.ns}.{token}"
+        me = _ident(os.getpid())
+        if me is None:
+            return None
         import marshal
 
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                break
-            chunks.append(b)
-        data = marshal.loads(b"".join(chunks))
-    except (OSError, ValueError, EOFError, TypeError):
-        return {}
-    finally:
-        os.close(fd)
-    if not (isinstance(data, tuple) and len(data) == 2 and data[0] == ns
-            and isinstance(data[1], dict)):
-        return {}
-    return {k: v for k, v in data[1].items() if type(k) is int and type(v) is int}
-
-
-def _store(shared, quiet: dict) -> None:
-    """Write the verdicts (atomically: a temporary file renamed over)."""
-    import marshal
-
-    path, ns = shared
-    tmp = path + b".%d" % os.getpid()
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
         try:
-            os.write(fd, marshal.dumps((ns, quiet)))
+            fd = os.open(want, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=self.fd)
+            try:
+                os.write(fd, marshal.dumps((name, os.getpid(), me[0], payload or 0)))
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+        import fcntl
+
+        deadline = time.monotonic() + _WAIT
+        delay = 0.0005
+        try:
+            while True:
+                got = self._answer(name, token)
+                if got is not None:
+                    return got
+                try:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass                    # another reaper is scanning
+                except OSError:
+                    return None             # no flock here: scan alone
+                else:
+                    try:
+                        got = self._answer(name, token, again=True)
+                        if got is None:
+                            got = self._lead().get(name)
+                            got = (list(got[1]), got[2]) if got and got[0] == token else None
+                        return got
+                    finally:
+                        fcntl.flock(self.fd, fcntl.LOCK_UN)
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+        finally:
+            try:
+                os.unlink(want, dir_fd=self.fd)   # mostly gone already: the scanner's
+            except OSError:
+                pass
+
+    def _answer(self, name: str, token: str, again: bool = False):
+        """This round's answer for ``name``, if the state file has it (read
+        again only when it changed, or ``again``)."""
+        try:
+            st = os.stat(self.state, dir_fd=self.fd, follow_symlinks=False)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self.seen or again:
+            self.seen = key
+            data = self._load()
+            self.answers = data[2] if data else {}
+        got = self.answers.get(name)
+        try:
+            if got is not None and got[0] == token:
+                return [int(p) for p in got[1]], bool(got[2])
+        except (TypeError, ValueError, IndexError):
+            pass
+        return None
+
+    def _load(self):
+        """(version, verdicts, answers) from the state file, or None if it is
+        missing, not ours, or not what we write."""
+        try:
+            fd = os.open(self.state, _RD | os.O_NOFOLLOW, dir_fd=self.fd)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022
+                    or st.st_size > _STATE_MAX):
+                return None
+            import marshal
+
+            chunks = []
+            while True:
+                b = os.read(fd, 1 << 20)
+                if not b:
+                    break
+                chunks.append(b)
+            data = marshal.loads(b"".join(chunks))
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
         finally:
             os.close(fd)
-        os.rename(tmp, path)
-    except OSError:
+        if not (isinstance(data, tuple) and len(data) == 3 and data[0] == _VERSION
+                and isinstance(data[1], dict) and isinstance(data[2], dict)):
+            return None
+        return data
+
+    def _wants(self, trees: dict) -> list:
+        """(file, tree name, token, reaper pid, its start, payload pid) of
+        each want file of this namespace; those whose tree or reaper is gone
+        are removed."""
+        import marshal
+
+        prefix = f"want.{self.ns}."
+        out = []
+        for f in os.listdir(self.fd):
+            if not f.startswith(prefix):
+                continue
+            w = None
+            try:
+                fd = os.open(f, _RD | os.O_NOFOLLOW, dir_fd=self.fd)
+                try:
+                    if os.fstat(fd).st_uid == os.geteuid():
+                        w = marshal.loads(os.read(fd, 4096))
+                finally:
+                    os.close(fd)
+                if w is None:
+                    raise ValueError("not ours")
+                name, pid, start, payload = w
+                reaper = _ident(pid)
+                if name in trees and reaper is not None and reaper[0] == start \
+                        and reaper[1] not in _DEAD:
+                    out.append((f, name, f[len(prefix):], pid, start, payload))
+                    continue
+            except (OSError, ValueError, EOFError, TypeError):
+                pass
+            try:
+                os.unlink(f, dir_fd=self.fd)
+            except OSError:
+                pass
+        return out
+
+    def _lead(self) -> dict:
+        """Under the board's flock: one scan for every reaper waiting, with
+        every earlier scan's verdicts; the answers written to the state file
+        (and returned: the scanner's own is good even if the write failed)."""
+        data = self._load()
+        verdicts, answers = (data[1], data[2]) if data else ({}, {})
         try:
-            os.unlink(tmp)
+            names = os.listdir(self.runtime)
         except OSError:
-            pass
+            return answers
+        join = os.path.join
+        trees = {n: join(self.runtime, n) for n in names
+                 if not n.startswith(".") and not n.endswith(".lock")}
+        wants = self._wants(trees)
+        if not wants:
+            return answers
+        scan = Scan(sorted(trees.values()), targets=[trees[w[1]] for w in wants])
+        scan.complete = True
+        scan.skip = frozenset((w[3], w[4]) for w in wants)
+        for pid, v in verdicts.items():
+            try:
+                start, held, zombie = v
+                scan.memo[int(pid)] = (int(start), None if held is None else
+                                       frozenset(join(self.runtime, n) for n in held),
+                                       bool(zombie))
+            except (TypeError, ValueError):
+                continue
+        scan.exited([w[5] for w in wants if w[5]])
+        # Scanned again at once while not conclusive, a few times: on a busy
+        # machine a scan is inconclusive for the short-lived processes it
+        # caught dying, and one a millisecond later knows them as zombies
+        # or as gone before its listing; a waiting reaper's own back-off
+        # (up to 0.1 s) would meet new ones every time.
+        delay = 0.001
+        for last in range(_RESCANS - 1, -1, -1):
+            found, sure = scan.once()
+            if sure or not last:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.008)
+        unsure = scan.unsure
+        for _, name, token, *_ in wants:
+            t = trees[name]
+            answers[name] = (token, tuple(found.get(t, ())), unsure is not None and t not in unsure)
+        answers = {n: a for n, a in answers.items() if n in trees}
+        base = os.path.basename
+        verdicts = {pid: (start, None if held is None else tuple(base(t) for t in held), zombie)
+                    for pid, (start, held, zombie) in scan.memo.items()}
+        self._store(verdicts, answers)
+        for f, *_ in wants:
+            try:
+                os.unlink(f, dir_fd=self.fd)
+            except OSError:
+                pass
+        return answers
+
+    def _store(self, verdicts: dict, answers: dict) -> None:
+        import marshal
+
+        tmp = f"{self.state}.{os.getpid()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=self.fd)
+            try:
+                data = memoryview(marshal.dumps((_VERSION, verdicts, answers)))
+                while data:
+                    data = data[os.write(fd, data):]
+            finally:
+                os.close(fd)
+            os.rename(tmp, self.state, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except OSError:
+            try:
+                os.unlink(tmp, dir_fd=self.fd)
+            except OSError:
+                pass
 
 
 def holds(pid: int, tree: str) -> bool:
@@ -684,27 +920,44 @@ def rounds(tree: str, log=lambda msg: None, exited=()):
     asked for. A scan that found holders which all vanished before they
     could be watched, or that is not conclusive, is not "no holder": scan
     again after a short back-off (their successors are in the next listdir).
+    Each round's scan is the runtime directory's shared one (``Board``)
+    when it answers in time, the reaper's own otherwise.
     ``exited``: the payload's PID (it has exited: see ``Scan.exited``)."""
-    scan = Scan([tree], shared=True)
+    scan = Scan([tree])
     scan.exited(exited)
+    board = Board.open(tree)
+    payload = next((p for p in exited if p), None)
     delay = 0.001
-    while True:
-        found, sure = scan.once()
-        pids = found.get(tree, [])
-        if not pids and sure:
-            return
-        watches = _watch(scan, tree, pids)
-        if not watches:
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-            continue
-        delay = 0.001
-        log(f"waiting for {len(watches)} lease holder(s): {[w.pid for w in watches]}")
-        try:
-            yield watches
-        finally:
-            for w in watches:
-                w.close()
+    try:
+        while True:
+            got = board.ask(tree, payload) if board else None
+            payload = None
+            if got is None:
+                if board:
+                    log("no shared scan answered in time: scanning alone")
+                    board.close()
+                    board = None
+                found, sure = scan.once()
+                pids = found.get(tree, [])
+            else:
+                pids, sure = got
+            if not pids and sure:
+                return
+            watches = _watch(scan, tree, pids)
+            if not watches:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            delay = 0.001
+            log(f"waiting for {len(watches)} lease holder(s): {[w.pid for w in watches]}")
+            try:
+                yield watches
+            finally:
+                for w in watches:
+                    w.close()
+    finally:
+        if board:
+            board.close()
 
 
 def wait_free(trees, on_free, log=lambda msg: None) -> None:
