@@ -119,7 +119,9 @@ def test_busy_machine_still_converges(tmp_path):
         for _ in range(20):
             t0 = time.monotonic()
             assert next(leases.rounds(str(tree)), None) is None
-            assert time.monotonic() - t0 < 5, "the scan did not settle on a busy machine"
+            # A guard against a livelock, not a speed claim (the figures are
+            # in docs/reliability.md): CI's loaded machine once took 9.7 s.
+            assert time.monotonic() - t0 < 60, "the scan did not settle on a busy machine"
     finally:
         for c in churn:
             c.kill()
