@@ -758,3 +758,22 @@ def test_runs_at_once_share_scans_and_keep_their_daemons_trees(runx, tmp_path, r
     assert any(n.startswith("state.") for n in os.listdir(board)), "no shared scan was made"
     runx.wait_clean(30)
     assert [n for n in os.listdir(board) if n.startswith("want.")] == []
+
+
+def test_a_killed_scanners_temporary_state_is_removed(tmp_path):
+    """A scanner SIGKILLed between writing state.NS.PID and renaming it over
+    the state leaves that file: the next scanner removes it once the PID is
+    gone (a live scanner's is left alone)."""
+    runtime = tmp_path / "run"
+    tree = runtime / "aaaa"
+    tree.mkdir(parents=True)
+    p = subprocess.Popen(["true"])
+    p.wait()                                   # a PID that is gone
+    board_dir = runtime / ".scan"
+    board_dir.mkdir(mode=0o700)
+    state = f"state.{leases._pid_namespace()}"
+    dead, live = board_dir / f"{state}.{p.pid}", board_dir / f"{state}.{os.getppid()}"
+    dead.write_bytes(b"half")
+    live.write_bytes(b"half")
+    assert next(leases.rounds(str(tree)), None) is None
+    assert not dead.exists() and live.exists()

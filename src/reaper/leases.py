@@ -772,6 +772,7 @@ class Board:
         out = []
         for f in os.listdir(self.fd):
             if not f.startswith(prefix):
+                self._stale_state(f)
                 continue
             w = None
             try:
@@ -796,6 +797,18 @@ class Board:
             except OSError:
                 pass
         return out
+
+    def _stale_state(self, f: str) -> None:
+        """A scanner killed between writing its temporary state file and
+        renaming it left ``state.NS.PID``: removed once that PID is gone."""
+        head, _, pid = f.rpartition(".")
+        if head == self.state and pid.isdigit():
+            ident = _ident(int(pid))
+            if ident is None or ident[1] in _DEAD:
+                try:
+                    os.unlink(f, dir_fd=self.fd)
+                except OSError:
+                    pass
 
     def _lead(self) -> dict:
         """Under the board's flock: one scan for every reaper waiting, with
