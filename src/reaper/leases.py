@@ -800,7 +800,8 @@ class Board:
 
     def _stale_state(self, f: str) -> None:
         """A scanner killed between writing its temporary state file and
-        renaming it left ``state.NS.PID``: removed once that PID is gone."""
+        renaming it left that file (the state's name, a dot, its PID): removed once
+        that PID is gone."""
         head, _, pid = f.rpartition(".")
         if head == self.state and pid.isdigit():
             ident = _ident(int(pid))
