@@ -16,6 +16,8 @@ and ``sys.pycache_prefix`` are left as they were for everything else: the
 payload is exec'd and sees the environment as given; the standard library
 and other code are not affected.
 
+It also keeps a signal from being lost in a finaliser (``catch_dropped_signals``).
+
 Loaded by ``src/bin/runx`` before anything else of runx, so it imports
 nothing but built-ins and what the interpreter has already loaded (the
 frozen import machinery).
@@ -39,6 +41,50 @@ _DARWIN = sys.platform == "darwin"
 # another user's directory (or none at all). runx's own variables are the
 # user's explicit choice: used as given, and refused if untrustworthy.
 # runner/paths.py holds the runtime directory's rules, which use these.
+
+
+# --- a signal's exception raised in a finaliser --------------------------------
+#
+# Python drops an exception raised inside a finaliser (a ``__del__``, a
+# weakref callback such as importlib's module-lock ``cb``, run at whatever
+# instruction a collection or a last reference happens) and prints
+# "Exception ignored in ...". A signal's handler runs at whatever
+# instruction comes next: SIGINT's KeyboardInterrupt, or runx's Interrupted
+# (runner/interrupt.py), raised there was lost, and the run went on as if
+# never signalled. The hook sends that signal again, a millisecond later,
+# until its exception is raised in ordinary code.
+
+def _unraisable(u) -> None:
+    e = u.exc_value
+    if isinstance(e, KeyboardInterrupt):
+        resend(2)                       # SIGINT, to Python's default handler again
+        return
+    sig = getattr(e, "resend", None)
+    if isinstance(sig, int):
+        type(e).dropped = True          # Interrupted: its handler raises once more
+        resend(sig)
+        return
+    sys.__unraisablehook__(u)
+
+
+def resend(sig: int) -> None:
+    """``sig`` to this process once more, from a thread a millisecond from
+    now: not at once (raise_signal, interrupt_main and os.kill all run the
+    handler right after they return, still inside the finaliser, where it
+    would recurse). A signal blocked meanwhile (runner/launch.py's
+    ``hold_signals``) stays pending for ``release_signals``."""
+    import _thread
+    import time
+
+    def later() -> None:
+        time.sleep(0.001)
+        os.kill(os.getpid(), sig)
+
+    _thread.start_new_thread(later, ())
+
+
+def catch_dropped_signals() -> None:
+    sys.unraisablehook = _unraisable
 
 
 def unusable(path: str) -> str:

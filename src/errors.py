@@ -34,10 +34,12 @@ class Interrupted(BaseException):
 
     doing = "before the command started"    # what a signal now would interrupt
     caught: int | None = None               # the first signal, once raised
+    dropped = False                         # a finaliser dropped it: raise it again
 
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+        self.resend = signum                # boot's hook, if a finaliser drops it
 
 
 def say(text: str) -> None:

@@ -38,6 +38,10 @@ def _one_line(text: str) -> str:
 
 def main(argv: list | None = None) -> "NoReturn":
     argv = sys.argv[1:] if argv is None else argv
+    if sys.unraisablehook is sys.__unraisablehook__:     # not through src/bin/runx
+        from .. import boot
+
+        boot.catch_dropped_signals()
     try:
         from .launch import hold_std_fds
 

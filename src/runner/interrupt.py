@@ -20,13 +20,11 @@ Two pieces, both restoring exactly what the caller set before the exec
 
 A signal whose handler runs inside a finaliser (``Popen.__del__`` when
 the collector frees a finished uv, a weakref callback) must not raise
-there: Python drops that exception ("Exception ignored in ...") and goes
-on, and the run would carry on as if never signalled. Inside a ``__del__``
-the handler has the signal sent again a millisecond later instead of
-raising, until it runs in ordinary code.
-A finaliser of another kind whose Interrupted is dropped reaches
-``sys.unraisablehook`` (ours while armed), which raises the signal again
-the same way.
+there: Python drops that exception and goes on. Inside a ``__del__`` the
+handler has the signal sent again a millisecond later instead of raising
+(``boot.resend``), until it runs in ordinary code; an Interrupted dropped by
+a finaliser of another kind reaches ``boot.catch_dropped_signals``'s hook,
+which does the same.
 
 ``runx_env.runner.cli.main`` prints ``runx: interrupted by SIG… while …``
 and re-raises the signal with SIG_DFL, so the caller sees a death by that
@@ -35,59 +33,30 @@ signal kills runx by its default action, silently; the reaper removes the
 tree.
 """
 
-import _thread
-import os
-import sys
-import time
-
+from .. import boot
 from ..errors import Interrupted
 from ..reaper.handoff import signal_module
 from .launch import hold_signals, interrupted, release_signals, terminating
 
 _armed: dict = {}          # signal -> the handler it had before arm()
-_dropped = False           # the Interrupted raised was dropped by a finaliser
-_hook = None               # sys.unraisablehook before arm()
 
 
 def _handler(sig, frame) -> None:
-    global _dropped
-    if Interrupted.caught is not None and not _dropped:
+    if Interrupted.caught is not None and not Interrupted.dropped:
         return                      # already on the way out: let the clean-up finish
     if _in_finaliser(frame):
-        _again(sig)
+        boot.resend(sig)
         return
-    _dropped = False
+    Interrupted.dropped = False
     raise interrupted(sig)
-
-
-def _again(sig: int) -> None:
-    """The signal once more, from a thread a millisecond from now: not at
-    once (raise_signal, interrupt_main, os.kill all run the handler right
-    after they return, still inside the finaliser, and it would recurse).
-    A signal blocked meanwhile (launch.hold_signals) stays pending for
-    release_signals."""
-    def later() -> None:
-        time.sleep(0.001)
-        os.kill(os.getpid(), sig)
-
-    _thread.start_new_thread(later, ())
 
 
 def _in_finaliser(frame) -> bool:
     while frame is not None:
-        if frame.f_code.co_name == "__del__" or frame.f_code is _unraisable.__code__:
+        if frame.f_code.co_name == "__del__" or frame.f_code is boot._unraisable.__code__:
             return True
         frame = frame.f_back
     return False
-
-
-def _unraisable(u) -> None:
-    global _dropped
-    if isinstance(u.exc_value, Interrupted) and _armed and Interrupted.caught is not None:
-        _dropped = True
-        _again(Interrupted.caught)
-        return
-    (_hook or sys.__unraisablehook__)(u)
 
 
 def arm(doing: str) -> None:
@@ -98,8 +67,6 @@ def arm(doing: str) -> None:
     Interrupted.doing = doing
     if _armed:
         return
-    global _hook
-    _hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     default_int = sigmod.default_int_handler
     for sig in terminating(sigmod):
         before = sigmod.getsignal(sig)
@@ -123,7 +90,5 @@ def disarm() -> None:
         for sig in _armed:
             sigmod.signal(sig, sigmod.SIG_DFL)
         _armed.clear()
-        if sys.unraisablehook is _unraisable:
-            sys.unraisablehook = _hook or sys.__unraisablehook__
     finally:
         release_signals(old)
