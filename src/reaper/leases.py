@@ -603,6 +603,9 @@ _BOARD = ".scan"
 _STATE_MAX = 8 << 20
 _VERSION = 1
 _WAIT = 5.0
+# Above BATCH_FROM live runs the scanner waits BATCH_PER_RUN a live run, at most
+# BATCH_MAX, before it reads the wants (see Board._lead).
+BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.05
 _RESCANS = 6             # scans in one turn of the board, at most (about 25 ms)
 
 
@@ -815,12 +818,22 @@ class Board:
         """Under the board's flock: one scan for every reaper waiting, with
         every earlier scan's verdicts; the answers written to the state file
         (and returned: the scanner's own is good even if the write failed)."""
-        data = self._load()
-        verdicts, answers = (data[1], data[2]) if data else ({}, {})
         try:
             names = os.listdir(self.runtime)
         except OSError:
-            return answers
+            return {}
+        live = len(names) // 2              # a tree and its lock
+        if live > BATCH_FROM:
+            # Many runs live: more payloads are about to end. Waiting a
+            # little, the flock held, lets their reapers' wants join this
+            # scan instead of each making its own.
+            time.sleep(min(BATCH_PER_RUN * live, BATCH_MAX))
+            try:
+                names = os.listdir(self.runtime)
+            except OSError:
+                return {}
+        data = self._load()
+        verdicts, answers = (data[1], data[2]) if data else ({}, {})
         join = os.path.join
         trees = {n: join(self.runtime, n) for n in names
                  if not n.startswith(".") and not n.endswith(".lock")}
