@@ -218,3 +218,44 @@ def test_keep_leaves_the_tree_and_gc_kept_removes_it(runx):
         "plain gc leaves kept trees alone"
     assert runx.run("gc", "--kept", local=False).stdout.strip() == f"removed {tree}"
     runx.wait_clean()
+
+
+def test_the_sweep_skips_locks_that_proc_locks_shows_held(tmp_path, monkeypatch):
+    """At 128 runs at once each reaper's sweep opened and flocked every
+    other run's lock; /proc/locks now filters the held ones out first (a
+    filter only: what it lets through is still taken with try_lock)."""
+    from runx_env.reaper import ownership
+
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    for t in ("held", "free"):
+        (runtime / f"{t}.lock").write_bytes(b"")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'rb+'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(runtime / "held.lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        st = os.stat(runtime / "held.lock")
+        assert (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino) in ownership.held_flocks()
+        assert [t for t, _ in ownership.owned_locks(str(runtime))] == ["free", "held"]
+        assert [t for t, _ in ownership.owned_locks(str(runtime), skip_held=True)] == ["free"]
+        opened = []
+        real = ownership.try_lock
+        monkeypatch.setattr(ownership, "try_lock", lambda p, **kw: (opened.append(p), real(p, **kw))[1])
+        from runx_env.reaper.sweep import sweep
+
+        sweep(str(runtime))
+        assert opened and all(p.endswith("free.lock") for p in opened), opened
+        assert not (runtime / "free.lock").exists(), "a lock without its tree is swept"
+        assert (runtime / "held.lock").exists()
+        # Unreadable or garbled, the filter lets everything through.
+        bad = tmp_path / "locks"
+        bad.write_bytes(b"1: FLOCK  ADVISORY  WRITE 1 zz:yy:nope 0 EOF\n2: -> FLOCK x\n")
+        monkeypatch.setattr(ownership, "LOCKS", str(bad))
+        assert ownership.held_flocks() == set()
+        monkeypatch.setattr(ownership, "LOCKS", str(tmp_path / "missing"))
+        assert [t for t, _ in ownership.owned_locks(str(runtime), skip_held=True)] == ["held"]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)

@@ -109,14 +109,18 @@ def try_lock(path: str, *, wait: bool = False) -> int | None:
     return None
 
 
-def owned_locks(runtime: str):
+def owned_locks(runtime: str, skip_held: bool = False):
     """(tree id, lock path) of every tree lock under ``runtime`` that belongs
-    to this user, sorted by id."""
+    to this user, sorted by id. ``skip_held``: leave out the locks that
+    /proc/locks shows held (``held_flocks``) — a filter to spare the open
+    and flock of each, never a proof: a lock it lets through is still
+    taken with ``try_lock`` before anything is done to its tree."""
     try:
         names = os.listdir(runtime)
     except OSError:
         return
     uid = os.geteuid()
+    held = held_flocks() if skip_held else None
     for name in sorted(names):
         if not name.endswith(LOCK_SUFFIX) or name.startswith("."):
             continue
@@ -126,7 +130,36 @@ def owned_locks(runtime: str):
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_uid == uid:
+            if held and (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino) in held:
+                continue
             yield name[: -len(LOCK_SUFFIX)], p
+
+
+LOCKS = "/proc/locks"
+
+
+def held_flocks() -> set:
+    """(major, minor, inode) of every file a flock is held on, as
+    /proc/locks lists them (empty where it cannot be read). Waiters ("->"
+    lines) hold nothing; locks of processes in another PID namespace are not
+    listed (so not filtered out)."""
+    try:
+        with open(LOCKS, "rb") as f:
+            data = f.read()
+    except OSError:
+        return set()
+    out = set()
+    for line in data.splitlines():
+        parts = line.split()
+        # b"1:", b"FLOCK", b"ADVISORY", b"WRITE", pid, b"MAJ:MIN:INO", start, end
+        if len(parts) < 6 or parts[1] != b"FLOCK":
+            continue
+        dev = parts[5].split(b":")
+        try:
+            out.add((int(dev[0], 16), int(dev[1], 16), int(dev[2])))
+        except (ValueError, IndexError):
+            continue
+    return out
 
 
 def remove(runtime: str, tree_id: str, *, expect: tuple | None = None,

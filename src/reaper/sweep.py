@@ -123,7 +123,7 @@ def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
     owner, and no process starts using an ownerless tree by inheritance.
     """
     cands = []
-    for tid, lock_path in ownership.owned_locks(runtime):
+    for tid, lock_path in ownership.owned_locks(runtime, skip_held=True):
         fd = ownership.try_lock(lock_path)
         if fd is None:
             continue                       # a live reaper or runner owns it
