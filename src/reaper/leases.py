@@ -606,7 +606,7 @@ _WAIT = 5.0
 # Above BATCH_FROM live runs the scanner waits BATCH_PER_RUN a live run, at most
 # BATCH_MAX, before it reads the wants (see Board._lead).
 BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.05
-_RESCANS = 6             # scans in one turn of the board, at most (about 25 ms)
+_SETTLE = 0.025          # how long one turn of the board rescans while not conclusive
 
 
 def _pid_namespace() -> str | None:
@@ -852,18 +852,12 @@ class Board:
             except (TypeError, ValueError):
                 continue
         scan.exited([w[5] for w in wants if w[5]])
-        # Scanned again at once while not conclusive, a few times: on a busy
-        # machine a scan is inconclusive for the short-lived processes it
-        # caught dying, and one a millisecond later knows them as zombies
+        # Scanned again at once while not conclusive, for a moment: on a
+        # busy machine a scan is inconclusive for the short-lived processes
+        # it caught dying, and one a millisecond later knows them as zombies
         # or as gone before its listing; a waiting reaper's own back-off
         # (up to 0.1 s) would meet new ones every time.
-        delay = 0.001
-        for last in range(_RESCANS - 1, -1, -1):
-            found, sure = scan.once()
-            if sure or not last:
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, 0.008)
+        found, _ = scan.settle(_SETTLE)
         unsure = scan.unsure
         for _, name, token, *_ in wants:
             t = trees[name]
