@@ -56,15 +56,14 @@ _DARWIN = sys.platform == "darwin"
 
 def _unraisable(u) -> None:
     e = u.exc_value
+    errors = sys.modules.get("runx_env.errors")    # loaded if an Interrupted exists
     if isinstance(e, KeyboardInterrupt):
         resend(2)                       # SIGINT, to Python's default handler again
-        return
-    sig = getattr(e, "resend", None)
-    if isinstance(sig, int):
-        type(e).dropped = True          # Interrupted: its handler raises once more
-        resend(sig)
-        return
-    sys.__unraisablehook__(u)
+    elif errors is not None and isinstance(e, errors.Interrupted):
+        errors.Interrupted.dropped = True           # its handler raises once more
+        resend(e.signum)
+    else:
+        sys.__unraisablehook__(u)
 
 
 def resend(sig: int) -> None:

@@ -39,7 +39,6 @@ class Interrupted(BaseException):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
-        self.resend = signum                # boot's hook, if a finaliser drops it
 
 
 def say(text: str) -> None:
