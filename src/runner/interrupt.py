@@ -19,12 +19,11 @@ Two pieces, both restoring exactly what the caller set before the exec
   one that came meanwhile is raised as Interrupted too.
 
 A signal whose handler runs inside a finaliser (``Popen.__del__`` when
-the collector frees a finished uv, a weakref callback) must not raise
-there: Python drops that exception and goes on. Inside a ``__del__`` the
-handler has the signal sent again a millisecond later instead of raising
-(``boot.resend``), until it runs in ordinary code; an Interrupted dropped by
-a finaliser of another kind reaches ``boot.catch_dropped_signals``'s hook,
-which does the same.
+the collector frees a finished uv, a weakref callback) raises there, and
+Python drops the exception: ``boot.catch_dropped_signals``'s hook, the
+runx command's first act, sends that signal again a millisecond later
+(``boot.resend``) and marks it ``Interrupted.dropped``, so that the
+handler raises once more, in ordinary code.
 
 ``runx_env.runner.cli.main`` prints ``runx: interrupted by SIG… while …``
 and re-raises the signal with SIG_DFL, so the caller sees a death by that
@@ -44,19 +43,11 @@ _armed: dict = {}          # signal -> the handler it had before arm()
 def _handler(sig, frame) -> None:
     if Interrupted.caught is not None and not Interrupted.dropped:
         return                      # already on the way out: let the clean-up finish
-    if _in_finaliser(frame):
-        boot.resend(sig)
+    if frame is not None and frame.f_code is boot._unraisable.__code__:
+        boot.resend(sig)            # inside the hook itself, which cannot raise either
         return
     Interrupted.dropped = False
     raise interrupted(sig)
-
-
-def _in_finaliser(frame) -> bool:
-    while frame is not None:
-        if frame.f_code.co_name == "__del__" or frame.f_code is boot._unraisable.__code__:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def arm(doing: str) -> None:
