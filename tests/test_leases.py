@@ -777,3 +777,64 @@ def test_a_killed_scanners_temporary_state_is_removed(tmp_path):
     live.write_bytes(b"half")
     assert next(leases.rounds(str(tree)), None) is None
     assert not dead.exists() and live.exists()
+
+
+def _board_dir_names(runtime, prefix):
+    return sorted(n for n in os.listdir(runtime / ".scan") if n.startswith(prefix))
+
+
+@pytest.mark.parametrize("repeat", range(20))
+def test_a_waiting_reaper_is_woken_by_the_scan(tmp_path, monkeypatch, repeat):
+    """A reaper that finds the board taken sleeps on its FIFO and wakes when
+    the scanner lets go (its timeouts here are longer than the test's
+    deadline, so only the wake-up can end the wait): then it leads a scan
+    of its own, its want having come after the other's listing."""
+    import fcntl
+    import threading
+
+    monkeypatch.setattr(leases, "_WAKE_POLL", 60.0)
+    monkeypatch.setattr(leases, "_WAIT", 120.0)
+    runtime = tmp_path / "run"
+    tree = runtime / "aaaa"
+    tree.mkdir(parents=True)
+    scanner = leases.Board.open(str(tree))
+    waiter = leases.Board.open(str(tree))
+    got = []
+    try:
+        fcntl.flock(scanner.fd, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: got.append(waiter.ask(str(tree))), daemon=True)
+        t.start()
+        wait_until(lambda: _board_dir_names(runtime, "wake.") and
+                   _board_dir_names(runtime, "want."), 10, "the waiter's want and FIFO")
+        fcntl.flock(scanner.fd, fcntl.LOCK_UN)
+        scanner._wake_all("")
+        t.join(30)
+        assert not t.is_alive(), "the waiter was not woken"
+        assert got == [([], True)]
+        assert _board_dir_names(runtime, "wake.") == [] and _board_dir_names(runtime, "want.") == []
+        assert leases.Board.open(str(tree))._load("answers." + waiter.ns)[2]["aaaa"][1:] == \
+            ((), True)
+    finally:
+        scanner.close()
+        waiter.close()
+
+
+def test_a_killed_waiters_fifo_is_removed(tmp_path):
+    """A reaper SIGKILLed while it waited leaves its FIFO (and its want,
+    which the next scanner drops as its reaper is gone): the scanner's
+    wake-up finds nobody reading it and no want, and removes it; the FIFO
+    of a live waiter stays."""
+    runtime = tmp_path / "run"
+    tree = runtime / "aaaa"
+    tree.mkdir(parents=True)
+    board_dir = runtime / ".scan"
+    board_dir.mkdir(mode=0o700)
+    ns = leases._pid_namespace()
+    os.mkfifo(board_dir / f"wake.{ns}.dead0token")
+    os.mkfifo(board_dir / f"wake.{ns}.live0token")
+    live = os.open(board_dir / f"wake.{ns}.live0token", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert next(leases.rounds(str(tree)), None) is None
+        assert _board_dir_names(runtime, "wake.") == [f"wake.{ns}.live0token"]
+    finally:
+        os.close(live)

@@ -19,6 +19,7 @@ alive, or is gone with a remembered non-holder verdict, or was already a
 zombie in the previous scan. Otherwise the caller scans again.
 """
 
+import errno
 import os
 import stat
 import time
@@ -590,11 +591,17 @@ class Scan:
 #                   known, zombie) and each tree's last answer (name -> the
 #                   TOKEN it answered, holders, conclusive); written to a
 #                   temporary file renamed over;
+#   answers.NS      the answers alone, written after the state: what the
+#                   waiting reapers read (small, whatever the number of
+#                   processes);
+#   wake.NS.TOKEN   a waiting reaper's FIFO, open for reading: a scanner
+#                   opens every one for writing once it has let go of the
+#                   flock, which wakes them (poll's POLLHUP);
 #
 # NS is the PID namespace (PIDs mean nothing in another). Whoever takes the
 # board's flock (the directory's own) first scans for every want file there,
-# with the verdicts of all earlier scans; the others wait, watching the state
-# file, and find their answer under their TOKEN. Why an answer given that
+# with the verdicts of all earlier scans; the others wait, asleep on their
+# FIFO, and find their answer under their TOKEN in the answers file. Why an answer given that
 # way is as certain as the reaper's own scan: docs/reliability.md, "One scan
 # for every waiting reaper". A reaper that gets no answer in _WAIT seconds
 # (a scanner stopped with SIGSTOP, a full disk) scans alone, as before.
@@ -606,6 +613,8 @@ _WAIT = 5.0
 # Above BATCH_FROM live runs the scanner waits BATCH_PER_RUN a live run, at most
 # BATCH_MAX, before it reads the wants (see Board._lead).
 BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.05
+_WAKE = "wake"
+_WAKE_POLL = 0.05        # a waiter looks again at least this often (a scanner may have died)
 _SETTLE = 0.025          # how long one turn of the board rescans while not conclusive
 
 
@@ -626,6 +635,7 @@ class Board:
         self.fd = fd                    # the board directory: its flock elects the scanner
         self.ns = ns
         self.state = f"state.{ns}"
+        self.answers_file = f"answers.{ns}"
         self.seen: tuple | None = None  # the state file last read (inode, mtime, size)
         self.answers: dict = {}
 
@@ -672,60 +682,101 @@ class Board:
             return None
         import marshal
 
+        # The wake-up FIFO first, so that whoever reads the want can wake us.
+        wake = _Wake.make(self.fd, f"{_WAKE}.{self.ns}.{token}")
         try:
-            fd = os.open(want, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600, dir_fd=self.fd)
             try:
-                os.write(fd, marshal.dumps((name, os.getpid(), me[0], payload or 0)))
-            finally:
-                os.close(fd)
-        except OSError:
-            return None
-        import fcntl
-
-        deadline = time.monotonic() + _WAIT
-        delay = 0.0005
-        try:
-            while True:
-                got = self._answer(name, token)
-                if got is not None:
-                    return got
+                fd = os.open(want, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o600, dir_fd=self.fd)
                 try:
-                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    pass                    # another reaper is scanning
-                except OSError:
-                    return None             # no flock here: scan alone
-                else:
-                    try:
-                        got = self._answer(name, token, again=True)
-                        if got is None:
-                            got = self._lead().get(name)
-                            got = (list(got[1]), got[2]) if got and got[0] == token else None
-                        return got
-                    finally:
-                        fcntl.flock(self.fd, fcntl.LOCK_UN)
-                if time.monotonic() >= deadline:
-                    return None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.01)
+                    os.write(fd, marshal.dumps((name, os.getpid(), me[0], payload or 0)))
+                finally:
+                    os.close(fd)
+            except OSError:
+                return None
+            return self._await(name, token, wake)
         finally:
             try:
                 os.unlink(want, dir_fd=self.fd)   # mostly gone already: the scanner's
             except OSError:
                 pass
+            if wake is not None:
+                wake.close()
+
+    def _await(self, name: str, token: str, wake: "_Wake | None"):
+        """Our answer: from the answers file, or from a scan of our own
+        under the board's flock. Between tries we sleep on the wake-up
+        FIFO, which every scanner opens once it has let go of the flock
+        (so one wake-up per scan, not a poll every few ms); without one,
+        or if the scanner died before waking us, a bounded back-off."""
+        import fcntl
+
+        deadline = time.monotonic() + _WAIT
+        delay = 0.0005
+        while True:
+            if wake is not None:
+                wake.rearm()                # before the look: a wake-up from now on counts
+            got = self._answer(name, token)
+            if got is not None:
+                return got
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass                        # another reaper is scanning
+            except OSError:
+                return None                 # no flock here: scan alone
+            else:
+                try:
+                    got = self._answer(name, token, again=True)
+                    if got is None:
+                        got = self._lead().get(name)
+                        got = (list(got[1]), got[2]) if got and got[0] == token else None
+                finally:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+                    self._wake_all(token)   # after the unlock: the unserved may lead next
+                return got
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            if wake is not None:
+                wake.wait(min(_WAKE_POLL, deadline - now))
+            else:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+
+    def _wake_all(self, mine: str) -> None:
+        """Wake every reaper waiting on this board (its FIFO's open for
+        writing is the signal); a FIFO nobody reads any more and whose want
+        is gone (its reaper was killed) is removed."""
+        prefix = f"{_WAKE}.{self.ns}."
+        try:
+            names = os.listdir(self.fd)
+        except OSError:
+            return
+        for f in names:
+            if not f.startswith(prefix) or f == prefix + mine:
+                continue
+            try:
+                os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=self.fd))
+            except OSError as e:
+                if e.errno == errno.ENXIO and f"want.{self.ns}.{f[len(prefix):]}" not in names:
+                    try:
+                        os.unlink(f, dir_fd=self.fd)
+                    except OSError:
+                        pass
 
     def _answer(self, name: str, token: str, again: bool = False):
         """This round's answer for ``name``, if the state file has it (read
         again only when it changed, or ``again``)."""
         try:
-            st = os.stat(self.state, dir_fd=self.fd, follow_symlinks=False)
+            st = os.stat(self.answers_file, dir_fd=self.fd, follow_symlinks=False)
         except OSError:
             return None
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != self.seen or again:
             self.seen = key
-            data = self._load()
+            data = self._load(self.answers_file)
             self.answers = data[2] if data else {}
         got = self.answers.get(name)
         try:
@@ -735,11 +786,12 @@ class Board:
             pass
         return None
 
-    def _load(self):
-        """(version, verdicts, answers) from the state file, or None if it is
-        missing, not ours, or not what we write."""
+    def _load(self, name: str | None = None):
+        """(version, verdicts, answers) from the state file (or the answers
+        file: no verdicts), or None if it is missing, not ours, or not what
+        we write."""
         try:
-            fd = os.open(self.state, _RD | os.O_NOFOLLOW, dir_fd=self.fd)
+            fd = os.open(name or self.state, _RD | os.O_NOFOLLOW, dir_fd=self.fd)
         except OSError:
             return None
         try:
@@ -775,7 +827,8 @@ class Board:
         out = []
         for f in os.listdir(self.fd):
             if not f.startswith(prefix):
-                self._stale_state(f)
+                if not f.startswith(_WAKE):
+                    self._stale_state(f)
                 continue
             w = None
             try:
@@ -806,7 +859,7 @@ class Board:
         renaming it left that file (the state's name, a dot, its PID): removed once
         that PID is gone."""
         head, _, pid = f.rpartition(".")
-        if head == self.state and pid.isdigit():
+        if head in (self.state, self.answers_file) and pid.isdigit():
             ident = _ident(int(pid))
             if ident is None or ident[1] in _DEAD:
                 try:
@@ -875,24 +928,89 @@ class Board:
         return answers
 
     def _store(self, verdicts: dict, answers: dict) -> None:
+        """The state (verdicts and answers: what the next scanner starts
+        from), then the answers alone (what the waiting reapers read, each
+        at every wake-up: small, whatever the number of processes)."""
+        if self._write(self.state, (_VERSION, verdicts, answers)):
+            self._write(self.answers_file, (_VERSION, {}, answers))
+
+    def _write(self, name: str, data) -> bool:
         import marshal
 
-        tmp = f"{self.state}.{os.getpid()}"
+        tmp = f"{name}.{os.getpid()}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=self.fd)
             try:
-                data = memoryview(marshal.dumps((_VERSION, verdicts, answers)))
+                data = memoryview(marshal.dumps(data))
                 while data:
                     data = data[os.write(fd, data):]
             finally:
                 os.close(fd)
-            os.rename(tmp, self.state, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            return True
         except OSError:
             try:
                 os.unlink(tmp, dir_fd=self.fd)
             except OSError:
                 pass
+            return False
+
+
+class _Wake:
+    """A waiting reaper's wake-up: a FIFO in the board, ours (0600), held
+    open for reading without blocking. A scanner's open for writing (and
+    close) makes poll() report POLLHUP on it; reopening forgets that, so
+    each wake-up is seen once."""
+
+    def __init__(self, dir_fd: int, name: str, fd: int):
+        self.dir_fd, self.name, self.fd = dir_fd, name, fd
+
+    @classmethod
+    def make(cls, dir_fd: int, name: str) -> "_Wake | None":
+        try:
+            os.mkfifo(name, 0o600, dir_fd=dir_fd)
+        except OSError:
+            return None                 # no FIFOs here: poll the answers instead
+        try:
+            return cls(dir_fd, name, cls._open(dir_fd, name))
+        except OSError:
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except OSError:
+                pass
+            return None
+
+    @staticmethod
+    def _open(dir_fd: int, name: str) -> int:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a FIFO")
+        return fd
+
+    def rearm(self) -> None:
+        try:
+            fd = self._open(self.dir_fd, self.name)
+        except OSError:
+            return                      # removed: wait() still times out
+        os.close(self.fd)
+        self.fd = fd
+
+    def wait(self, timeout: float) -> None:
+        import select
+
+        p = select.poll()
+        p.register(self.fd, select.POLLIN)
+        p.poll(max(0, int(timeout * 1000)) + 1)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        try:
+            os.unlink(self.name, dir_fd=self.dir_fd)
+        except OSError:
+            pass
 
 
 def holds(pid: int, tree: str) -> bool:
