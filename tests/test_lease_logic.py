@@ -62,6 +62,9 @@ def proc(tmp_path, monkeypatch):
     fake = FakeProc(tmp_path / "proc")
     monkeypatch.setattr(leases, "PROC", str(fake.root))
     monkeypatch.setattr(leases, "_PROC", True)
+    # A fake process has no pidfd (its PID may be a real process's): its
+    # identity is its start time alone (pidfs: tests/test_leases.py).
+    monkeypatch.setattr(leases, "_PIDFS", False)
     return fake
 
 
@@ -147,6 +150,7 @@ def test_a_relay_holder_is_caught_by_the_next_scan(proc, trees, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(leases, "PROC", str(proc.root))
     monkeypatch.setattr(leases, "_PROC", True)
+    monkeypatch.setattr(leases, "_PIDFS", False)
     proc.add(51, env={"RUNX_ENV": a})
     assert scan.once() == ({a: [51]}, True)
 

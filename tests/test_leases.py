@@ -215,7 +215,7 @@ def test_later_scans_read_only_holders_and_newcomers(tmp_path, monkeypatch):
     try:
         scan = leases.Scan([str(tree)])
         wait_until(lambda: scan.once()[0] == {str(tree): [p.pid]}, 10, "the holder to be seen")
-        quiet = {pid for pid, (_, held, _) in scan.memo.items() if held == frozenset()}
+        quiet = {pid for pid, v in scan.memo.items() if v[1] == frozenset()}
         assert len(quiet) > 5
         read = []
         real = leases._proc_check
@@ -225,6 +225,40 @@ def test_later_scans_read_only_holders_and_newcomers(tmp_path, monkeypatch):
         assert found == {str(tree): [p.pid]}
         assert p.pid in read
         assert not quiet & set(read), "known non-holders were read again"
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_a_known_process_is_named_by_its_pidfd(tmp_path, monkeypatch):
+    """A process found holding nothing is known again by its pidfd's inode
+    (pidfs: never reused in a boot), not by reading its stat: one pidfd_open
+    instead of a stat read for most of a busy machine's processes. A PID
+    whose pidfd inode is not the remembered one is read again in full: a
+    new process under a reused PID is never taken for the one it
+    replaced."""
+    assert leases._pidfs(), "this kernel has no pidfs (Linux 6.9+): the fast path is off"
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    p = subprocess.Popen(["sleep", "60"], cwd="/")
+    try:
+        scan = leases.Scan([str(tree)])
+        wait_until(lambda: scan.once()[1] and p.pid in scan.memo, 10, "a conclusive scan")
+        start, held, _, ino = scan.memo[p.pid]
+        assert held == frozenset() and ino == leases._pidfd_ino(p.pid)
+        stats, checks = [], []
+        real_ident, real_check = leases._ident, leases._proc_check
+        monkeypatch.setattr(leases, "_ident", lambda pid: (stats.append(pid), real_ident(pid))[1])
+        monkeypatch.setattr(leases, "_proc_check",
+                            lambda pid, m, ident: (checks.append(pid), real_check(pid, m, ident))[1])
+        assert scan.once() == ({}, True)
+        assert p.pid not in stats and p.pid not in checks
+        # As if p had exited and its PID gone to a new process: another
+        # inode (and start time) under the same PID.
+        scan.memo[p.pid] = (start + 1, frozenset(), False, ino + 1)
+        assert scan.once() == ({}, True)
+        assert p.pid in stats and p.pid in checks, "a reused PID was not read again"
+        assert scan.memo[p.pid] == (start, frozenset(), False, ino)
     finally:
         p.kill()
         p.wait()
@@ -309,7 +343,7 @@ def test_reapers_share_one_scan_and_its_verdicts(tmp_path, monkeypatch):
         verdicts, answers = _board_state(runtime)
         assert answers["aaaa"][1:] == ((), True)
         assert verdicts[p.pid][1] == ("bbbb",), "the holder of the other tree is named"
-        quiet = {pid for pid, (_, held, _) in verdicts.items() if held == ()}
+        quiet = {pid for pid, v in verdicts.items() if v[1] == ()}
         assert len(quiet) > 5
         board_dir = runtime / ".scan"
         assert board_dir.stat().st_mode & 0o777 == 0o700
@@ -331,12 +365,14 @@ def test_reapers_share_one_scan_and_its_verdicts(tmp_path, monkeypatch):
         p.wait()
 
 
-@pytest.mark.parametrize("bad", ["writable", "version", "garbage", "symlink", "open-board"])
+@pytest.mark.parametrize("bad", ["writable", "version", "garbage", "symlink", "open-board",
+                                 "another-boot", None])
 def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
     """The board's state is believed only if it is a regular file of ours, not
-    writable by others, and what we write; the board only if it is a
-    directory of ours that only we can enter. A lie (the holder holds
-    nothing) is then never an answer."""
+    writable by others, what we write, and of this boot; the board only if
+    it is a directory of ours that only we can enter. A lie (the holder holds
+    nothing) is then never an answer. (None: the same lie in a state of
+    ours is believed, as verdicts are: what the other cases refuse.)"""
     import marshal
 
     runtime = tmp_path / "run"
@@ -348,7 +384,8 @@ def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
         wait_until(lambda: os.readlink(f"/proc/{p.pid}/cwd") == str(tree), 10, "the holder")
         start = int(open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[19])
         lie = marshal.dumps((leases._VERSION if bad != "version" else 99,
-                             {p.pid: (start, (), False)}, {}))
+                             {p.pid: (start, (), False, leases._pidfd_ino(p.pid))}, {},
+                             leases._boot_id() if bad != "another-boot" else "another"))
         board_dir = runtime / ".scan"
         board_dir.mkdir(mode=0o755 if bad == "open-board" else 0o700)
         if bad == "open-board":
@@ -365,9 +402,11 @@ def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
         else:
             board = leases.Board.open(str(tree))
             try:
-                assert board.ask(str(tree)) == ([p.pid], True)
+                assert board.ask(str(tree)) == ([p.pid] if bad else [], True)
             finally:
                 board.close()
+        if bad is None:
+            return
         rounds = leases.rounds(str(tree))
         watches = next(rounds)
         assert [w.pid for w in watches] == [p.pid]

@@ -22,6 +22,7 @@ zombie in the previous scan. Otherwise the caller scans again.
 import errno
 import os
 import stat
+import sys
 import time
 
 from . import removal, watch
@@ -268,6 +269,38 @@ def _ident(pid: int):
     return start, state, kthread, threads, base
 
 
+_PIDFS: bool | None = None
+
+
+def _pidfs() -> bool:
+    """Whether a pidfd's inode number names its process for the whole boot
+    (pidfs, Linux 6.9+, 64-bit: never reused; util-linux's getino(1) and
+    systemd's $MAINPIDFDID rest on it). Before pidfs every pidfd was the
+    same anonymous inode: two processes' pidfds would then look alike."""
+    global _PIDFS
+    if _PIDFS is None:
+        _PIDFS = False
+        if _PROC and sys.maxsize > 2 ** 32 and hasattr(os, "pidfd_open"):
+            a, b = _pidfd_ino(os.getpid()), _pidfd_ino(os.getppid())
+            _PIDFS = a is not None and b is not None and a != b
+    return _PIDFS
+
+
+def _pidfd_ino(pid: int):
+    """The inode number of a pidfd of ``pid`` (None if it is gone, or
+    pidfds are not to be had)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        return os.fstat(fd).st_ino
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def _proc_check(pid: int, m: _Match, ident):
     """(the trees ``pid`` holds, whether that answer can be trusted), read
     through ``ident``'s place (the leader, or a live thread if the leader
@@ -448,7 +481,8 @@ class Scan:
     def __init__(self, trees, exclude=frozenset(), targets=None):
         self.match = _Match(trees)
         self.exclude = frozenset(exclude) | {os.getpid()}
-        self.memo: dict = {}  # pid -> (start, trees held | None if unknown, zombie)
+        # pid -> (start, trees held | None if unknown, zombie, pidfs inode | None)
+        self.memo: dict = {}
         self.targets = frozenset(self.match.trees if targets is None else targets)
         # (pid, start) of processes not counted at all: the reapers a shared
         # scan serves (they wait for it, and hold nothing of their trees).
@@ -475,7 +509,7 @@ class Scan:
         for pid in pids:
             ident = _ident(pid) if pid is not None else None
             if ident is not None and ident[1] in _DEAD:
-                self.memo[pid] = (ident[0], None, True)
+                self.memo[pid] = (ident[0], None, True, None)
 
     def check(self, pid: int) -> frozenset:
         return _check(pid, self.match)[0]
@@ -509,7 +543,18 @@ class Scan:
         # harmless), so a busy machine converges.
         order = sorted((p for p in pids if p not in prev), reverse=True)
         order += [p for p in pids if p in prev]
+        pidfs = _pidfs()
         for pid in order:
+            old = prev.get(pid)
+            if (pidfs and old is not None and old[3] is not None and old[1] is not None
+                    and not old[1] & targets and _pidfd_ino(pid) == old[3]):
+                # Known to hold none of the targets (see below), and still the
+                # same process: its pidfd's inode is the one it had when it
+                # was checked (pidfs numbers are never reused in a boot).
+                # One pidfd_open instead of reading its stat: on a machine
+                # with many runs live, most of a scan.
+                memo[pid] = old
+                continue
             ident = _ident(pid)
             if ident is None:
                 doubt(None)                # gone before we learnt who it was
@@ -524,7 +569,7 @@ class Scan:
                 # which is certain only if it was a zombie in the last scan;
                 # or it forked nothing that holds a target, if it was
                 # checked alive holding none of them.
-                memo[pid] = (start, old[1] if old else None, True)
+                memo[pid] = (start, old[1] if old else None, True, None)
                 if not (old and old[2]):
                     doubt(old[1] if old else None)
                 continue
@@ -536,11 +581,22 @@ class Scan:
                 # alive cannot, or afresh (cd, exec, mmap, open into a tree;
                 # "Leases"): it holds none still. Only holders and processes
                 # not seen yet are read again.
-                memo[pid] = (start, old[1], False)
+                ino = old[3]
+                if ino is None and pidfs:
+                    # Learnt now, checked as below, so that later scans
+                    # take the pidfd path for it.
+                    ino = _pidfd_ino(pid)
+                    after = _ident(pid)
+                    if after is None or after[0] != start:
+                        ino = None
+                memo[pid] = (start, old[1], False, ino)
                 continue
             self.match.stray = False
             held, ok = _check(pid, self.match, ident)
             stray = self.match.stray
+            # Its pidfd's inode, between two reads of its stat that show the
+            # same start time: the inode of this very process.
+            ino = _pidfd_ino(pid) if pidfs else None
             after = _ident(pid)
             if (not ok or after is None or after[0] != start or after[1] in _DEAD
                     or after[4] != ident[4] or after[3] > 1 >= ident[3]):
@@ -551,10 +607,10 @@ class Scan:
                 # zombie now, or a single thread whose memory is gone.
                 zombie = after is not None and after[0] == start and (
                     after[1] in _DEAD or (ok is False and after[3] == 1 == ident[3]))
-                memo[pid] = (start, old[1] if old else None, zombie)
+                memo[pid] = (start, old[1] if old else None, zombie, None)
                 doubt(old[1] | held if old and old[1] is not None else None)
                 continue
-            memo[pid] = (start, None if stray and self.complete else held, False)
+            memo[pid] = (start, None if stray and self.complete else held, False, ino)
             for t in held:
                 found.setdefault(t, []).append(pid)
         self.memo = memo
@@ -608,7 +664,7 @@ class Scan:
 
 _BOARD = ".scan"
 _STATE_MAX = 8 << 20
-_VERSION = 1
+_VERSION = 2             # 2: verdicts carry the pidfs inode; the state names its boot
 _WAIT = 5.0
 # Above BATCH_FROM live runs the scanner waits BATCH_PER_RUN a live run, at most
 # BATCH_MAX, before it reads the wants (see Board._lead).
@@ -616,6 +672,24 @@ BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.05
 _WAKE = "wake"
 _WAKE_POLL = 0.05        # a waiter looks again at least this often (a scanner may have died)
 _SETTLE = 0.025          # how long one turn of the board rescans while not conclusive
+
+
+_BOOT: str | None = None
+
+
+def _boot_id() -> str:
+    """This boot's id. A runtime directory can outlive a reboot (the
+    fallback under the cache is on disk): PIDs, start times, pidfs inodes and
+    even the first PID namespace's id start over, so a state from another
+    boot would name other processes."""
+    global _BOOT
+    if _BOOT is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                _BOOT = f.read().strip()
+        except OSError:
+            _BOOT = ""
+    return _BOOT
 
 
 def _pid_namespace() -> str | None:
@@ -812,7 +886,8 @@ class Board:
             return None
         finally:
             os.close(fd)
-        if not (isinstance(data, tuple) and len(data) == 3 and data[0] == _VERSION
+        if not (isinstance(data, tuple) and len(data) == 4 and data[0] == _VERSION
+                and data[3] == _boot_id()
                 and isinstance(data[1], dict) and isinstance(data[2], dict)):
             return None
         return data
@@ -898,10 +973,10 @@ class Board:
         scan.skip = frozenset((w[3], w[4]) for w in wants)
         for pid, v in verdicts.items():
             try:
-                start, held, zombie = v
+                start, held, zombie, ino = v
                 scan.memo[int(pid)] = (int(start), None if held is None else
                                        frozenset(join(self.runtime, n) for n in held),
-                                       bool(zombie))
+                                       bool(zombie), None if ino is None else int(ino))
             except (TypeError, ValueError):
                 continue
         scan.exited([w[5] for w in wants if w[5]])
@@ -917,8 +992,9 @@ class Board:
             answers[name] = (token, tuple(found.get(t, ())), unsure is not None and t not in unsure)
         answers = {n: a for n, a in answers.items() if n in trees}
         base = os.path.basename
-        verdicts = {pid: (start, None if held is None else tuple(base(t) for t in held), zombie)
-                    for pid, (start, held, zombie) in scan.memo.items()}
+        verdicts = {pid: (start, None if held is None else tuple(base(t) for t in held), zombie,
+                          ino)
+                    for pid, (start, held, zombie, ino) in scan.memo.items()}
         self._store(verdicts, answers)
         for f, *_ in wants:
             try:
@@ -931,8 +1007,9 @@ class Board:
         """The state (verdicts and answers: what the next scanner starts
         from), then the answers alone (what the waiting reapers read, each
         at every wake-up: small, whatever the number of processes)."""
-        if self._write(self.state, (_VERSION, verdicts, answers)):
-            self._write(self.answers_file, (_VERSION, {}, answers))
+        boot = _boot_id()
+        if self._write(self.state, (_VERSION, verdicts, answers, boot)):
+            self._write(self.answers_file, (_VERSION, {}, answers, boot))
 
     def _write(self, name: str, data) -> bool:
         import marshal
