@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -259,3 +260,63 @@ def test_the_sweep_skips_locks_that_proc_locks_shows_held(tmp_path, monkeypatch)
     finally:
         holder.stdin.close()
         holder.wait(timeout=10)
+
+
+def _fake_runs(runtime, n):
+    """n tree + lock pairs, held by nobody: what sweep_due counts as live runs."""
+    os.makedirs(os.path.join(runtime, ".scan"), mode=0o700, exist_ok=True)
+    for i in range(n):
+        os.mkdir(os.path.join(runtime, f"fake{i:08d}"))
+        open(os.path.join(runtime, f"fake{i:08d}.lock"), "w").close()
+
+
+def test_one_sweep_serves_a_burst_of_reapers(tmp_path):
+    """With more than SWEEP_FROM runs live, a reaper whose neighbour began a
+    sweep less than SWEEP_EVERY ago does not sweep again; with few runs
+    live every reaper sweeps; a stamp from the future (a clock set back)
+    or an old one does not hold a sweep back."""
+    from runx_env.reaper import sweep as sweep_mod
+
+    runtime = str(tmp_path / "run")
+    os.makedirs(runtime, mode=0o700)
+    _fake_runs(runtime, sweep_mod.SWEEP_FROM)
+    assert sweep_mod.sweep_due(runtime) and sweep_mod.sweep_due(runtime), "few runs: every reaper"
+    for i in range(sweep_mod.SWEEP_FROM, sweep_mod.SWEEP_FROM + 4):
+        os.mkdir(os.path.join(runtime, f"more{i:08d}"))
+        open(os.path.join(runtime, f"more{i:08d}.lock"), "w").close()
+    assert not sweep_mod.sweep_due(runtime), "a second sweep a moment after the first"
+    stamp = os.path.join(runtime, ".scan", "swept")
+    now = time.time()
+    os.utime(stamp, (now + 3600, now + 3600))
+    assert sweep_mod.sweep_due(runtime), "a stamp from the future"
+    assert not sweep_mod.sweep_due(runtime)
+    os.utime(stamp, (now - 2 * sweep_mod.SWEEP_EVERY,) * 2)
+    assert sweep_mod.sweep_due(runtime), "a stamp older than SWEEP_EVERY"
+
+
+def test_a_tree_left_during_a_burst_goes_with_the_burst(runx, tmp_path):
+    """A stale tree (its reaper killed) that appears while many runs are
+    live, when their reapers' sweeps are thinned out, is removed by the time
+    the burst's last reaper is done: the last runs always sweep."""
+    from runx_env.reaper import sweep as sweep_mod
+
+    gate = str(tmp_path / "gate")
+    n = sweep_mod.SWEEP_FROM * 3
+    procs = [runx.popen("--with", "runxdemo", "python", "-c",
+                        "import os, sys, time\n"
+                        "while not os.path.exists(sys.argv[1]): time.sleep(0.01)\n", gate)
+             for _ in range(n)]
+    try:
+        wait_until(lambda: len(runx.trees()) == n, 60, "every run live")
+        stale = os.path.join(runx.runtime, "0123456789ab")
+        os.mkdir(stale)
+        with open(stale + ".lock", "w") as f:
+            json.dump({"tree": stale}, f)
+        open(gate, "w").close()
+        assert [p.wait(timeout=60) for p in procs] == [0] * n
+        runx.wait_clean(30)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

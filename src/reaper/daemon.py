@@ -254,10 +254,13 @@ def release_and_sweep(job: Job, log, gone: bool = True) -> None:
     if gone:
         os.close(job.tree.lock_fd)
         log(f"removed {job.tree.path}")
-    from .sweep import sweep
+    from .sweep import sweep, sweep_due
 
     adopted: list = []
-    sweep(job.tree.runtime, job.cache, adopt=adopted, log=log)
+    if sweep_due(job.tree.runtime):
+        sweep(job.tree.runtime, job.cache, adopt=adopted, log=log)
+    else:
+        log("sweep: another reaper swept a moment ago (many runs live)")
     if not gone:
         os.close(job.tree.lock_fd)        # before waiting on adopted trees: sweeps may retry it
     if adopted:

@@ -668,7 +668,7 @@ _VERSION = 2             # 2: verdicts carry the pidfs inode; the state names it
 _WAIT = 5.0
 # Above BATCH_FROM live runs the scanner waits BATCH_PER_RUN a live run, at most
 # BATCH_MAX, before it reads the wants (see Board._lead).
-BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.05
+BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.15
 _WAKE = "wake"
 _WAKE_POLL = 0.05        # a waiter looks again at least this often (a scanner may have died)
 _SETTLE = 0.025          # how long one turn of the board rescans while not conclusive

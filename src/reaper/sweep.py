@@ -101,6 +101,43 @@ def survey(runtime: str) -> list:
     return out
 
 
+# With many runs live, one sweep serves the reapers that end within
+# SWEEP_EVERY seconds of its start: each used to list and lstat every other
+# run's lock (and read /proc/locks), N runs, N² lstats. Below SWEEP_FROM
+# live runs every reaper sweeps, as the last runs of a burst do: a tree
+# left by a reaper killed meanwhile waits at most for the next reaper that
+# ends SWEEP_EVERY later, or for the burst's end.
+SWEEP_FROM, SWEEP_EVERY = 4, 0.5
+_STAMP = os.path.join(".scan", "swept")
+
+
+def sweep_due(runtime: str) -> bool:
+    """Whether this reaper should sweep: always, unless more than SWEEP_FROM
+    runs are live and a sweep began less than SWEEP_EVERY ago (by the
+    stamp's mtime; one from the future, after a clock jump, does not
+    count). A sweep that is due restamps first."""
+    import time
+
+    stamp = os.path.join(runtime, _STAMP)
+    try:
+        live = len(os.listdir(runtime)) // 2      # a tree and its lock
+        if live > SWEEP_FROM:
+            age = time.time() - os.stat(stamp, follow_symlinks=False).st_mtime
+            if 0 <= age < SWEEP_EVERY:
+                return False
+    except OSError:
+        pass
+    try:
+        fd = os.open(stamp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.utime(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass                                      # no board here: every reaper sweeps
+    return True
+
+
 def sweep(runtime: str, cache: str | None = None, *, dry_run: bool = False,
           include_kept: bool = False, adopt: list | None = None,
           log=lambda msg: None, failed: dict | None = None) -> list:
