@@ -264,6 +264,29 @@ def test_a_known_process_is_named_by_its_pidfd(tmp_path, monkeypatch):
         p.wait()
 
 
+def test_a_known_zombie_is_named_by_its_pidfd(tmp_path, monkeypatch):
+    """A zombie its parent has not reaped yet (a busy make -j, a slow
+    harness: hundreds at a time) is read once, then known by its pidfd's
+    inode; the scan's answer is unchanged (conclusive once it is known as a
+    zombie). Once reaped, its PID is simply gone from the listing."""
+    assert leases._pidfs(), "this kernel has no pidfs (Linux 6.9+): the fast path is off"
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    p = subprocess.Popen(["true"], env=dict(os.environ, RUNX_ENV=str(tree)))
+    try:
+        wait_until(lambda: proc_state(p.pid) == "Z", 10, "the child to become a zombie")
+        scan = leases.Scan([str(tree)])
+        wait_until(lambda: scan.once()[1] and p.pid in scan.memo, 10, "a conclusive scan")
+        assert scan.memo[p.pid][2] is True and scan.memo[p.pid][3] == leases._pidfd_ino(p.pid)
+        stats = []
+        real_ident = leases._ident
+        monkeypatch.setattr(leases, "_ident", lambda pid: (stats.append(pid), real_ident(pid))[1])
+        assert scan.once() == ({}, True)
+        assert p.pid not in stats, "a known zombie's stat was read again"
+    finally:
+        p.wait()
+
+
 FD_KINDS = r"""
 import ctypes, os, socket, sys
 kind, tree = sys.argv[1], sys.argv[2]

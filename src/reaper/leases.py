@@ -301,6 +301,20 @@ def _pidfd_ino(pid: int):
         os.close(fd)
 
 
+def _ino(pid: int, start: int, zombie: bool):
+    """The pidfs inode of the process ``pid`` whose stat just showed
+    ``start`` (and a zombie, if ``zombie``), or None: opened between that
+    read and another that shows the same, so that it is this process's and
+    not a successor's under a reused PID."""
+    if not _pidfs():
+        return None
+    ino = _pidfd_ino(pid)
+    after = _ident(pid)
+    if after is None or after[0] != start or (after[1] in _DEAD) != zombie:
+        return None
+    return ino
+
+
 def _proc_check(pid: int, m: _Match, ident):
     """(the trees ``pid`` holds, whether that answer can be trusted), read
     through ``ident``'s place (the leader, or a live thread if the leader
@@ -546,13 +560,15 @@ class Scan:
         pidfs = _pidfs()
         for pid in order:
             old = prev.get(pid)
-            if (pidfs and old is not None and old[3] is not None and old[1] is not None
-                    and not old[1] & targets and _pidfd_ino(pid) == old[3]):
-                # Known to hold none of the targets (see below), and still the
-                # same process: its pidfd's inode is the one it had when it
-                # was checked (pidfs numbers are never reused in a boot).
-                # One pidfd_open instead of reading its stat: on a machine
-                # with many runs live, most of a scan.
+            if (pidfs and old is not None and old[3] is not None
+                    and (old[2] or old[1] is not None and not old[1] & targets)
+                    and _pidfd_ino(pid) == old[3]):
+                # Still the same process (its pidfd's inode is the one it had
+                # when it was checked: pidfs numbers are never reused in a
+                # boot), and known to hold none of the targets (see below),
+                # or a zombie already (it forks nothing, holds nothing, and
+                # never comes back). One pidfd_open instead of a read of its
+                # stat: on a machine with many runs live, most of a scan.
                 memo[pid] = old
                 continue
             ident = _ident(pid)
@@ -569,7 +585,7 @@ class Scan:
                 # which is certain only if it was a zombie in the last scan;
                 # or it forked nothing that holds a target, if it was
                 # checked alive holding none of them.
-                memo[pid] = (start, old[1] if old else None, True, None)
+                memo[pid] = (start, old[1] if old else None, True, _ino(pid, start, True))
                 if not (old and old[2]):
                     doubt(old[1] if old else None)
                 continue
@@ -581,15 +597,10 @@ class Scan:
                 # alive cannot, or afresh (cd, exec, mmap, open into a tree;
                 # "Leases"): it holds none still. Only holders and processes
                 # not seen yet are read again.
-                ino = old[3]
-                if ino is None and pidfs:
-                    # Learnt now, checked as below, so that later scans
-                    # take the pidfd path for it.
-                    ino = _pidfd_ino(pid)
-                    after = _ident(pid)
-                    if after is None or after[0] != start:
-                        ino = None
-                memo[pid] = (start, old[1], False, ino)
+                # Its pidfd's inode learnt now if not yet, so that later
+                # scans take the pidfd path for it.
+                memo[pid] = (start, old[1], False, old[3] if old[3] is not None
+                             else _ino(pid, start, False))
                 continue
             self.match.stray = False
             held, ok = _check(pid, self.match, ident)
