@@ -900,3 +900,41 @@ def test_a_killed_waiters_fifo_is_removed(tmp_path):
         assert _board_dir_names(runtime, "wake.") == [f"wake.{ns}.live0token"]
     finally:
         os.close(live)
+
+
+HOLD_BOARD = ("import fcntl, os, sys, time\n"
+              "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+              "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+              "print('held', flush=True)\n"
+              "time.sleep(float(sys.argv[2]))\n")
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+def test_a_slow_scanner_is_waited_for_and_a_stopped_one_is_not(tmp_path, monkeypatch, stopped):
+    """A round that takes longer than _WAIT (a machine loaded far past its
+    cores) is waited for while its scanner runs: scanning alone then would
+    only add load. A scanner stopped (SIGSTOP) is not waited for: the reaper
+    scans alone after _WAIT."""
+    monkeypatch.setattr(leases, "_WAIT", 0.2)
+    monkeypatch.setattr(leases, "_WAKE_POLL", 0.05)
+    runtime = tmp_path / "run"
+    tree = runtime / "aaaa"
+    tree.mkdir(parents=True)
+    board = leases.Board.open(str(tree))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_BOARD, str(runtime / ".scan"),
+                               "60" if stopped else "1.5"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        if stopped:
+            os.kill(holder.pid, signal.SIGSTOP)
+            wait_until(lambda: proc_state(holder.pid) == "T", 10, "the scanner to stop")
+            assert board.ask(str(tree)) is None, "a stopped scanner was waited for"
+        else:
+            assert board.ask(str(tree)) == ([], True), "the reaper gave up on a running scanner"
+            assert holder.poll() is not None, "answered before the scanner let go"
+    finally:
+        board.close()
+        holder.kill()
+        if stopped:
+            os.kill(holder.pid, signal.SIGCONT)
+        holder.wait()

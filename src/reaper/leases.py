@@ -670,13 +670,16 @@ class Scan:
 # with the verdicts of all earlier scans; the others wait, asleep on their
 # FIFO, and find their answer under their TOKEN in the answers file. Why an answer given that
 # way is as certain as the reaper's own scan: docs/reliability.md, "One scan
-# for every waiting reaper". A reaper that gets no answer in _WAIT seconds
-# (a scanner stopped with SIGSTOP, a full disk) scans alone, as before.
+# for every waiting reaper". A reaper that gets no answer while no round
+# ends for _WAIT seconds and the flock's holder does not run (a scanner
+# stopped with SIGSTOP), or for _WAIT_MAX seconds in all, or cannot write
+# its want (a full disk), scans alone, as before.
 
 _BOARD = ".scan"
 _STATE_MAX = 8 << 20
 _VERSION = 2             # 2: verdicts carry the pidfs inode; the state names its boot
-_WAIT = 5.0
+_WAIT = 5.0              # no round ended and the scanner is stopped: scan alone
+_WAIT_MAX = 60.0         # ... or after this long in any case
 # Above BATCH_FROM live runs the scanner waits BATCH_PER_RUN a live run, at most
 # BATCH_MAX, before it reads the wants (see Board._lead).
 BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.15
@@ -796,7 +799,9 @@ class Board:
         or if the scanner died before waking us, a bounded back-off."""
         import fcntl
 
-        deadline = time.monotonic() + _WAIT
+        began = time.monotonic()
+        deadline = began + _WAIT
+        seen = self.seen
         delay = 0.0005
         while True:
             if wake is not None:
@@ -821,13 +826,43 @@ class Board:
                     self._wake_all(token)   # after the unlock: the unserved may lead next
                 return got
             now = time.monotonic()
-            if now >= deadline:
-                return None
+            if self.seen != seen:
+                # A round ended meanwhile (not ours): the board is alive.
+                seen, deadline = self.seen, now + _WAIT
+            elif now >= deadline:
+                if now - began >= _WAIT_MAX or not self._scanner_runs():
+                    return None
+                deadline = now + _WAIT
             if wake is not None:
                 wake.wait(min(_WAKE_POLL, deadline - now))
             else:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
+
+    def _scanner_runs(self) -> bool:
+        """Whether the holder of the board's flock (/proc/locks names it) is
+        a process that runs: not stopped (SIGSTOP, a debugger), not gone. A
+        machine so loaded that a round takes more than _WAIT seconds must
+        not make every waiting reaper scan alone as well (each scan then
+        reads every process: the load doubles, and rounds slow further)."""
+        from .ownership import LOCKS
+
+        try:
+            st = os.fstat(self.fd)
+            with open(LOCKS, "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+        want = b"%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+        for line in data.splitlines():
+            parts = line.split()
+            if len(parts) >= 6 and parts[1] == b"FLOCK" and parts[5] == want:
+                try:
+                    ident = _ident(int(parts[4]))
+                except ValueError:
+                    return False
+                return ident is not None and ident[1] not in _DEAD + (b"T", b"t")
+        return False
 
     def _wake_all(self, mine: str) -> None:
         """Wake every reaper waiting on this board (its FIFO's open for
