@@ -824,8 +824,9 @@ def test_runs_at_once_share_scans_and_keep_their_daemons_trees(runx, tmp_path, r
 
 def test_a_killed_scanners_temporary_state_is_removed(tmp_path):
     """A scanner SIGKILLed between writing state.NS.PID and renaming it over
-    the state leaves that file: the next scanner removes it once the PID is
-    gone (a live scanner's is left alone)."""
+    the state leaves that file (a reaper killed while writing its want, its
+    new-want.NS.TOKEN.PID): the next scanner removes it once the PID is
+    gone (a live one's is left alone)."""
     runtime = tmp_path / "run"
     tree = runtime / "aaaa"
     tree.mkdir(parents=True)
@@ -837,8 +838,14 @@ def test_a_killed_scanners_temporary_state_is_removed(tmp_path):
     dead, live = board_dir / f"{state}.{p.pid}", board_dir / f"{state}.{os.getppid()}"
     dead.write_bytes(b"half")
     live.write_bytes(b"half")
+    ns = leases._pid_namespace()
+    dead_want = board_dir / f"{leases._WANT_TMP}.{ns}.0123456789ab.{p.pid}"
+    live_want = board_dir / f"{leases._WANT_TMP}.{ns}.0123456789ac.{os.getppid()}"
+    dead_want.write_bytes(b"")
+    live_want.write_bytes(b"")
     assert next(leases.rounds(str(tree)), None) is None
     assert not dead.exists() and live.exists()
+    assert not dead_want.exists() and live_want.exists()
 
 
 def _board_dir_names(runtime, prefix):
@@ -938,3 +945,41 @@ def test_a_slow_scanner_is_waited_for_and_a_stopped_one_is_not(tmp_path, monkeyp
         if stopped:
             os.kill(holder.pid, signal.SIGCONT)
         holder.wait()
+
+
+def test_a_want_being_written_is_never_taken_for_garbage(tmp_path, monkeypatch):
+    """A scanner that lists the board while a reaper is writing its want must
+    neither drop it nor read it half-written (a want once read empty was
+    removed, and that reaper's round never answered: it scanned alone after
+    a wait). The want is written under a temporary name and renamed; the
+    temporary file of a live reaper survives any scanner's pass."""
+    import fcntl
+
+    runtime = tmp_path / "run"
+    tree = runtime / "aaaa"
+    tree.mkdir(parents=True)
+    waiter = leases.Board.open(str(tree))
+    scanner = leases.Board.open(str(tree))
+    real_rename = os.rename
+    seen = []
+
+    def rename(src, dst, *a, **kw):
+        if str(src).startswith(leases._WANT_TMP):
+            fcntl.flock(scanner.fd, fcntl.LOCK_EX)
+            try:
+                scanner._lead()                   # a scanner's pass, the want not yet in place
+            finally:
+                fcntl.flock(scanner.fd, fcntl.LOCK_UN)
+            seen.append(sorted(n for n in os.listdir(runtime / ".scan")
+                               if n.startswith(leases._WANT_TMP)))
+        return real_rename(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "rename", rename)
+    try:
+        assert waiter.ask(str(tree)) == ([], True)
+    finally:
+        waiter.close()
+        scanner.close()
+    assert len(seen) == 1 and len(seen[0]) == 1, "the want being written was removed"
+    assert [n for n in os.listdir(runtime / ".scan")
+            if n.startswith(("want.", leases._WANT_TMP))] == []

@@ -652,7 +652,8 @@ class Scan:
 #
 #   want.NS.TOKEN   a reaper whose payload has exited asks for a scan of its
 #                   tree (its name, its own pid and start time, the payload's
-#                   pid), TOKEN fresh for each round;
+#                   pid), TOKEN fresh for each round; written as
+#                   new-want.NS.TOKEN.PID and renamed, never seen half-written;
 #   state.NS        what the scans know: each process's verdict (pid ->
 #                   start time, the names of the trees it held or None if not
 #                   known, zombie) and each tree's last answer (name -> the
@@ -684,6 +685,7 @@ _WAIT_MAX = 60.0         # ... or after this long in any case
 # BATCH_MAX, before it reads the wants (see Board._lead).
 BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.15
 _WAKE = "wake"
+_WANT_TMP = "new-want"
 _WAKE_POLL = 0.05        # a waiter looks again at least this often (a scanner may have died)
 _SETTLE = 0.025          # how long one turn of the board rescans while not conclusive
 
@@ -773,14 +775,24 @@ class Board:
         # The wake-up FIFO first, so that whoever reads the want can wake us.
         wake = _Wake.make(self.fd, f"{_WAKE}.{self.ns}.{token}")
         try:
+            # Written under another name and renamed: a scanner that read
+            # a want between its creation and its write saw an empty file,
+            # took it for garbage and removed it, and that reaper's round
+            # was never served (on a loaded machine, often).
+            tmp = f"{_WANT_TMP}.{self.ns}.{token}.{os.getpid()}"
             try:
-                fd = os.open(want, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                              | os.O_CLOEXEC, 0o600, dir_fd=self.fd)
                 try:
                     os.write(fd, marshal.dumps((name, os.getpid(), me[0], payload or 0)))
                 finally:
                     os.close(fd)
+                os.rename(tmp, want, src_dir_fd=self.fd, dst_dir_fd=self.fd)
             except OSError:
+                try:
+                    os.unlink(tmp, dir_fd=self.fd)
+                except OSError:
+                    pass
                 return None
             return self._await(name, token, wake)
         finally:
@@ -841,7 +853,8 @@ class Board:
 
     def _scanner_runs(self) -> bool:
         """Whether the holder of the board's flock (/proc/locks names it) is
-        a process that runs: not stopped (SIGSTOP, a debugger), not gone. A
+        a process that runs: not stopped (SIGSTOP, a debugger), not gone
+        (True if the flock is free: the next look takes it). A
         machine so loaded that a round takes more than _WAIT seconds must
         not make every waiting reaper scan alone as well (each scan then
         reads every process: the load doubles, and rounds slow further)."""
@@ -862,7 +875,7 @@ class Board:
                 except ValueError:
                     return False
                 return ident is not None and ident[1] not in _DEAD + (b"T", b"t")
-        return False
+        return True                         # free now: the next look takes it
 
     def _wake_all(self, mine: str) -> None:
         """Wake every reaper waiting on this board (its FIFO's open for
@@ -977,10 +990,12 @@ class Board:
 
     def _stale_state(self, f: str) -> None:
         """A scanner killed between writing its temporary state file and
-        renaming it left that file (the state's name, a dot, its PID): removed once
-        that PID is gone."""
+        renaming it left that file (the state's name, a dot, its PID), a
+        reaper killed between writing its want and renaming it, its
+        temporary want: removed once that PID is gone."""
         head, _, pid = f.rpartition(".")
-        if head in (self.state, self.answers_file) and pid.isdigit():
+        if (head in (self.state, self.answers_file)
+                or head.startswith(f"{_WANT_TMP}.{self.ns}.")) and pid.isdigit():
             ident = _ident(int(pid))
             if ident is None or ident[1] in _DEAD:
                 try:
