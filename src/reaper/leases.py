@@ -628,17 +628,18 @@ class Scan:
         self.unsure = unsure
         return found, unsure == set()
 
-    def settle(self, timeout: float = 5.0):
-        """Scan until the answer is conclusive or ``timeout`` passes (then
-        the answer is returned with conclusive False: treat every tree
-        without holders as possibly held). Bounded back-off, never a busy
-        loop; each scan learns the short-lived processes it saw alive, so a
-        busy machine converges."""
+    def settle(self, timeout: float = 5.0, tries: int = 1):
+        """Scan until the answer is conclusive or ``timeout`` passes and
+        ``tries`` scans were made (then the answer is returned with
+        conclusive False: treat every tree without holders as possibly
+        held). Bounded back-off, never a busy loop; each scan learns the
+        short-lived processes it saw alive, so a busy machine converges."""
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
             found, sure = self.once()
-            if sure or time.monotonic() >= deadline:
+            tries -= 1
+            if sure or (tries <= 0 and time.monotonic() >= deadline):
                 return found, sure
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -686,8 +687,11 @@ _WAIT_MAX = 60.0         # ... or after this long in any case
 BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.15
 _WAKE = "wake"
 _WANT_TMP = "new-want"
-_WAKE_POLL = 0.05        # a waiter looks again at least this often (a scanner may have died)
-_SETTLE = 0.025          # how long one turn of the board rescans while not conclusive
+_WAKE_POLL = 0.05        # a waiter looks again after this long without a wake-up (a
+_WAKE_POLL_MAX = 1.0     # scanner may have died), doubling up to this
+_SETTLE = 0.025          # how long one turn of the board rescans while not conclusive,
+_SETTLE_TRIES = 3        # and at least how many scans (on a loaded machine one scan
+                         # takes longer than _SETTLE, and every waiter then asks again)
 
 
 _BOOT: str | None = None
@@ -815,6 +819,7 @@ class Board:
         deadline = began + _WAIT
         seen = self.seen
         delay = 0.0005
+        poll = _WAKE_POLL
         while True:
             if wake is not None:
                 wake.rearm()                # before the look: a wake-up from now on counts
@@ -846,7 +851,10 @@ class Board:
                     return None
                 deadline = now + _WAIT
             if wake is not None:
-                wake.wait(min(_WAKE_POLL, deadline - now))
+                if wake.wait(min(poll, max(0.0, deadline - now))):
+                    poll = _WAKE_POLL
+                else:
+                    poll = min(poll * 2, _WAKE_POLL_MAX)
             else:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
@@ -1046,7 +1054,7 @@ class Board:
         # it caught dying, and one a millisecond later knows them as zombies
         # or as gone before its listing; a waiting reaper's own back-off
         # (up to 0.1 s) would meet new ones every time.
-        found, _ = scan.settle(_SETTLE)
+        found, _ = scan.settle(_SETTLE, _SETTLE_TRIES)
         unsure = scan.unsure
         for _, name, token, *_ in wants:
             t = trees[name]
@@ -1136,12 +1144,13 @@ class _Wake:
         os.close(self.fd)
         self.fd = fd
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> bool:
+        """Sleep until woken or ``timeout``; whether woken."""
         import select
 
         p = select.poll()
         p.register(self.fd, select.POLLIN)
-        p.poll(max(0, int(timeout * 1000)) + 1)
+        return bool(p.poll(max(0, int(timeout * 1000)) + 1))
 
     def close(self) -> None:
         os.close(self.fd)
