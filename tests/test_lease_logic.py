@@ -25,17 +25,25 @@ class FakeProc:
 
     def add(self, pid: int, *, start: int = 1000, state: str = "S", env: dict | None = None,
             cwd: str = "/", exe: str = "/usr/bin/true", maps: list | None = None,
-            kthread: bool = False, environ_readable: bool = True):
+            kthread: bool = False, environ_readable: bool = True, env_span=None):
+        """``env_span``: (env_start, env_end) in stat, and the environ is
+        then empty: (0, 0) a process between the halves of an exec, (a, a)
+        a real empty environment."""
         d = self.root / str(pid)
         if d.exists():
             self.remove(pid)
         d.mkdir()
-        # Fields after "(comm) ": state is [0], flags [6], starttime [19].
+        # Fields after "(comm) ": state is [0], flags [6], starttime [19],
+        # env_start and env_end [48] and [49].
         after = [state, "1", str(pid), str(pid), "0", "-1",
                  str(PF_KTHREAD if kthread else 0x400000)] + ["0"] * 12 + [str(start)] + ["0"] * 5
+        if env_span is not None:
+            after += ["0"] * (48 - len(after)) + [str(env_span[0]), str(env_span[1]), "0"]
         # A comm with a space and a parenthesis: the parser splits at the last ")".
         (d / "stat").write_text(f"{pid} (a (b) c) " + " ".join(after) + "\n")
-        if environ_readable:
+        if env_span is not None:
+            (d / "environ").write_bytes(b"")
+        elif environ_readable:
             env = {"PATH": "/usr/bin", **(env or {})}
             (d / "environ").write_bytes(b"".join(f"{k}={v}".encode() + b"\0"
                                                  for k, v in env.items()))
@@ -265,3 +273,23 @@ def test_the_waiting_reapers_are_not_counted(proc, trees):
     assert scan.once() == ({}, True)
     scan.skip = frozenset({(130, 778)})      # another process with that PID
     assert scan.once() == ({a: [130]}, True)
+
+
+def test_a_process_between_the_halves_of_an_exec_is_not_trusted(proc, trees):
+    """From the switch to its new memory until the kernel has written the new
+    stack's strings, a process's environ reads empty while its maps show
+    the new stack: a holder through RUNX_ENV alone (a payload's child
+    exec'ing) looked like a non-holder. Its stat shows no environment span
+    then (0, 0): the scan is not conclusive. A real empty environment
+    (env -i: a span, empty) is trusted; a stat without the fields (Linux <
+    3.5) leaves the old reading."""
+    a = trees[0]
+    proc.add(140, env_span=(0, 0))
+    scan = leases.Scan([a])
+    assert scan.once() == ({}, False)
+    assert scan.memo[140][1] is None and scan.memo[140][2] is False, \
+        "remembered as dead or as holding nothing"
+    proc.add(140, env={"RUNX_ENV": a})               # the exec done
+    assert scan.once() == ({a: [140]}, True)
+    proc.add(141, env_span=(0x7ffd1000, 0x7ffd1000))
+    assert leases.Scan([a]).once() == ({a: [140]}, True)

@@ -328,10 +328,14 @@ def _proc_check(pid: int, m: _Match, ident):
     root): trusted as a non-holder, a documented limitation."""
     _, _, kthread, threads, base = ident
     held = set()
+    midexec = False
     try:
         env = _read(base + b"environ")
     except OSError:
         env = b""
+    else:
+        if not env and not kthread:
+            midexec = not _empty_environment(base)
     env = b"\0" + env
     i = env.find(b"\0" + _ENV)
     while i >= 0:
@@ -364,7 +368,45 @@ def _proc_check(pid: int, m: _Match, ident):
     held |= m.of_namespace(base)
     if threads > 1 and not _thread_cwds(pid, m, held):
         return frozenset(held), None
+    if ok and midexec:
+        return frozenset(held), None
     return frozenset(held), ok
+
+
+def _env_span(base: bytes):
+    """(env_start, env_end) of a process's memory, from its stat (0, 0
+    without an mm; None where stat does not show them: Linux < 3.5)."""
+    try:
+        data = _read(base + b"stat", whole=False)
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    try:
+        return int(fields[48]), int(fields[49])
+    except (IndexError, ValueError):
+        return None
+
+
+def _empty_environment(base: bytes) -> bool:
+    """Whether an environ that read empty is a process's real, empty
+    environment (``env -i``), and not a process between the two halves of
+    an exec: from the switch to its new memory until the kernel has written
+    the new stack's strings, environ reads empty while maps already shows
+    the new stack (a holder through RUNX_ENV alone would look like a
+    non-holder that can be trusted). Real only if stat shows the same
+    complete, empty span (start = end, not 0) before and after a second
+    read that is empty too: a second exec between the two would need the
+    new image's environment empty as well, holding nothing either."""
+    first = _env_span(base)
+    try:
+        again = _read(base + b"environ")
+    except OSError:
+        return False
+    second = _env_span(base)
+    if first is None and second is None:
+        return True                 # nothing to tell by: as before (old kernels)
+    return (not again and first is not None and first == second and first[0] != 0
+            and first[0] == first[1])
 
 
 def _fds(base: bytes, m: _Match, held: set) -> None:
