@@ -34,11 +34,11 @@ class FakeProc:
             self.remove(pid)
         d.mkdir()
         # Fields after "(comm) ": state is [0], flags [6], starttime [19],
-        # env_start and env_end [48] and [49].
+        # env_start and env_end [47] and [48] (fields 50 and 51 of proc(5)).
         after = [state, "1", str(pid), str(pid), "0", "-1",
                  str(PF_KTHREAD if kthread else 0x400000)] + ["0"] * 12 + [str(start)] + ["0"] * 5
         if env_span is not None:
-            after += ["0"] * (48 - len(after)) + [str(env_span[0]), str(env_span[1]), "0"]
+            after += ["0"] * (47 - len(after)) + [str(env_span[0]), str(env_span[1]), "0"]
         # A comm with a space and a parenthesis: the parser splits at the last ")".
         (d / "stat").write_text(f"{pid} (a (b) c) " + " ".join(after) + "\n")
         if env_span is not None:

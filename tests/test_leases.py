@@ -983,3 +983,26 @@ def test_a_want_being_written_is_never_taken_for_garbage(tmp_path, monkeypatch):
     assert len(seen) == 1 and len(seen[0]) == 1, "the want being written was removed"
     assert [n for n in os.listdir(runtime / ".scan")
             if n.startswith(("want.", leases._WANT_TMP))] == []
+
+
+def test_an_empty_environment_is_trusted(tmp_path):
+    """A process started with `env -i` reads an empty environ, as one between
+    the halves of an exec does: its stat's environment span (complete,
+    empty) tells the two apart, so it never keeps a scan from being
+    conclusive (fault scenario bind_mount_elsewhere runs its holder so), and
+    one that holds the tree by its cwd is found."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    quiet = subprocess.Popen(["env", "-i", "/bin/sleep", "60"], cwd="/")
+    holder = subprocess.Popen(["env", "-i", "/bin/sleep", "60"], cwd=str(tree))
+    try:
+        for p in (quiet, holder):
+            wait_until(lambda: os.readlink(f"/proc/{p.pid}/exe") == "/usr/bin/sleep"
+                       or os.readlink(f"/proc/{p.pid}/exe").endswith("/sleep"), 10, "the exec")
+        assert open(f"/proc/{quiet.pid}/environ", "rb").read() == b""
+        found, sure = leases.Scan([str(tree)]).settle(2.0)
+        assert (found, sure) == ({str(tree): [holder.pid]}, True)
+    finally:
+        for p in (quiet, holder):
+            p.kill()
+            p.wait()

@@ -382,7 +382,7 @@ def _env_span(base: bytes):
         return None
     fields = data[data.rfind(b")") + 2:].split()
     try:
-        return int(fields[48]), int(fields[49])
+        return int(fields[47]), int(fields[48])   # fields 50 and 51 of proc(5)
     except (IndexError, ValueError):
         return None
 
