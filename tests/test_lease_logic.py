@@ -293,3 +293,24 @@ def test_a_process_between_the_halves_of_an_exec_is_not_trusted(proc, trees):
     assert scan.once() == ({a: [140]}, True)
     proc.add(141, env_span=(0x7ffd1000, 0x7ffd1000))
     assert leases.Scan([a]).once() == ({a: [140]}, True)
+
+
+def test_a_holder_that_let_go_casts_doubt_for_one_scan(proc, trees, monkeypatch):
+    """A holder that lets go of a tree (chdir out, an exec clearing
+    RUNX_ENV) after forking a child between the listing and its check: the
+    child is not in that listing, so the scan that sees the holder let go is
+    not conclusive for that tree; the next listing shows the child."""
+    a, b, _ = trees
+    proc.add(150, cwd=a)
+    scan = leases.Scan([a, b])
+    assert scan.once() == ({a: [150]}, True)
+    proc.add(150, cwd="/")                       # let go, same process
+    proc.add(151, cwd=a)                         # its child, forked before it let go
+    monkeypatch.setattr(leases, "_pids", lambda: [150])   # ... after the listing
+    assert scan.once() == ({}, False) and scan.unsure == {a}
+    monkeypatch.undo()
+    monkeypatch.setattr(leases, "PROC", str(proc.root))
+    monkeypatch.setattr(leases, "_PROC", True)
+    monkeypatch.setattr(leases, "_PIDFS", False)
+    assert scan.once() == ({a: [151]}, True)
+    assert scan.once() == ({a: [151]}, True), "the doubt lasts one scan"

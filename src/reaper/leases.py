@@ -664,6 +664,12 @@ class Scan:
                 doubt(old[1] | held if old and old[1] is not None else None)
                 continue
             memo[pid] = (start, None if stray and self.complete else held, False, ino)
+            if old is not None and old[1]:
+                # A holder that let go of a target (chdir out, an exec that
+                # cleared RUNX_ENV) may have forked, after the listing and
+                # before it let go, a child that holds it still and that
+                # this listing does not show: the next one will.
+                doubt(old[1] - held)
             for t in held:
                 found.setdefault(t, []).append(pid)
         self.memo = memo
