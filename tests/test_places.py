@@ -32,7 +32,7 @@ def test_root_with_another_users_xdg_runtime_dir_falls_back(tmp_path):
     """`su` from a user's shell keeps XDG_RUNTIME_DIR=/run/user/1000: root
     must not make runx/ in it (that user could swap it, issue 20.8); it
     uses a directory of its own and says why with -v, and only with -v."""
-    with second_user() as pw, shared_dir() as d:
+    with shared_dir() as d, second_user() as pw:
         xdg = _dir(os.path.join(d, "xdg"), pw)
         cache = str(tmp_path / "cache")
         env = clean_env(XDG_RUNTIME_DIR=xdg, RUNX_CACHE_DIR=cache)
@@ -66,7 +66,7 @@ def test_user_with_roots_or_a_missing_xdg_runtime_dir_falls_back():
     """`sudo -u USER -E` from root's shell (XDG_RUNTIME_DIR=/run/user/0),
     or cron's copied environment naming a directory that does not exist:
     was 'cannot use …/runx: Permission denied' / 'cannot create …'."""
-    with second_user() as pw, shared_dir() as d:
+    with shared_dir() as d, second_user() as pw:
         rootdir = _dir(os.path.join(d, "root-xdg"))            # root's, 0700
         home = _dir(os.path.join(d, "cache"), pw)
         runx = launcher(d)
@@ -85,7 +85,7 @@ def test_user_with_roots_or_a_missing_xdg_runtime_dir_falls_back():
 def test_no_trustworthy_place_is_one_line_naming_the_variable():
     """Another user's XDG_RUNTIME_DIR and a home-less user: nowhere of its
     own is left. One line, naming RUNX_RUNTIME_DIR; nothing made."""
-    with second_user() as pw, shared_dir() as d:
+    with shared_dir() as d, second_user() as pw:
         rootdir = _dir(os.path.join(d, "root-xdg"))
         r = run_as(pw, [launcher(d), *TREE], clean_env(XDG_RUNTIME_DIR=rootdir,
                                                        HOME="/nonexistent"))
@@ -98,7 +98,7 @@ def test_no_trustworthy_place_is_one_line_naming_the_variable():
 def test_root_refuses_to_create_runx_dirs_in_another_users_directory(tmp_path, wheelhouse):
     """RUNX_RUNTIME_DIR (or a cache) named inside a directory another user
     owns: refused, nothing made there (issue 20.8)."""
-    with second_user() as pw, shared_dir() as d:
+    with shared_dir() as d, second_user() as pw:
         theirs = _dir(os.path.join(d, "theirs"), pw, 0o755)
         for var in ("RUNX_RUNTIME_DIR", "RUNX_CACHE_DIR"):
             env = clean_env(**{"RUNX_RUNTIME_DIR": str(tmp_path / "run"),
@@ -163,7 +163,7 @@ def test_homeless_user_gets_uv_a_cache_under_runxs(wheelhouse):
     not create ~/.cache/uv, so runx gives it $RUNX_CACHE_DIR/uv; the user's
     own UV_CACHE_DIR still wins. Before: 'Failed to initialize cache at
     /nonexistent/.cache/uv'."""
-    with second_user() as pw, shared_dir() as d:
+    with shared_dir() as d, second_user() as pw:
         wheels = os.path.join(d, "wheels")
         os.mkdir(wheels, 0o755)
         for n in os.listdir(wheelhouse):
@@ -191,7 +191,7 @@ def test_homeless_user_gets_uv_a_cache_under_runxs(wheelhouse):
 def test_homeless_user_without_any_cache_is_told_what_to_set(wheelhouse):
     """No RUNX_CACHE_DIR, no systemd directory, home /nonexistent: one line
     naming RUNX_CACHE_DIR and CacheDirectory=, nothing made."""
-    with second_user() as pw, shared_dir() as d:
+    with shared_dir() as d, second_user() as pw:
         mine = _dir(os.path.join(d, "mine"), pw)
         r = run_as(pw, [launcher(d), "--with", "runxdemo", "python", "-c", "pass"],
                    clean_env(HOME="/nonexistent", RUNX_RUNTIME_DIR=os.path.join(mine, "run")))

@@ -460,7 +460,7 @@ def test_systemd_unit_runs_as_a_homeless_user(wheelhouse):
 
     text = recipe("app.service")
     assert not re.search(r"^Environment=.*RUNX_", text, re.M), "the simplest unit sets no RUNX_*"
-    with second_user() as pw, shared_dir() as d:
+    with shared_dir() as d, second_user() as pw:
         runx = launcher(d)
         service = os.path.join(d, "service.py")
         with open(service, "w") as f:

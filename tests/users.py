@@ -58,7 +58,11 @@ def second_user():
 
 @contextlib.contextmanager
 def shared_dir():
-    """A directory in /tmp every user can enter (0755), removed after."""
+    """A directory in /tmp every user can enter (0755), removed after. Open
+    it before ``second_user`` (``with shared_dir() as d, second_user() as
+    pw``), so that it is removed after that user's last process (a reaper
+    still sweeping, a layer compiler) has ended: one removed before wrote
+    its cache's stamp and byte-code directory into it again."""
     d = tempfile.mkdtemp(prefix="runx-user-")
     os.chmod(d, 0o755)
     try:
