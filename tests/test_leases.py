@@ -128,9 +128,12 @@ def test_busy_machine_still_converges(tmp_path):
             c.wait()
 
 
-def test_zombie_holder_does_not_spin(tmp_path):
+def test_zombie_holder_does_not_spin(tmp_path, monkeypatch):
     """A holder that died and stays a zombie (its parent never reaps it) is
-    no holder: the rounds conclude, after at most one extra scan."""
+    no holder: the rounds conclude, after at most one extra scan. Read once,
+    it is then known by its pidfd's inode (a busy make -j or a slow harness
+    leaves hundreds): later scans do not read its stat again."""
+    assert leases._pidfs(), "this kernel has no pidfs (Linux 6.9+): the fast path is off"
     tree = tmp_path / "tree"
     tree.mkdir()
     p = subprocess.Popen(["true"], env=dict(os.environ, RUNX_ENV=str(tree)))
@@ -140,6 +143,12 @@ def test_zombie_holder_does_not_spin(tmp_path):
         found, sure = scan.once()
         assert not found and not sure, "a zombie first seen may have forked: not conclusive yet"
         assert scan.settle() == ({}, True)
+        assert scan.memo[p.pid][2] is True and scan.memo[p.pid][3] == leases._pidfd_ino(p.pid)
+        stats = []
+        real_ident = leases._ident
+        monkeypatch.setattr(leases, "_ident", lambda pid: (stats.append(pid), real_ident(pid))[1])
+        assert scan.once() == ({}, True)
+        assert p.pid not in stats, "a known zombie's stat was read again"
         assert next(leases.rounds(str(tree)), None) is None
     finally:
         p.wait()
@@ -261,29 +270,6 @@ def test_a_known_process_is_named_by_its_pidfd(tmp_path, monkeypatch):
         assert scan.memo[p.pid] == (start, frozenset(), False, ino)
     finally:
         p.kill()
-        p.wait()
-
-
-def test_a_known_zombie_is_named_by_its_pidfd(tmp_path, monkeypatch):
-    """A zombie its parent has not reaped yet (a busy make -j, a slow
-    harness: hundreds at a time) is read once, then known by its pidfd's
-    inode; the scan's answer is unchanged (conclusive once it is known as a
-    zombie). Once reaped, its PID is simply gone from the listing."""
-    assert leases._pidfs(), "this kernel has no pidfs (Linux 6.9+): the fast path is off"
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    p = subprocess.Popen(["true"], env=dict(os.environ, RUNX_ENV=str(tree)))
-    try:
-        wait_until(lambda: proc_state(p.pid) == "Z", 10, "the child to become a zombie")
-        scan = leases.Scan([str(tree)])
-        wait_until(lambda: scan.once()[1] and p.pid in scan.memo, 10, "a conclusive scan")
-        assert scan.memo[p.pid][2] is True and scan.memo[p.pid][3] == leases._pidfd_ino(p.pid)
-        stats = []
-        real_ident = leases._ident
-        monkeypatch.setattr(leases, "_ident", lambda pid: (stats.append(pid), real_ident(pid))[1])
-        assert scan.once() == ({}, True)
-        assert p.pid not in stats, "a known zombie's stat was read again"
-    finally:
         p.wait()
 
 

@@ -217,15 +217,23 @@ def _read(path: bytes, whole: bool = True) -> bytes:
         os.close(fd)
 
 
-def _stat(path: bytes):
-    """(start time, state, kernel thread, number of threads) from a stat file,
-    or None if it is gone. The start time (clock ticks since boot) tells a
-    reused PID from the process it names."""
+def _stat_fields(path: bytes):
+    """A stat file's fields after the command name (the state first), or
+    None if it is gone."""
     try:
         data = _read(path, whole=False)
     except OSError:
         return None
-    fields = data[data.rfind(b")") + 2:].split()
+    return data[data.rfind(b")") + 2:].split()
+
+
+def _stat(path: bytes):
+    """(start time, state, kernel thread, number of threads) from a stat file,
+    or None if it is gone. The start time (clock ticks since boot) tells a
+    reused PID from the process it names."""
+    fields = _stat_fields(path)
+    if fields is None:
+        return None
     try:
         return (int(fields[19]), fields[0], bool(int(fields[6]) & 0x00200000),  # PF_KTHREAD
                 int(fields[17]))
@@ -376,11 +384,9 @@ def _proc_check(pid: int, m: _Match, ident):
 def _env_span(base: bytes):
     """(env_start, env_end) of a process's memory, from its stat (0, 0
     without an mm; None where stat does not show them: Linux < 3.5)."""
-    try:
-        data = _read(base + b"stat", whole=False)
-    except OSError:
+    fields = _stat_fields(base + b"stat")
+    if fields is None:
         return None
-    fields = data[data.rfind(b")") + 2:].split()
     try:
         return int(fields[47]), int(fields[48])   # fields 50 and 51 of proc(5)
     except (IndexError, ValueError):
@@ -822,8 +828,6 @@ class Board:
         me = _ident(os.getpid())
         if me is None:
             return None
-        import marshal
-
         # The wake-up FIFO first, so that whoever reads the want can wake us.
         wake = _Wake.make(self.fd, f"{_WAKE}.{self.ns}.{token}")
         try:
@@ -831,20 +835,8 @@ class Board:
             # a want between its creation and its write saw an empty file,
             # took it for garbage and removed it, and that reaper's round
             # was never served (on a loaded machine, often).
-            tmp = f"{_WANT_TMP}.{self.ns}.{token}.{os.getpid()}"
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                             | os.O_CLOEXEC, 0o600, dir_fd=self.fd)
-                try:
-                    os.write(fd, marshal.dumps((name, os.getpid(), me[0], payload or 0)))
-                finally:
-                    os.close(fd)
-                os.rename(tmp, want, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-            except OSError:
-                try:
-                    os.unlink(tmp, dir_fd=self.fd)
-                except OSError:
-                    pass
+            if not self._write(want, (name, os.getpid(), me[0], payload or 0),
+                               tmp=f"{_WANT_TMP}.{self.ns}.{token}.{os.getpid()}"):
                 return None
             return self._await(name, token, wake)
         finally:
@@ -914,24 +906,17 @@ class Board:
         machine so loaded that a round takes more than _WAIT seconds must
         not make every waiting reaper scan alone as well (each scan then
         reads every process: the load doubles, and rounds slow further)."""
-        from .ownership import LOCKS
+        from .ownership import flock_holders
 
         try:
             st = os.fstat(self.fd)
-            with open(LOCKS, "rb") as f:
-                data = f.read()
         except OSError:
             return False
-        want = b"%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
-        for line in data.splitlines():
-            parts = line.split()
-            if len(parts) >= 6 and parts[1] == b"FLOCK" and parts[5] == want:
-                try:
-                    ident = _ident(int(parts[4]))
-                except ValueError:
-                    return False
-                return ident is not None and ident[1] not in _DEAD + (b"T", b"t")
-        return True                         # free now: the next look takes it
+        pid = flock_holders().get((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
+        if pid is None:
+            return True                     # free now: the next look takes it
+        ident = _ident(pid)
+        return ident is not None and ident[1] not in _DEAD + (b"T", b"t")
 
     def _wake_all(self, mine: str) -> None:
         """Wake every reaper waiting on this board (its FIFO's open for
@@ -956,7 +941,7 @@ class Board:
                         pass
 
     def _answer(self, name: str, token: str, again: bool = False):
-        """This round's answer for ``name``, if the state file has it (read
+        """This round's answer for ``name``, if the answers file has it (read
         again only when it changed, or ``again``)."""
         try:
             st = os.stat(self.answers_file, dir_fd=self.fd, follow_symlinks=False)
@@ -1128,10 +1113,12 @@ class Board:
         if self._write(self.state, (_VERSION, verdicts, answers, boot)):
             self._write(self.answers_file, (_VERSION, {}, answers, boot))
 
-    def _write(self, name: str, data) -> bool:
+    def _write(self, name: str, data, tmp: str | None = None) -> bool:
+        """``data`` marshalled into ``name``, written under ``tmp`` (default:
+        the name, a dot, our PID) and renamed: never seen half-written."""
         import marshal
 
-        tmp = f"{name}.{os.getpid()}"
+        tmp = tmp or f"{name}.{os.getpid()}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=self.fd)

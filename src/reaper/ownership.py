@@ -143,12 +143,18 @@ def held_flocks() -> set:
     /proc/locks lists them (empty where it cannot be read). Waiters ("->"
     lines) hold nothing; locks of processes in another PID namespace are not
     listed (so not filtered out)."""
+    return set(flock_holders())
+
+
+def flock_holders() -> dict:
+    """(major, minor, inode) -> the PID holding a flock on that file, from
+    /proc/locks (see ``held_flocks``)."""
     try:
         with open(LOCKS, "rb") as f:
             data = f.read()
     except OSError:
-        return set()
-    out = set()
+        return {}
+    out = {}
     for line in data.splitlines():
         parts = line.split()
         # b"1:", b"FLOCK", b"ADVISORY", b"WRITE", pid, b"MAJ:MIN:INO", start, end
@@ -156,7 +162,7 @@ def held_flocks() -> set:
             continue
         dev = parts[5].split(b":")
         try:
-            out.add((int(dev[0], 16), int(dev[1], 16), int(dev[2])))
+            out[(int(dev[0], 16), int(dev[1], 16), int(dev[2]))] = int(parts[4])
         except (ValueError, IndexError):
             continue
     return out
