@@ -8,6 +8,7 @@ the two promises, AssertionError for anything else.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -680,12 +681,13 @@ def _interrupted_cleanly(cold: Runx, p: subprocess.Popen, sig: int, *, must: boo
     err = raw.decode(errors="replace")
     lines = [ln for ln in err.splitlines() if ln.startswith("runx:")]
     said = [ln for ln in lines if ln.startswith("runx: interrupted by ")]
-    # A SIGINT while the interpreter itself starts (its site import, or the
-    # script's very first instruction, before any of runx's code can catch
-    # it) is CPython's own fatal error or traceback: nothing was made.
+    # A SIGINT while the interpreter itself starts (any stage of its
+    # initialisation: init_sys_streams, init_import_site..., or the script's
+    # very first instruction, before any of runx's code can catch it) is
+    # CPython's own fatal error or traceback: nothing was made.
     tb = err.strip().splitlines()
     python_start = not must and (
-        err.startswith("Fatal Python error: init_import_site")
+        re.match(r"Fatal Python error: init_\w+: ", err) is not None
         or (len(tb) == 3 and tb[1].endswith("runx\", line 0, in <module>")
             and tb[2] == "KeyboardInterrupt"))
     assert python_start or "Traceback" not in err, err
