@@ -2,9 +2,11 @@
 race, a runtime dir behind a symlink, stray signals to the reaper, or many
 (or oddly named) stale trees."""
 
+import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -862,11 +864,13 @@ def test_a_waiting_reaper_is_woken_by_the_scan(tmp_path, monkeypatch, repeat):
         wait_until(lambda: _board_dir_names(runtime, "wake.") and
                    _board_dir_names(runtime, "want."), 10, "the waiter's want and FIFO")
         fcntl.flock(scanner.fd, fcntl.LOCK_UN)
-        scanner._wake_all("")
+        scanner._wake_all()
         t.join(30)
         assert not t.is_alive(), "the waiter was not woken"
         assert got == [([], True)]
-        assert _board_dir_names(runtime, "wake.") == [] and _board_dir_names(runtime, "want.") == []
+        # The FIFO is the board's, shared and kept; the want is gone.
+        assert _board_dir_names(runtime, "wake.") == [f"wake.{waiter.ns}"]
+        assert _board_dir_names(runtime, "want.") == []
         assert leases.Board.open(str(tree))._load("answers." + waiter.ns)[2]["aaaa"][1:] == \
             ((), True)
     finally:
@@ -875,10 +879,11 @@ def test_a_waiting_reaper_is_woken_by_the_scan(tmp_path, monkeypatch, repeat):
 
 
 def test_a_killed_waiters_fifo_is_removed(tmp_path):
-    """A reaper SIGKILLed while it waited leaves its FIFO (and its want,
-    which the next scanner drops as its reaper is gone): the scanner's
-    wake-up finds nobody reading it and no want, and removes it; the FIFO
-    of a live waiter stays."""
+    """Reapers before the board's shared FIFO each waited on a FIFO of their
+    own (wake.NS.TOKEN); one SIGKILLed while it waited left it (and its want,
+    which the next scanner drops as its reaper is gone): a scanner finds
+    nobody reading it and no want, and removes it; the FIFO of a live
+    waiter stays, and so does the shared one."""
     runtime = tmp_path / "run"
     tree = runtime / "aaaa"
     tree.mkdir(parents=True)
@@ -890,9 +895,69 @@ def test_a_killed_waiters_fifo_is_removed(tmp_path):
     live = os.open(board_dir / f"wake.{ns}.live0token", os.O_RDONLY | os.O_NONBLOCK)
     try:
         assert next(leases.rounds(str(tree)), None) is None
-        assert _board_dir_names(runtime, "wake.") == [f"wake.{ns}.live0token"]
+        assert _board_dir_names(runtime, "wake.") == [f"wake.{ns}", f"wake.{ns}.live0token"]
     finally:
         os.close(live)
+
+
+def test_one_open_of_the_fifo_wakes_every_waiter_once(tmp_path):
+    """The shared FIFO: a scanner's one open for writing wakes every waiter
+    that had it open for reading; a waiter that timed out without a
+    wake-up is still armed (no reopen needed), and one that reopened after
+    its wake-up is not woken again by the same open."""
+    board = tmp_path / "board"
+    board.mkdir(mode=0o700)
+    dfd = os.open(board, os.O_RDONLY | os.O_DIRECTORY)
+    waiters = [leases._Wake.make(dfd, "wake.x") for _ in range(5)]
+    try:
+        assert all(w is not None for w in waiters)
+        assert [w.wait(0.01) for w in waiters] == [False] * 5        # armed, not woken
+        os.close(os.open("wake.x", os.O_WRONLY | os.O_NONBLOCK, dir_fd=dfd))
+        assert [w.wait(5) for w in waiters] == [True] * 5
+        for w in waiters[:3]:
+            w.rearm()
+        assert [w.wait(0.01) for w in waiters] == [False] * 3 + [True] * 2
+        os.close(os.open("wake.x", os.O_WRONLY | os.O_NONBLOCK, dir_fd=dfd))
+        assert [w.wait(5) for w in waiters] == [True] * 5
+        # Nobody reading: the scanner's open fails and wakes nobody.
+        for w in waiters:
+            w.close()
+        with pytest.raises(OSError) as e:
+            os.open("wake.x", os.O_WRONLY | os.O_NONBLOCK, dir_fd=dfd)
+        assert e.value.errno == errno.ENXIO
+    finally:
+        for w in waiters:
+            if w is not None:
+                w.close()
+        os.close(dfd)
+
+
+def test_a_removed_fifo_is_made_again_and_never_spins(tmp_path):
+    """The FIFO removed under a waiter (by hand, `runx gc`): the wake-up it
+    saw is forgotten on a FIFO made again, and a FIFO that cannot be made
+    (a file in its place) makes the waiter sleep, not poll a POLLHUP for
+    ever."""
+    board = tmp_path / "board"
+    board.mkdir(mode=0o700)
+    dfd = os.open(board, os.O_RDONLY | os.O_DIRECTORY)
+    w = leases._Wake.make(dfd, "wake.x")
+    try:
+        os.close(os.open("wake.x", os.O_WRONLY | os.O_NONBLOCK, dir_fd=dfd))
+        os.unlink("wake.x", dir_fd=dfd)
+        assert w.wait(5)
+        w.rearm()
+        assert stat.S_ISFIFO(os.stat("wake.x", dir_fd=dfd).st_mode)
+        assert not w.wait(0.01)
+        os.close(os.open("wake.x", os.O_WRONLY | os.O_NONBLOCK, dir_fd=dfd))
+        assert w.wait(5)
+        os.unlink("wake.x", dir_fd=dfd)
+        os.mkdir("wake.x", dir_fd=dfd)               # not a FIFO: cannot be used
+        w.rearm()
+        assert w.fd < 0                              # it sleeps: the old POLLHUP is gone
+        assert not w.wait(0.01)
+    finally:
+        w.close()
+        os.close(dfd)
 
 
 HOLD_BOARD = ("import fcntl, os, sys, time\n"

@@ -717,13 +717,14 @@ class Scan:
 #   answers.NS      the answers alone, written after the state: what the
 #                   waiting reapers read (small, whatever the number of
 #                   processes);
-#   wake.NS.TOKEN   a waiting reaper's FIFO, open for reading: a scanner
-#                   opens every one for writing once it has let go of the
-#                   flock, which wakes them (poll's POLLHUP);
+#   wake.NS         one FIFO that every waiting reaper holds open for
+#                   reading: a scanner opens it for writing (and closes it)
+#                   once it has let go of the flock, which wakes them all
+#                   (poll's POLLHUP, seen by each open file once);
 #
 # NS is the PID namespace (PIDs mean nothing in another). Whoever takes the
 # board's flock (the directory's own) first scans for every want file there,
-# with the verdicts of all earlier scans; the others wait, asleep on their
+# with the verdicts of all earlier scans; the others wait, asleep on the
 # FIFO, and find their answer under their TOKEN in the answers file. Why an answer given that
 # way is as certain as the reaper's own scan: docs/reliability.md, "One scan
 # for every waiting reaper". A reaper that gets no answer while no round
@@ -741,7 +742,7 @@ _WAIT_MAX = 60.0         # ... or after this long in any case
 BATCH_FROM, BATCH_PER_RUN, BATCH_MAX = 4, 0.002, 0.15
 _WAKE = "wake"
 _WANT_TMP = "new-want"
-_WAKE_POLL = 0.05        # a waiter looks again after this long without a wake-up (a
+_WAKE_POLL = 0.25        # a waiter looks again after this long without a wake-up (a
 _WAKE_POLL_MAX = 1.0     # scanner may have died), doubling up to this
 _SETTLE = 0.025          # how long one turn of the board rescans while not conclusive,
 _SETTLE_TRIES = 3        # and at least how many scans (on a loaded machine one scan
@@ -828,8 +829,8 @@ class Board:
         me = _ident(os.getpid())
         if me is None:
             return None
-        # The wake-up FIFO first, so that whoever reads the want can wake us.
-        wake = _Wake.make(self.fd, f"{_WAKE}.{self.ns}.{token}")
+        # The wake-up FIFO open first, so that whoever reads the want can wake us.
+        wake = _Wake.make(self.fd, f"{_WAKE}.{self.ns}")
         try:
             # Written under another name and renamed: a scanner that read
             # a want between its creation and its write saw an empty file,
@@ -860,8 +861,9 @@ class Board:
         seen = self.seen
         delay = 0.0005
         poll = _WAKE_POLL
+        woken = False
         while True:
-            if wake is not None:
+            if woken:
                 wake.rearm()                # before the look: a wake-up from now on counts
             got = self._answer(name, token)
             if got is not None:
@@ -880,7 +882,7 @@ class Board:
                         got = (list(got[1]), got[2]) if got and got[0] == token else None
                 finally:
                     fcntl.flock(self.fd, fcntl.LOCK_UN)
-                    self._wake_all(token)   # after the unlock: the unserved may lead next
+                    self._wake_all()        # after the unlock: the unserved may lead next
                 return got
             now = time.monotonic()
             if self.seen != seen:
@@ -891,10 +893,15 @@ class Board:
                     return None
                 deadline = now + _WAIT
             if wake is not None:
-                if wake.wait(min(poll, max(0.0, deadline - now))):
-                    poll = _WAKE_POLL
-                else:
-                    poll = min(poll * 2, _WAKE_POLL_MAX)
+                # Not woken, the FIFO stays armed: our open file has seen no
+                # writer since it was opened, and any later one wakes it.
+                woken = wake.wait(min(poll, max(0.0, deadline - now)))
+                # The safety look is for a scanner killed before it woke
+                # anyone: its back-off grows with every look, woken or not
+                # (a wake-up says the board is alive; at 128 runs at once a
+                # waiter is woken about once a second, and each look that
+                # resets a 50 ms back-off costs more looks than wake-ups).
+                poll = min(poll * 2, _WAKE_POLL_MAX)
             else:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
@@ -918,27 +925,16 @@ class Board:
         ident = _ident(pid)
         return ident is not None and ident[1] not in _DEAD + (b"T", b"t")
 
-    def _wake_all(self, mine: str) -> None:
-        """Wake every reaper waiting on this board (its FIFO's open for
-        writing is the signal); a FIFO nobody reads any more and whose want
-        is gone (its reaper was killed) is removed."""
-        prefix = f"{_WAKE}.{self.ns}."
+    def _wake_all(self) -> None:
+        """Wake every reaper waiting on this board: opening the FIFO for
+        writing (and closing it) is the signal. No reader (ENXIO): nobody
+        waits."""
         try:
-            names = os.listdir(self.fd)
+            os.close(os.open(f"{_WAKE}.{self.ns}",
+                             os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=self.fd))
         except OSError:
-            return
-        for f in names:
-            if not f.startswith(prefix) or f == prefix + mine:
-                continue
-            try:
-                os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 dir_fd=self.fd))
-            except OSError as e:
-                if e.errno == errno.ENXIO and f"want.{self.ns}.{f[len(prefix):]}" not in names:
-                    try:
-                        os.unlink(f, dir_fd=self.fd)
-                    except OSError:
-                        pass
+            pass
 
     def _answer(self, name: str, token: str, again: bool = False):
         """This round's answer for ``name``, if the answers file has it (read
@@ -1004,6 +1000,8 @@ class Board:
             if not f.startswith(prefix):
                 if not f.startswith(_WAKE):
                     self._stale_state(f)
+                elif f.count(".") > 1:
+                    self._stale_fifo(f)
                 continue
             w = None
             try:
@@ -1028,6 +1026,26 @@ class Board:
             except OSError:
                 pass
         return out
+
+    def _stale_fifo(self, f: str) -> None:
+        """A FIFO of one waiting reaper (wake.NS.TOKEN: what reapers before
+        the shared one waited on) that nobody reads and whose want is gone
+        is left over: removed."""
+        try:
+            os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=self.fd))
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                return
+            try:
+                os.stat("want." + f[len(_WAKE) + 1:], dir_fd=self.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                try:
+                    os.unlink(f, dir_fd=self.fd)
+                except OSError:
+                    pass
+            except OSError:
+                pass
 
     def _stale_state(self, f: str) -> None:
         """A scanner killed between writing its temporary state file and
@@ -1139,48 +1157,60 @@ class Board:
 
 
 class _Wake:
-    """A waiting reaper's wake-up: a FIFO in the board, ours (0600), held
-    open for reading without blocking. A scanner's open for writing (and
-    close) makes poll() report POLLHUP on it; reopening forgets that, so
-    each wake-up is seen once."""
+    """The board's wake-up: one FIFO (0600, ours) that every waiting reaper
+    holds open for reading without blocking. A scanner's open for writing
+    (and close) makes poll() report POLLHUP on every open file that has
+    not yet seen a writer (Linux: the pipe's writer count against the one
+    the file was opened at); reopening forgets that, so each wake-up is
+    seen once, and an open file not woken stays armed. Made on first use
+    and never removed: no directory operation per wait."""
 
     def __init__(self, dir_fd: int, name: str, fd: int):
         self.dir_fd, self.name, self.fd = dir_fd, name, fd
 
     @classmethod
     def make(cls, dir_fd: int, name: str) -> "_Wake | None":
-        try:
-            os.mkfifo(name, 0o600, dir_fd=dir_fd)
-        except OSError:
-            return None                 # no FIFOs here: poll the answers instead
-        try:
-            return cls(dir_fd, name, cls._open(dir_fd, name))
-        except OSError:
-            try:
-                os.unlink(name, dir_fd=dir_fd)
-            except OSError:
-                pass
-            return None
+        fd = cls._open(dir_fd, name)
+        return None if fd < 0 else cls(dir_fd, name, fd)
 
     @staticmethod
     def _open(dir_fd: int, name: str) -> int:
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=dir_fd)
-        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        """The FIFO open for reading, made if missing; -1 if it cannot be
+        (no FIFOs on this file system: the waiters poll the answers)."""
+        for _ in range(2):
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=dir_fd)
+            except FileNotFoundError:
+                try:
+                    os.mkfifo(name, 0o600, dir_fd=dir_fd)
+                except FileExistsError:
+                    pass
+                except OSError:
+                    return -1
+                continue
+            except OSError:
+                return -1
+            st = os.fstat(fd)
+            if stat.S_ISFIFO(st.st_mode) and st.st_uid == os.geteuid():
+                return fd
             os.close(fd)
-            raise OSError(errno.EINVAL, "not a FIFO")
-        return fd
+            return -1
+        return -1
 
     def rearm(self) -> None:
-        try:
-            fd = self._open(self.dir_fd, self.name)
-        except OSError:
-            return                      # removed: wait() still times out
+        """Forget the wake-up just seen. If the FIFO cannot be opened again
+        (someone removed it and no new one can be made), the old open file
+        would report POLLHUP for ever: then sleep instead."""
+        fd = self._open(self.dir_fd, self.name)
         os.close(self.fd)
         self.fd = fd
 
     def wait(self, timeout: float) -> bool:
         """Sleep until woken or ``timeout``; whether woken."""
+        if self.fd < 0:
+            time.sleep(timeout)
+            return False
         import select
 
         p = select.poll()
@@ -1188,11 +1218,9 @@ class _Wake:
         return bool(p.poll(max(0, int(timeout * 1000)) + 1))
 
     def close(self) -> None:
-        os.close(self.fd)
-        try:
-            os.unlink(self.name, dir_fd=self.dir_fd)
-        except OSError:
-            pass
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def holds(pid: int, tree: str) -> bool:
