@@ -25,7 +25,8 @@ class FakeProc:
 
     def add(self, pid: int, *, start: int = 1000, state: str = "S", env: dict | None = None,
             cwd: str = "/", exe: str = "/usr/bin/true", maps: list | None = None,
-            kthread: bool = False, environ_readable: bool = True, env_span=None):
+            kthread: bool = False, environ_readable: bool = True, env_span=None,
+            tgid: int | None = None):
         """``env_span``: (env_start, env_end) in stat, and the environ is
         then empty: (0, 0) a process between the halves of an exec, (a, a)
         a real empty environment."""
@@ -54,12 +55,15 @@ class FakeProc:
         lines = [] if kthread else ["55d0c0de0000-55d0c0de1000 r-xp 00000000 08:01 42 " + exe]
         lines += [f"7f0000000000-7f0000001000 r--p 00000000 08:01 43 {m}" for m in maps or ()]
         (d / "maps").write_text("".join(ln + "\n" for ln in lines))
+        if tgid is not None:                # a thread's ID: /proc answers for it, unlisted
+            (d / "status").write_text(f"Name:\tx\nUmask:\t0022\nState:\tS\nTgid:\t{tgid}\n")
         return pid
 
     def remove(self, pid: int):
         d = self.root / str(pid)
         for name in ("stat", "maps", "cwd", "exe"):
             (d / name).unlink()
+        (d / "status").unlink(missing_ok=True)
         e = d / "environ"
         e.rmdir() if e.is_dir() else e.unlink()
         d.rmdir()
@@ -314,3 +318,184 @@ def test_a_holder_that_let_go_casts_doubt_for_one_scan(proc, trees, monkeypatch)
     monkeypatch.setattr(leases, "_PIDFS", False)
     assert scan.once() == ({a: [151]}, True)
     assert scan.once() == ({a: [151]}, True), "the doubt lasts one scan"
+
+
+# --- following the PID allocator (Scan._passes, leases._Cursor) ----------------
+
+class FakeAllocator:
+    """The kernel's PID cursor, fork count and task count, as the scan reads
+    them: ``fork(pid)`` gives a PID; ``looks`` queues what the next reads of
+    the cursor answer (then it stays at the last)."""
+
+    def __init__(self, monkeypatch, last=49, forks=5000, tasks=40, pid_max=32768):
+        self.last, self.forks, self.tasks, self.pid_max = last, forks, tasks, pid_max
+        self.looks: list = []
+        monkeypatch.setattr(leases, "_cursor_usable", lambda: True)
+        monkeypatch.setattr(leases, "_last_pid", self._look)
+        monkeypatch.setattr(leases, "_forks", lambda: self.forks)
+        monkeypatch.setattr(leases, "_tasks", lambda: self.tasks)
+        monkeypatch.setattr(leases, "_pid_max", lambda: self.pid_max)
+
+    def _look(self):
+        if self.looks:
+            self.last = self.looks.pop(0)
+        return self.last
+
+    def fork(self, pid):
+        self.last, self.forks = pid, self.forks + 1
+
+
+def listing_then(monkeypatch, pids, after):
+    """The next listing shows ``pids``; ``after`` runs once it was taken
+    (what happened between the listdir and the reads)."""
+    def listed():
+        monkeypatch.setattr(leases, "_pids", lambda: pids)
+        after()
+        return pids
+    monkeypatch.setattr(leases, "_pids", listed)
+
+
+def test_a_relay_holder_is_caught_by_the_pass_after_the_listing(proc, trees, monkeypatch):
+    """A holder forks its successor after the listdir and exits before its
+    read: the successor's PID was given after the cursor's first look, and
+    the pass over those PIDs reads it. The same scan is conclusive, and
+    names the successor (the scan before this one needed a second scan)."""
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch)
+    proc.add(50, env={"RUNX_ENV": a})
+    alloc.fork(50)
+
+    def relay():
+        alloc.fork(51)
+        proc.add(51, env={"RUNX_ENV": a})
+        proc.remove(50)
+    listing_then(monkeypatch, [50], relay)
+    assert leases.Scan([a]).once() == ({a: [51]}, True)
+
+
+def test_a_chain_of_relays_is_followed_pass_after_pass(proc, trees, monkeypatch):
+    """The successor is gone too when its pass reads it, and forked its own
+    after that pass's look at the cursor: the next pass reads that one."""
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch)
+    proc.add(50, env={"RUNX_ENV": a})
+    alloc.fork(50)
+    real_visit_cursor = alloc._look
+    calls = []
+
+    def look():
+        calls.append(1)
+        if len(calls) == 2:                  # the first pass's look: 51 given, gone, 52 next
+            alloc.fork(51)
+            last = alloc.last
+            alloc.fork(52)
+            proc.add(52, cwd=a)
+            return last
+        return real_visit_cursor() if len(calls) != 3 else 52
+    monkeypatch.setattr(leases, "_last_pid", look)
+    listing_then(monkeypatch, [50], lambda: proc.remove(50))
+    assert leases.Scan([a]).once() == ({a: [52]}, True)
+    assert len(calls) == 4                   # first look, 51, 52, nothing more
+
+
+def test_an_allocator_that_may_have_gone_round_is_not_followed(proc, trees, monkeypatch):
+    """So many forks meanwhile that the allocator could have gone round
+    (a PID given again unseen): the pass proves nothing, and a process that
+    vanished before its read makes the scan inconclusive, as without the
+    cursor."""
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch)
+    proc.add(50)
+    proc.add(51)
+
+    def churn():
+        proc.remove(50)
+        alloc.forks += 7000                  # 5 x 7000 + 3 x 40 > 32768 - 300
+        alloc.fork(51)
+    listing_then(monkeypatch, [50], churn)
+    assert leases.Scan([a]).once() == ({}, False)
+
+
+def test_many_tasks_leave_too_few_free_pids_to_follow(proc, trees, monkeypatch):
+    """Tasks fill the PID space (each may pin three PIDs): few forks could
+    take the allocator round, so the pass is not trusted."""
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch, tasks=11000)
+    proc.add(50)
+    listing_then(monkeypatch, [50], lambda: proc.remove(50))
+    assert leases.Scan([a]).once() == ({}, False)
+    alloc.tasks = 100
+    proc.add(50)
+    listing_then(monkeypatch, [50], lambda: proc.remove(50))
+    assert leases.Scan([a]).once() == ({}, True)
+
+
+def test_a_pass_round_the_top_of_the_pid_space(proc, trees, monkeypatch):
+    """The cursor went past pid_max and started again from the bottom: the
+    pass reads the PIDs at the top, then those from 1."""
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch, last=32765, pid_max=32768)
+    proc.add(32765)
+
+    def relay():
+        proc.remove(32765)
+        alloc.fork(301)
+        proc.add(301, cwd=a)
+    listing_then(monkeypatch, [32765], relay)
+    assert leases.Scan([a]).once() == ({a: [301]}, True)
+    cursor = leases._Cursor(0, 0, 32768, 32765)
+    alloc.looks = [2]
+    assert cursor.advance() == [32766, 32767, 1, 2]
+
+
+def test_too_long_a_pass_gives_up(proc, trees, monkeypatch):
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch)
+    proc.add(50)
+
+    def burst():
+        proc.remove(50)
+        alloc.last += leases._PASS_MAX + 1
+    listing_then(monkeypatch, [50], burst)
+    assert leases.Scan([a]).once() == ({}, False)
+
+
+def test_a_pass_skips_threads_and_what_the_listing_read(proc, trees, monkeypatch):
+    """A PID given since the first look may be a thread's (its process is
+    read under its own PID) or a process the listing showed and the scan
+    read already: neither is read again."""
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch)
+    proc.add(50)
+    reads = []
+    real = leases._check
+    monkeypatch.setattr(leases, "_check", lambda pid, *a_, **k: (reads.append(pid),
+                                                                   real(pid, *a_, **k))[1])
+
+    def later():
+        proc.remove(50)
+        alloc.fork(51)
+        proc.add(51)                          # listed below, read by the listing's loop
+        alloc.fork(52)
+        proc.add(52, env={"RUNX_ENV": a}, tgid=51)   # a thread of 51
+    listing_then(monkeypatch, [50, 51], later)
+    assert leases.Scan([a]).once() == ({}, True)
+    assert sorted(reads) == [51]
+
+
+def test_a_holder_that_let_go_leaves_its_successor_to_the_pass(proc, trees, monkeypatch):
+    """A holder (known from the last scan) forked a successor after the
+    listdir and then let go (chdir out): the pass reads the successor."""
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch)
+    proc.add(50, cwd=a)
+    scan = leases.Scan([a])
+    assert scan.once() == ({a: [50]}, True)
+
+    def let_go():
+        alloc.fork(51)
+        proc.add(51, cwd=a)
+        proc.add(50, cwd="/")                 # same start time: the same process
+    listing_then(monkeypatch, [50], let_go)
+    assert scan.once() == ({a: [51]}, True)
+

@@ -130,12 +130,18 @@ def test_busy_machine_still_converges(tmp_path):
             c.wait()
 
 
-def test_zombie_holder_does_not_spin(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cursor", [True, False], ids=["allocator-followed", "no-cursor"])
+def test_zombie_holder_does_not_spin(tmp_path, monkeypatch, cursor):
     """A holder that died and stays a zombie (its parent never reaps it) is
-    no holder: the rounds conclude, after at most one extra scan. Read once,
-    it is then known by its pidfd's inode (a busy make -j or a slow harness
-    leaves hundreds): later scans do not read its stat again."""
+    no holder: the rounds conclude, after at most one extra scan (none when
+    the PID allocator is followed: what it forked after the listing would
+    have a PID given since, and the pass after the listing reads those).
+    Read once, it is then known by its pidfd's inode (a busy make -j or a
+    slow harness leaves hundreds): later scans do not read its stat again."""
     assert leases._pidfs(), "this kernel has no pidfs (Linux 6.9+): the fast path is off"
+    assert leases._cursor_usable(), "ns_last_pid cannot be read here"
+    if not cursor:
+        monkeypatch.setattr(leases, "_CURSOR", False)
     tree = tmp_path / "tree"
     tree.mkdir()
     p = subprocess.Popen(["true"], env=dict(os.environ, RUNX_ENV=str(tree)))
@@ -143,7 +149,14 @@ def test_zombie_holder_does_not_spin(tmp_path, monkeypatch):
         wait_until(lambda: proc_state(p.pid) == "Z", 10, "the child to become a zombie")
         scan = leases.Scan([str(tree)])
         found, sure = scan.once()
-        assert not found and not sure, "a zombie first seen may have forked: not conclusive yet"
+        if cursor:
+            # Conclusive at once, unless something forked during the scan
+            # and went on forking for all of its passes.
+            assert not found
+            if not sure:
+                assert scan.settle() == ({}, True)
+        else:
+            assert not found and not sure, "a zombie first seen may have forked: not conclusive"
         assert scan.settle() == ({}, True)
         assert scan.memo[p.pid][2] is True and scan.memo[p.pid][3] == leases._pidfd_ino(p.pid)
         stats = []
@@ -155,6 +168,57 @@ def test_zombie_holder_does_not_spin(tmp_path, monkeypatch):
     finally:
         p.wait()
 
+
+
+RELAY = r"""
+import os, sys, time
+sys.stdin.read(1)                       # the listing was taken
+if os.fork() == 0:
+    os.write(1, b"%d\n" % os.getpid())
+    time.sleep(60)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("cursor", [True, False], ids=["allocator-followed", "no-cursor"])
+def test_a_successor_forked_after_the_listing_is_read_by_the_pass(tmp_path, monkeypatch, cursor):
+    """Real processes: a holder forks its successor right after the scan's
+    listdir and is gone (reaped) before its read. Following the PID
+    allocator, the same scan reads the successor; without it, the scan is
+    not conclusive (and the next one sees it)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    if not cursor:
+        monkeypatch.setattr(leases, "_CURSOR", False)
+    env = dict(os.environ, RUNX_ENV=str(tree))
+    p = subprocess.Popen([sys.executable, "-c", RELAY], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, cwd=tree, env=env)
+    child = []
+    try:
+        wait_until(lambda: os.readlink(f"/proc/{p.pid}/cwd") == str(tree), 10, "the holder")
+        real = leases._pids
+
+        def listed():
+            pids = real()
+            p.stdin.write(b"x")
+            p.stdin.flush()
+            child.append(int(p.stdout.readline()))
+            p.wait()
+            return pids
+        monkeypatch.setattr(leases, "_pids", listed)
+        scan = leases.Scan([str(tree)])
+        found, sure = scan.once()
+        monkeypatch.setattr(leases, "_pids", real)
+        if cursor:
+            assert found == {str(tree): [child[0]]}, found
+        else:
+            assert found == {} and not sure
+            assert scan.once()[0] == {str(tree): [child[0]]}
+    finally:
+        for c in child:
+            os.kill(c, signal.SIGKILL)
+        p.kill()
+        p.wait()
 
 
 THREADED = r"""
@@ -430,9 +494,11 @@ def test_untrusted_shared_verdicts_are_ignored(tmp_path, bad):
 def test_the_exited_payload_costs_no_second_scan(tmp_path, monkeypatch):
     """The reaper knows its payload exited before the rounds began: its zombie
     (reaped late by the caller) does not make the first scan inconclusive.
-    Any other zombie first seen still does."""
+    Any other zombie first seen still does, where the PID allocator cannot
+    be followed (see test_zombie_holder_does_not_spin for where it can)."""
     tree = tmp_path / "tree"
     tree.mkdir()
+    monkeypatch.setattr(leases, "_CURSOR", False)
     p = subprocess.Popen(["true"], env=dict(os.environ, RUNX_ENV=str(tree)))
     try:
         wait_until(lambda: proc_state(p.pid) == "Z", 10, "the child to become a zombie")

@@ -519,6 +519,128 @@ def _pids() -> list:
     return psutil.pids()
 
 
+# --- following the PID allocator ----------------------------------------------
+#
+# Linux gives PIDs cyclically: the next free one after the last given, up
+# to pid_max, then from 300 again (idr_alloc_cyclic). So the processes
+# forked after a moment have exactly the PIDs between the cursor then
+# (/proc/sys/kernel/ns_last_pid) and the cursor now, as long as the
+# allocator cannot have gone all the way round meanwhile. Going round means
+# passing every PID but the first 300, each either given (a fork: /proc/stat
+# counts them, every namespace's) or in use (at most three a task: its own,
+# its group's, its session's; /proc/loadavg counts the tasks). A privileged
+# restorer can choose a PID (clone3's set_tid, a write to ns_last_pid:
+# CAP_CHECKPOINT_RESTORE, CRIU) and is not followed.
+
+_PASSES = 8                 # passes after a listing before the scan gives up on them
+_PASS_MAX = 4096            # PIDs in one pass, at most
+_CURSOR: bool | None = None
+
+
+def _cursor_usable() -> bool:
+    """Whether the allocator's cursor can be read, and is the one of the
+    PID namespace /proc shows."""
+    global _CURSOR
+    if PROC != "/proc" or not _PROC:
+        return False
+    if _CURSOR is None:
+        # NSpid lists our PID in /proc's namespace down to our own: one
+        # entry, ours, if they are the same (ns_last_pid is our own's).
+        try:
+            status = _read(b"/proc/self/status")
+            at = status.index(b"\nNSpid:")
+            nspid = status[at + 7:status.index(b"\n", at + 1)].split()
+            _CURSOR = nspid == [b"%d" % os.getpid()] and _last_pid() > 0 and _forks() > 0
+        except (OSError, ValueError):
+            _CURSOR = False
+    return _CURSOR
+
+
+def _last_pid() -> int:
+    return int(_read(b"/proc/sys/kernel/ns_last_pid", whole=False))
+
+
+def _pid_max() -> int:
+    return int(_read(b"/proc/sys/kernel/pid_max", whole=False))
+
+
+def _forks() -> int:
+    """Forks (threads too) since boot, every PID namespace's."""
+    data = _read(b"/proc/stat")
+    at = data.index(b"\nprocesses ") + 11
+    return int(data[at:data.index(b"\n", at)])
+
+
+def _tasks() -> int:
+    """Tasks (threads, zombies) now, every namespace's: /proc/loadavg's
+    fourth field, after the slash."""
+    return int(_read(b"/proc/loadavg", whole=False).split()[3].split(b"/")[1])
+
+
+class _Cursor:
+    """The allocator followed from a first look (``start``) on: ``advance``
+    gives the PIDs allocated since the last look, in order; ``followed``
+    says whether no allocation since the first look can have been missed
+    (the allocator cannot have gone round)."""
+
+    def __init__(self, forks: int, tasks: int, pid_max: int, last: int):
+        self.forks, self.tasks, self.pid_max, self.last = forks, tasks, pid_max, last
+
+    @classmethod
+    def start(cls) -> "_Cursor | None":
+        if not _cursor_usable():
+            return None
+        try:
+            # The counts before the cursor: forks after this look are
+            # counted, never fewer.
+            forks, tasks, pid_max = _forks(), _tasks(), _pid_max()
+            return cls(forks, tasks, pid_max, _last_pid())
+        except (OSError, ValueError):
+            return None
+
+    def advance(self) -> "list | None":
+        try:
+            last = _last_pid()
+        except (OSError, ValueError):
+            return None
+        if last >= self.last:
+            new = range(self.last + 1, last + 1)
+        else:                           # round the top: from 1 (300 after boot)
+            new = [*range(self.last + 1, self.pid_max), *range(1, last + 1)]
+        if len(new) > _PASS_MAX:
+            return None
+        self.last = last
+        return list(new)
+
+    def followed(self) -> bool:
+        """Going round takes pid_max - 300 PIDs, each given (at most the
+        forks since the first look, d) or in use (at most 3 a task, and
+        tasks grow only by forks: 3 (tasks + d)). Counted generously (5 d),
+        a count below that is certain; pid_max lowered meanwhile counts."""
+        try:
+            d = _forks() - self.forks
+            pid_max = min(self.pid_max, _pid_max())
+        except (OSError, ValueError):
+            return False
+        return 0 <= d and 5 * d + 3 * self.tasks < pid_max - 300
+
+
+def _thread_of_another(pid: int) -> bool:
+    """Whether ``pid`` is a thread of another process (/proc/PID answers
+    for a thread's ID too, unlisted)."""
+    try:
+        data = _read(PROC.encode() + b"/%d/status" % pid)
+    except OSError:
+        return False
+    at = data.find(b"\nTgid:")
+    if at < 0:
+        return False
+    try:
+        return int(data[at + 6:data.index(b"\n", at + 1)]) != pid
+    except ValueError:
+        return False
+
+
 class Scan:
     """Repeated scans for the holders of a set of trees, with the memory
     that makes an empty answer trustworthy.
@@ -577,12 +699,19 @@ class Scan:
         return _check(pid, self.match)[0]
 
     def once(self):
+        # Where the kernel's PID allocator stood before the listing (see
+        # _Cursor): what a process that vanished or died before its read
+        # may have forked after the listing has a PID allocated since, and
+        # the passes after the listing's read those PIDs instead of
+        # doubting every tree.
+        cursor = _Cursor.start()
         pids = [p for p in _pids() if p not in self.exclude]
         prev, memo = self.memo, {}
         targets = self.targets
         self.match.namespaces = {}          # mounts change: read each namespace once a scan
         found: dict = {}
         unsure: set | None = set()
+        deferred: list = []
 
         def doubt(trees) -> None:
             """The targets among ``trees`` (None: every target) may have a
@@ -594,19 +723,24 @@ class Scan:
                 else:
                     unsure.update(trees & targets)
 
+        def unseen_successors(trees) -> bool:
+            """A process this scan could not read whole died (or let go of
+            ``trees``) after the listing, and may have forked a successor
+            the listing does not show. Only that successor could hold: the
+            passes read it, if the cursor can be followed; else doubt."""
+            if cursor is None:
+                doubt(trees)
+            else:
+                deferred.append(trees)
+            return True
+
         def remembered(pid, start):
             old = prev.get(pid)
             return old if old is not None and old[0] == start else None
 
-        # The PIDs the last scan did not see first, newest (highest) first,
-        # right after the listdir: a process that vanishes before its check
-        # makes the scan inconclusive, and those are the short-lived ones.
-        # Checked in time, they are learned (and their vanishing is then
-        # harmless), so a busy machine converges.
-        order = sorted((p for p in pids if p not in prev), reverse=True)
-        order += [p for p in pids if p in prev]
-        pidfs = _pidfs()
-        for pid in order:
+        def visit(pid) -> bool:
+            """Read ``pid`` into memo and found; whether it left a possible
+            unseen successor."""
             old = prev.get(pid)
             if (pidfs and old is not None and old[3] is not None
                     and (old[2] or old[1] is not None and not old[1] & targets)
@@ -618,14 +752,16 @@ class Scan:
                 # never comes back). One pidfd_open instead of a read of its
                 # stat: on a machine with many runs live, most of a scan.
                 memo[pid] = old
-                continue
+                return False
             ident = _ident(pid)
             if ident is None:
-                doubt(None)                # gone before we learnt who it was
-                continue
+                # Gone before we learnt who it was: it holds nothing now,
+                # whoever it was (a reused PID's process included), but it
+                # may have forked after the listing.
+                return unseen_successors(None)
             start, state = ident[0], ident[1]
             if (pid, start) in self.skip:
-                continue
+                return False
             old = remembered(pid, start)
             if state in _DEAD:
                 # A zombie forks nothing more; what it forked before it died
@@ -634,9 +770,10 @@ class Scan:
                 # or it forked nothing that holds a target, if it was
                 # checked alive holding none of them.
                 memo[pid] = (start, old[1] if old else None, True, _ino(pid, start, True))
-                if not (old and old[2]):
-                    doubt(old[1] if old else None)
-                continue
+                if not (old and old[2]) and (old is None or old[1] is None
+                                             or old[1] & targets):
+                    return unseen_successors(old[1] if old else None)
+                return False
             if old is not None and old[1] is not None and not old[1] & targets:
                 # Checked alive and holding none of the targets by an earlier
                 # scan, made after the targets' payloads had exited (or their
@@ -649,7 +786,7 @@ class Scan:
                 # scans take the pidfd path for it.
                 memo[pid] = (start, old[1], False, old[3] if old[3] is not None
                              else _ino(pid, start, False))
-                continue
+                return False
             self.match.stray = False
             held, ok = _check(pid, self.match, ident)
             stray = self.match.stray
@@ -668,20 +805,64 @@ class Scan:
                     after[1] in _DEAD or (ok is False and after[3] == 1 == ident[3]))
                 memo[pid] = (start, old[1] if old else None, zombie, None)
                 doubt(old[1] | held if old and old[1] is not None else None)
-                continue
+                return False
             memo[pid] = (start, None if stray and self.complete else held, False, ino)
-            if old is not None and old[1]:
+            for t in held:
+                found.setdefault(t, []).append(pid)
+            if old is not None and old[1] and old[1] - held:
                 # A holder that let go of a target (chdir out, an exec that
                 # cleared RUNX_ENV) may have forked, after the listing and
                 # before it let go, a child that holds it still and that
-                # this listing does not show: the next one will.
-                doubt(old[1] - held)
-            for t in held:
-                found.setdefault(t, []).append(pid)
+                # this listing does not show.
+                return unseen_successors(old[1] - held)
+            return False
+
+        # The PIDs the last scan did not see first, newest (highest) first,
+        # right after the listdir: a process that vanishes before its check
+        # is read by a pass, or makes the scan inconclusive, and those are
+        # the short-lived ones. Checked in time, they are learned (and their
+        # vanishing is then harmless), so a busy machine converges.
+        order = sorted((p for p in pids if p not in prev), reverse=True)
+        order += [p for p in pids if p in prev]
+        pidfs = _pidfs()
+        for pid in order:
+            visit(pid)
+        if deferred and not self._passes(cursor, visit, memo):
+            for trees in deferred:
+                doubt(trees)
         self.memo = memo
         self.unsure = unsure
         return found, unsure == set()
 
+    def _passes(self, cursor: "_Cursor", visit, memo: dict) -> bool:
+        """Read every process whose PID was allocated since ``cursor``'s
+        first look (the listing came after it), pass after pass over the
+        PIDs allocated during the pass before, until one allocated none.
+        Whether that was done and no allocation can have gone unseen
+        (docs/reliability.md, "Following the PID allocator"): then every
+        process alive now was read alive, or is the descendant of one read
+        alive after its fork, and nothing that vanished or let go can have
+        left a holder this scan did not read."""
+        for _ in range(_PASSES):
+            new = cursor.advance()
+            if new is None:
+                return False
+            if not new:                 # nothing allocated during the last pass
+                return cursor.followed()
+            for pid in new:
+                if pid in self.exclude:
+                    continue
+                if pid in memo:
+                    # Listed and read already (allocated between the
+                    # cursor's first look and the listing): unless it is
+                    # gone and its PID given to another process since.
+                    ident = _ident(pid)
+                    if ident is None or ident[0] == memo[pid][0]:
+                        continue
+                if _thread_of_another(pid):
+                    continue            # a thread: its process is read under its own PID
+                visit(pid)
+        return False
     def settle(self, timeout: float = 5.0, tries: int = 1):
         """Scan until the answer is conclusive or ``timeout`` passes and
         ``tries`` scans were made (then the answer is returned with
