@@ -603,6 +603,7 @@ class _Cursor:
             last = _last_pid()
         except (OSError, ValueError):
             return None
+        new: "range | list[int]"
         if last >= self.last:
             new = range(self.last + 1, last + 1)
         else:                           # round the top: from 1 (300 after boot)
@@ -706,7 +707,8 @@ class Scan:
         # doubting every tree.
         cursor = _Cursor.start()
         pids = [p for p in _pids() if p not in self.exclude]
-        prev, memo = self.memo, {}
+        prev = self.memo
+        memo: dict = {}
         targets = self.targets
         self.match.namespaces = {}          # mounts change: read each namespace once a scan
         found: dict = {}
@@ -827,7 +829,7 @@ class Scan:
         pidfs = _pidfs()
         for pid in order:
             visit(pid)
-        if deferred and not self._passes(cursor, visit, memo):
+        if deferred and (cursor is None or not self._passes(cursor, visit, memo)):
             for trees in deferred:
                 doubt(trees)
         self.memo = memo
@@ -1044,7 +1046,7 @@ class Board:
         poll = _WAKE_POLL
         woken = False
         while True:
-            if woken:
+            if woken and wake is not None:
                 wake.rearm()                # before the look: a wake-up from now on counts
             got = self._answer(name, token)
             if got is not None:
