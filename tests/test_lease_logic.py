@@ -448,6 +448,21 @@ def test_a_pass_round_the_top_of_the_pid_space(proc, trees, monkeypatch):
     assert cursor.advance() == [32766, 32767, 1, 2]
 
 
+def test_pid_max_changed_during_the_scan_is_not_followed(proc, trees, monkeypatch):
+    """pid_max raised while the passes ran: PIDs above the old one may have
+    been given before the cursor went round, and no pass read them."""
+    a = trees[0]
+    alloc = FakeAllocator(monkeypatch)
+    proc.add(50)
+
+    def raise_pid_max():
+        proc.remove(50)
+        alloc.fork(51)
+        alloc.pid_max = 65536
+    listing_then(monkeypatch, [50], raise_pid_max)
+    assert leases.Scan([a]).once() == ({}, False)
+
+
 def test_too_long_a_pass_gives_up(proc, trees, monkeypatch):
     a = trees[0]
     alloc = FakeAllocator(monkeypatch)

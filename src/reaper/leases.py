@@ -617,13 +617,15 @@ class _Cursor:
         """Going round takes pid_max - 300 PIDs, each given (at most the
         forks since the first look, d) or in use (at most 3 a task, and
         tasks grow only by forks: 3 (tasks + d)). Counted generously (5 d),
-        a count below that is certain; pid_max lowered meanwhile counts."""
+        a count below that is certain. pid_max changed meanwhile: not
+        followed (the passes went round at the old one)."""
         try:
             d = _forks() - self.forks
-            pid_max = min(self.pid_max, _pid_max())
+            if _pid_max() != self.pid_max:
+                return False
         except (OSError, ValueError):
             return False
-        return 0 <= d and 5 * d + 3 * self.tasks < pid_max - 300
+        return 0 <= d and 5 * d + 3 * self.tasks < self.pid_max - 300
 
 
 def _thread_of_another(pid: int) -> bool:
