@@ -426,3 +426,56 @@ def test_tool_uv_sources_become_direct_references(tmp_path):
         "urldep @ https://example.org/u-1.0.tar.gz",
         f"-e {tmp_path}/d/e",
     ]
+
+
+# --- the parsed block, cached (pep723._load_meta) ------------------------------
+
+BLOCK = ('# /// script\n# requires-python = ">=3.8"\n# dependencies = ["runxdemo"]\n'
+         '# [tool.uv]\n# exclude-newer = "2099-01-01T00:00:00Z"\n# ///\n')
+
+
+@pytest.mark.fast
+def test_a_block_read_before_is_not_parsed_again(tmp_path, monkeypatch):
+    """Its checked content is kept under the cache, named by the block's
+    text: the next read gives the same metadata without TOML, and the
+    requires-python answer for an interpreter version is kept with it."""
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    first = pep723.parse(BLOCK, "s.py", cache=str(cache))
+    assert first.entry is not None and os.path.exists(first.entry)
+    assert pep723.check_python(first, "3.11.7", "s.py")
+    import tomllib
+
+    monkeypatch.setattr(tomllib, "loads", lambda *a: pytest.fail("parsed again"))
+    monkeypatch.setattr(pep723, "satisfies", lambda *a: pytest.fail("checked again"))
+    again = pep723.parse(BLOCK, "s.py", cache=str(cache))
+    assert (again.dependencies, again.requires_python, again.tool_uv) == \
+        (first.dependencies, first.requires_python, first.tool_uv) == \
+        (["runxdemo"], ">=3.8", {"exclude-newer": "2099-01-01T00:00:00Z"})
+    assert pep723.check_python(again, "3.11.7", "s.py")
+    # Another text, another entry: parsed.
+    monkeypatch.undo()
+    other = pep723.parse(BLOCK.replace(">=3.8", ">=3.99"), "s.py", cache=str(cache))
+    assert other.entry != first.entry
+    assert not pep723.check_python(other, "3.11.7", "s.py", verbosity=-1)
+    assert pep723.parse(BLOCK.replace(">=3.8", ">=3.99"), "s.py",
+                        cache=str(cache)).satisfied == {"3.11.7": False}
+
+
+@pytest.mark.fast
+def test_a_cached_block_is_believed_only_from_a_private_file(tmp_path):
+    """An entry another user could have written (group- or world-writable)
+    is refused like every cached answer; one with a TOML date (marshal
+    cannot keep it) is not cached, and still parses."""
+    from runx_env.errors import RunxError
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    first = pep723.parse(BLOCK, "s.py", cache=str(cache))
+    os.chmod(first.entry, 0o666)
+    with pytest.raises(RunxError):
+        pep723.parse(BLOCK, "s.py", cache=str(cache))
+    dated = BLOCK.replace('"2099-01-01T00:00:00Z"', "2099-01-01T00:00:00Z")
+    meta = pep723.parse(dated, "s.py", cache=str(cache))
+    assert meta.tool_uv["exclude-newer"].year == 2099
+    assert not os.path.exists(meta.entry)

@@ -237,7 +237,9 @@ def _script_inputs(o: "Options", got: _Inputs, log) -> None:
 
     script = o.script
     assert script is not None         # called for a script only
-    meta = got.meta = pep723.read(script)
+    from . import paths
+
+    meta = got.meta = pep723.read(script, cache=paths.private_dir(paths.cache_dir()))
     if not meta.found:
         log(f"script {o.script}: no '# /// script' block, no extra packages")
         return
@@ -251,8 +253,6 @@ def _script_inputs(o: "Options", got: _Inputs, log) -> None:
     if not meta.tool_uv:
         got.reqs += [] if got.lock else meta.dependencies
         return
-    from . import paths
-
     no_sources = "--no-sources" in o.uv_options or os.environ.get(
         "UV_NO_SOURCES", "").lower() in ("1", "true", "yes", "on")
     t = pep723.tool_uv(meta, script, paths.private_dir(paths.cache_dir()),

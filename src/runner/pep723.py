@@ -35,11 +35,15 @@ class Metadata:
         self.requires_python = requires_python
         self.found = found          # a ``# /// script`` block was there
         self.tool_uv = tool_uv      # the block's [tool.uv] table, or None
+        self.entry: str | None = None   # where it is cached (see _load_meta)
+        self.satisfied: dict = {}       # interpreter version -> satisfies requires-python
 
 
-def read(path: str, *, what: str = "script") -> Metadata:
+def read(path: str, *, what: str = "script", cache: str | None = None) -> Metadata:
     """The ``script`` block of ``path``. Unreadable file, bad TOML, two
-    blocks or wrongly typed fields: a UsageError naming the file."""
+    blocks or wrongly typed fields: a UsageError naming the file. With
+    ``cache`` (the checked cache root), a block read before is not parsed
+    again (see _load_meta)."""
     from .paths import read_input
 
     data = read_input(path, what, "check the path" if what == "script"
@@ -51,7 +55,7 @@ def read(path: str, *, what: str = "script") -> Metadata:
     except UnicodeDecodeError as e:
         raise UsageError(f"{path}: not UTF-8 text (byte {e.start})",
                          "PEP 723 metadata is read as UTF-8")
-    return parse(text, path)
+    return parse(text, path, cache=cache)
 
 
 _OPEN = "# /// script"
@@ -86,7 +90,7 @@ class Unclosed:
                 "up to '# ///' must be '#' alone or start with '# '")
 
 
-def parse(text: str, path: str = "<script>") -> Metadata:
+def parse(text: str, path: str = "<script>", cache: str | None = None) -> Metadata:
     """The block as uv reads it (crates/uv-scripts, ScriptTag::parse): the
     first '# /// script', at the start of a line, opens it; it runs over the
     lines that are '#' alone or start with '# '; the last '///' among them
@@ -122,6 +126,11 @@ def parse(text: str, path: str = "<script>") -> Metadata:
             raise UsageError(f"{path}: more than one '# /// script' block (lines {start}, "
                              f"{start + k})", "PEP 723 allows one; merge them")
     content = "\n".join(toml[:closing]) + "\n"
+    entry = _meta_entry(cache, content) if cache else None
+    if entry is not None:
+        cached = _load_meta(entry)
+        if cached is not None:
+            return cached
     try:
         import tomllib
     except ImportError:      # Python 3.10
@@ -152,7 +161,79 @@ def parse(text: str, path: str = "<script>") -> Metadata:
     if tool_uv is not None and not isinstance(tool_uv, dict):
         raise UsageError(f"{path}: 'tool.uv' in the '# /// script' block must be a table",
                          "see https://docs.astral.sh/uv/guides/scripts/")
-    return Metadata(deps, rp, True, tool_uv=tool_uv or None)
+    meta = Metadata(deps, rp, True, tool_uv=tool_uv or None)
+    if entry is not None:
+        meta.entry = entry
+        _store_meta(meta)
+    return meta
+
+
+# --- the parsed block, cached ----------------------------------------------------
+#
+# tomllib's import (re, enum, typing, string, datetime: about 10 ms) and the
+# requires-python check (re) cost a warm `runx script.py` more than all the
+# rest of runx's work: uv ran the same script warm 1.7x faster. What a block
+# says is a function of its text alone, so the checked result is kept under
+# the cache, named by the text's hash (script-settings/meta-HASH.marshal,
+# expired like the settings beside it: its mtime is its last use), with the
+# answer of requires-python for each interpreter version asked. Believed
+# only from a file of ours that only we can write, as every cached answer.
+
+_META_VERSION = 1
+
+
+def _meta_entry(cache: str, content: str) -> str:
+    from ..reaper import store
+    from .requirements import _hash
+
+    return os.path.join(cache, store.SCRIPT_SETTINGS,
+                        "meta-" + _hash(content.encode(), digest_size=16).hexdigest() + ".marshal")
+
+
+def _load_meta(entry: str) -> "Metadata | None":
+    import marshal
+    import time
+
+    from ..reaper import ownership
+
+    ownership.trusted(os.path.dirname(entry))
+    try:
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        with open(fd, "rb") as f:
+            st = ownership.trusted_file(fd, entry)
+            version, deps, rp, tool_uv, satisfied = marshal.loads(f.read())
+        if version != _META_VERSION:
+            return None
+        if time.time() - st.st_mtime > 3600:
+            os.utime(entry)     # its last use, for the cache's expiry (reaper/expiry.py)
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    meta = Metadata(deps, rp, True, tool_uv=tool_uv)
+    meta.entry, meta.satisfied = entry, satisfied
+    return meta
+
+
+def _store_meta(meta: Metadata) -> None:
+    import marshal
+
+    assert meta.entry is not None
+    try:
+        data = marshal.dumps((_META_VERSION, meta.dependencies, meta.requires_python,
+                              meta.tool_uv, meta.satisfied))
+    except ValueError:
+        return                  # a TOML date in [tool.uv]: parsed every time, not cached
+    try:
+        os.makedirs(os.path.dirname(meta.entry), mode=0o700, exist_ok=True)
+        tmp = f"{meta.entry}.{os.getpid()}"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, 0o600), "wb") as f:
+            f.write(data)
+        os.replace(tmp, meta.entry)
+    except OSError:
+        pass                    # a cache that cannot be written costs a parse, nothing more
 
 
 # --- [tool.uv] in a script block -----------------------------------------------
@@ -482,7 +563,14 @@ def check_python(meta: Metadata, version: str, path: str, verbosity: int = 0) ->
     """Does the chosen interpreter satisfy requires-python? When it does not
     (only an explicit --python / UV_PYTHON can choose such a one), warn and
     run anyway, as ``uv run --python X script.py`` does."""
-    if not meta.requires_python or satisfies(version, meta.requires_python):
+    if not meta.requires_python:
+        return True
+    ok = meta.satisfied.get(version)
+    if ok is None:
+        ok = meta.satisfied[version] = satisfies(version, meta.requires_python)
+        if meta.entry is not None:
+            _store_meta(meta)
+    if ok:
         return True
     if verbosity >= 0:
         say(f"runx: warning: the requested interpreter is Python {version}, "
