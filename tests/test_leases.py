@@ -842,6 +842,47 @@ def test_adopted_trees_are_waited_for_at_once(runx, tmp_path):
     runx.wait_clean()
 
 
+def test_an_adopted_tree_whose_holder_ended_before_its_watch_goes(tmp_path, monkeypatch):
+    """Adoption waits for the holders of several trees at once. A tree whose
+    holders all ended between the scan that found them and their watch (a
+    payload exiting as it was read) has nobody to wait for: it is looked at
+    again at once, not after another tree's holder, which may live for
+    hours (a conclusive scan used to wait on that one alone; seen as a 15 %
+    failure of test_adopted_trees_are_waited_for_at_once)."""
+    import threading
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNX_ENV", "VIRTUAL_ENV")}
+    long_lived = subprocess.Popen(["sleep", "60"], cwd=a, env=env)
+    ending = subprocess.Popen(["sleep", "60"], cwd=b, env=env)
+    real_watch = leases._watch
+
+    def racing_watch(scan, tree, pids):
+        if tree == str(b) and ending.poll() is None:
+            ending.kill()                   # ends after the scan found it
+            ending.wait()
+        return real_watch(scan, tree, pids)
+    monkeypatch.setattr(leases, "_watch", racing_watch)
+    freed = []
+    t = threading.Thread(target=leases.wait_free, args=([str(a), str(b)], freed.append),
+                         daemon=True)
+    try:
+        wait_until(lambda: os.readlink(f"/proc/{long_lived.pid}/cwd") == str(a), 10, "a holder")
+        wait_until(lambda: os.readlink(f"/proc/{ending.pid}/cwd") == str(b), 10, "b holder")
+        t.start()
+        wait_until(lambda: freed == [str(b)], 10, "b to be freed while a's holder lives")
+        assert t.is_alive()
+    finally:
+        long_lived.kill()
+        long_lived.wait()
+        ending.kill()
+        ending.wait()
+    t.join(30)
+    assert not t.is_alive() and freed == [str(b), str(a)]
+
+
 DAEMON_AT_EXIT = r"""
 cd "$RUNX_ENV"
 setsid sh -c 'sleep 1; if [ -d "$RUNX_ENV/bin" ]; then echo kept; else echo gone; fi > "$1"' \

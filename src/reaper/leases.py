@@ -1515,7 +1515,14 @@ def wait_free(trees, on_free, log=lambda msg: None) -> None:
                 pending = [t for t in pending if t in found]
                 scan.retarget(pending)
                 continue
-        groups = [g for g in (_watch(scan, t, found[t]) for t in pending if t in found) if g]
+        watched = [_watch(scan, t, found[t]) for t in pending if t in found]
+        groups = [g for g in watched if g]
+        # A tree whose holders all ended before their watch was open (a
+        # payload exiting as the scan read it) has nobody to wait for: it
+        # may be free already, as may the trees of a scan not conclusive.
+        # Look again soon rather than after another tree's holder (which
+        # can live for hours: the tree would wait as long).
+        soon = not sure or len(groups) < len(watched)
         try:
             if not groups:
                 time.sleep(delay)
@@ -1523,9 +1530,7 @@ def wait_free(trees, on_free, log=lambda msg: None) -> None:
                 continue
             delay = 0.001
             log(f"waiting for {sum(map(len, groups))} lease holder(s) of {len(groups)} tree(s)")
-            # Not conclusive: the trees without a watched holder may be
-            # free already; look again soon rather than after a holder.
-            watch.wait_group(groups, None if sure else 0.1)
+            watch.wait_group(groups, 0.1 if soon else None)
         finally:
             for g in groups:
                 for w in g:
