@@ -219,6 +219,40 @@ def trusted_file(fd: int, path: str) -> os.stat_result:
     return st
 
 
+def read_private(path: str):
+    """(contents, fstat) of a cached file under a checked cache, believed
+    only from a directory and a file that are ours and private (another
+    user could plant one in a shared cache: a RunxError then); None if it
+    is missing or cannot be read."""
+    trusted(os.path.dirname(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with open(fd, "rb") as f:
+        st = trusted_file(fd, path)
+        try:
+            return f.read(), st
+        except OSError:
+            return None
+
+
+def write_private(path: str, data: bytes) -> None:
+    """``data`` into a cached file of ours (0600, its directory 0700),
+    written under a temporary name and renamed: never seen half-written.
+    A cache that cannot be written costs the next run the work again,
+    nothing more: errors are ignored."""
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, 0o600), "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def check(path: str, st: os.stat_result, directory: bool = True) -> None:
     """``path`` (whose stat is ``st``) is of the right kind, ours, and not
     writable by others; else a RunxError that says which."""

@@ -239,18 +239,13 @@ def _cached_answer(entry: str):
     import marshal
 
     # The answer names the program every run will exec as python: believed
-    # only from a directory and a file that are ours and private (another
-    # user could plant one in a shared cache). The cache root was checked
-    # by the caller.
-    ownership.trusted(os.path.dirname(entry))
-    try:
-        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+    # only from a directory and a file that are ours and private. The cache
+    # root was checked by the caller.
+    got = ownership.read_private(entry)
+    if got is None:
         return None
     try:
-        with open(fd, "rb") as f:
-            ownership.trusted_file(fd, entry)
-            info = marshal.loads(f.read())
+        info = marshal.loads(got[0])
         for sig in info["stats"]:
             if store.file_signature(sig[0]) != tuple(sig):
                 return None
@@ -264,15 +259,7 @@ def _cached_answer(entry: str):
 def _store_answer(entry: str, info: dict) -> None:
     import marshal
 
-    try:
-        os.makedirs(os.path.dirname(entry), mode=0o700, exist_ok=True)
-        tmp = f"{entry}.{os.getpid()}"
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                          | os.O_CLOEXEC, 0o600), "wb") as f:
-            f.write(marshal.dumps(info))
-        os.replace(tmp, entry)
-    except OSError:
-        pass        # a cache that cannot be written costs a lookup, nothing more
+    ownership.write_private(entry, marshal.dumps(info))
 
 
 def _resolve(choice: Choice, uv_python_args: tuple, script: str | None) -> dict:

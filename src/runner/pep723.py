@@ -196,15 +196,12 @@ def _load_meta(entry: str) -> "Metadata | None":
 
     from ..reaper import ownership
 
-    ownership.trusted(os.path.dirname(entry))
-    try:
-        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+    got = ownership.read_private(entry)
+    if got is None:
         return None
+    data, st = got
     try:
-        with open(fd, "rb") as f:
-            st = ownership.trusted_file(fd, entry)
-            version, deps, rp, tool_uv, satisfied = marshal.loads(f.read())
+        version, deps, rp, tool_uv, satisfied = marshal.loads(data)
         if version != _META_VERSION:
             return None
         if time.time() - st.st_mtime > 3600:
@@ -225,15 +222,9 @@ def _store_meta(meta: Metadata) -> None:
                               meta.tool_uv, meta.satisfied))
     except ValueError:
         return                  # a TOML date in [tool.uv]: parsed every time, not cached
-    try:
-        os.makedirs(os.path.dirname(meta.entry), mode=0o700, exist_ok=True)
-        tmp = f"{meta.entry}.{os.getpid()}"
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                          | os.O_CLOEXEC, 0o600), "wb") as f:
-            f.write(data)
-        os.replace(tmp, meta.entry)
-    except OSError:
-        pass                    # a cache that cannot be written costs a parse, nothing more
+    from ..reaper import ownership
+
+    ownership.write_private(meta.entry, data)
 
 
 # --- [tool.uv] in a script block -----------------------------------------------
