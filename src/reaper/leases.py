@@ -727,7 +727,7 @@ class Scan:
                 else:
                     unsure.update(trees & targets)
 
-        def unseen_successors(trees) -> bool:
+        def unseen_successors(trees) -> None:
             """A process this scan could not read whole died (or let go of
             ``trees``) after the listing, and may have forked a successor
             the listing does not show. Only that successor could hold: the
@@ -736,15 +736,14 @@ class Scan:
                 doubt(trees)
             else:
                 deferred.append(trees)
-            return True
 
         def remembered(pid, start):
             old = prev.get(pid)
             return old if old is not None and old[0] == start else None
 
-        def visit(pid) -> bool:
-            """Read ``pid`` into memo and found; whether it left a possible
-            unseen successor."""
+        def visit(pid) -> None:
+            """Read ``pid`` into memo and found (and its doubt into unsure,
+            or deferred to the passes)."""
             old = prev.get(pid)
             if (pidfs and old is not None and old[3] is not None
                     and (old[2] or old[1] is not None and not old[1] & targets)
@@ -756,16 +755,17 @@ class Scan:
                 # never comes back). One pidfd_open instead of a read of its
                 # stat: on a machine with many runs live, most of a scan.
                 memo[pid] = old
-                return False
+                return
             ident = _ident(pid)
             if ident is None:
                 # Gone before we learnt who it was: it holds nothing now,
                 # whoever it was (a reused PID's process included), but it
                 # may have forked after the listing.
-                return unseen_successors(None)
+                unseen_successors(None)
+                return
             start, state = ident[0], ident[1]
             if (pid, start) in self.skip:
-                return False
+                return
             old = remembered(pid, start)
             if state in _DEAD:
                 # A zombie forks nothing more; what it forked before it died
@@ -776,8 +776,8 @@ class Scan:
                 memo[pid] = (start, old[1] if old else None, True, _ino(pid, start, True))
                 if not (old and old[2]) and (old is None or old[1] is None
                                              or old[1] & targets):
-                    return unseen_successors(old[1] if old else None)
-                return False
+                    unseen_successors(old[1] if old else None)
+                return
             if old is not None and old[1] is not None and not old[1] & targets:
                 # Checked alive and holding none of the targets by an earlier
                 # scan, made after the targets' payloads had exited (or their
@@ -790,7 +790,7 @@ class Scan:
                 # scans take the pidfd path for it.
                 memo[pid] = (start, old[1], False, old[3] if old[3] is not None
                              else _ino(pid, start, False))
-                return False
+                return
             self.match.stray = False
             held, ok = _check(pid, self.match, ident)
             stray = self.match.stray
@@ -809,7 +809,7 @@ class Scan:
                     after[1] in _DEAD or (ok is False and after[3] == 1 == ident[3]))
                 memo[pid] = (start, old[1] if old else None, zombie, None)
                 doubt(old[1] | held if old and old[1] is not None else None)
-                return False
+                return
             memo[pid] = (start, None if stray and self.complete else held, False, ino)
             for t in held:
                 found.setdefault(t, []).append(pid)
@@ -818,8 +818,7 @@ class Scan:
                 # cleared RUNX_ENV) may have forked, after the listing and
                 # before it let go, a child that holds it still and that
                 # this listing does not show.
-                return unseen_successors(old[1] - held)
-            return False
+                unseen_successors(old[1] - held)
 
         # The PIDs the last scan did not see first, newest (highest) first,
         # right after the listdir: a process that vanishes before its check
