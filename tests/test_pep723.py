@@ -430,7 +430,7 @@ def test_tool_uv_sources_become_direct_references(tmp_path):
 
 # --- the parsed block, cached (pep723._load_meta) ------------------------------
 
-BLOCK = ('# /// script\n# requires-python = ">=3.8"\n# dependencies = ["runxdemo"]\n'
+CACHED_BLOCK = ('# /// script\n# requires-python = ">=3.8"\n# dependencies = ["runxdemo"]\n'
          '# [tool.uv]\n# exclude-newer = "2099-01-01T00:00:00Z"\n# ///\n')
 
 
@@ -441,24 +441,24 @@ def test_a_block_read_before_is_not_parsed_again(tmp_path, monkeypatch):
     requires-python answer for an interpreter version is kept with it."""
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)
-    first = pep723.parse(BLOCK, "s.py", cache=str(cache))
+    first = pep723.parse(CACHED_BLOCK, "s.py", cache=str(cache))
     assert first.entry is not None and os.path.exists(first.entry)
     assert pep723.check_python(first, "3.11.7", "s.py")
     import tomllib
 
     monkeypatch.setattr(tomllib, "loads", lambda *a: pytest.fail("parsed again"))
     monkeypatch.setattr(pep723, "satisfies", lambda *a: pytest.fail("checked again"))
-    again = pep723.parse(BLOCK, "s.py", cache=str(cache))
+    again = pep723.parse(CACHED_BLOCK, "s.py", cache=str(cache))
     assert (again.dependencies, again.requires_python, again.tool_uv) == \
         (first.dependencies, first.requires_python, first.tool_uv) == \
         (["runxdemo"], ">=3.8", {"exclude-newer": "2099-01-01T00:00:00Z"})
     assert pep723.check_python(again, "3.11.7", "s.py")
     # Another text, another entry: parsed.
     monkeypatch.undo()
-    other = pep723.parse(BLOCK.replace(">=3.8", ">=3.99"), "s.py", cache=str(cache))
+    other = pep723.parse(CACHED_BLOCK.replace(">=3.8", ">=3.99"), "s.py", cache=str(cache))
     assert other.entry != first.entry
     assert not pep723.check_python(other, "3.11.7", "s.py", verbosity=-1)
-    assert pep723.parse(BLOCK.replace(">=3.8", ">=3.99"), "s.py",
+    assert pep723.parse(CACHED_BLOCK.replace(">=3.8", ">=3.99"), "s.py",
                         cache=str(cache)).satisfied == {"3.11.7": False}
 
 
@@ -471,11 +471,30 @@ def test_a_cached_block_is_believed_only_from_a_private_file(tmp_path):
 
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)
-    first = pep723.parse(BLOCK, "s.py", cache=str(cache))
+    first = pep723.parse(CACHED_BLOCK, "s.py", cache=str(cache))
     os.chmod(first.entry, 0o666)
     with pytest.raises(RunxError):
-        pep723.parse(BLOCK, "s.py", cache=str(cache))
-    dated = BLOCK.replace('"2099-01-01T00:00:00Z"', "2099-01-01T00:00:00Z")
+        pep723.parse(CACHED_BLOCK, "s.py", cache=str(cache))
+    dated = CACHED_BLOCK.replace('"2099-01-01T00:00:00Z"', "2099-01-01T00:00:00Z")
     meta = pep723.parse(dated, "s.py", cache=str(cache))
     assert meta.tool_uv["exclude-newer"].year == 2099
     assert not os.path.exists(meta.entry)
+
+
+def test_a_block_edited_between_runs_is_read_again_as_uv_reads_it(runx, tmp_path):
+    """The cached parse is the block's, not the script's: a script run, its
+    block edited (another pin, the same length and mtime second), run again,
+    gets what uv run gets each time; the first block run a third time too
+    (its cached parse)."""
+    wheels(tmp_path / "wh", "1.0", "2.0")
+    s = tool_script(tmp_path / "tool" / "s.py", ["uvtooldemo==1.0"],
+                    '[tool.uv]\nfind-links = ["../wh"]\nno-index = true')
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    first = s.read_text()
+    for text, expected in ((first, "1.0"), (first.replace("==1.0", "==2.0"), "2.0"),
+                           (first, "1.0")):
+        s.write_text(text)
+        u, r = uv_vs_runx(runx, tmp_path, s, cwd)
+        assert u == r == expected
+    runx.wait_clean()
